@@ -1,0 +1,1 @@
+"""Command-line entry points (config parsing and wiring live here)."""

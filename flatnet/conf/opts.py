@@ -1,0 +1,14 @@
+"""list_opts() for oslo-config-generator (entry point oslo.config.opts)."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from flatnet.conf import database, dhcp, firewall, network
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    return [
+        ("DEFAULT", network.opts() + dhcp.opts() + firewall.opts()),
+        (database.GROUP, database.opts()),
+    ]

@@ -1,0 +1,1 @@
+"""Database layer: tables, migrations and the one query API (db.api)."""

@@ -1,0 +1,1 @@
+"""Executors: thin, idempotent; each owns one external system."""

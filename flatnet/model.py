@@ -1,0 +1,125 @@
+"""Typed value objects shared by every layer (frozen, slotted, no I/O).
+
+The DB API returns these, the planners consume them, and the CLI prints
+them. netaddr types are used for addresses so that formatting is explicit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import netaddr
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Network:
+    """A flat network as stored in the database."""
+
+    id: int
+    uuid: str
+    label: str
+    cidr: netaddr.IPNetwork
+    gateway: netaddr.IPAddress | None
+    dhcp_server: netaddr.IPAddress | None
+    dhcp_start: netaddr.IPAddress | None
+    broadcast: netaddr.IPAddress
+    netmask: netaddr.IPAddress
+    bridge: str
+    bridge_interface: str | None
+    dns1: netaddr.IPAddress | None = None
+    dns2: netaddr.IPAddress | None = None
+    mtu: int | None = None
+    multi_host: bool = False
+    host: str | None = None
+    enable_dhcp: bool = True
+    share_address: bool = False
+    project_id: str | None = None
+    priority: int | None = None
+    generation: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Instance:
+    """What flatnet knows of an instance (enough for DHCP and metadata)."""
+
+    id: int
+    uuid: str
+    hostname: str
+    display_name: str
+    host: str | None = None
+    project_id: str | None = None
+    launched_on: str | None = None
+    created_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Vif:
+    """A virtual interface: one MAC of one instance on one network."""
+
+    id: int
+    uuid: str
+    address: netaddr.EUI
+    network_id: int
+    instance_uuid: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FixedIp:
+    """One address row of a network, with nova's lifecycle flags."""
+
+    id: int
+    address: netaddr.IPAddress
+    network_id: int
+    instance_uuid: str | None
+    virtual_interface_id: int | None
+    allocated: bool
+    leased: bool
+    reserved: bool
+    host: str | None = None
+    updated_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostEntry:
+    """One dnsmasq dhcp-host line: who gets which address under what name."""
+
+    mac: netaddr.EUI
+    address: netaddr.IPAddress
+    hostname: str
+    vif_id: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease as dnsmasq's ``init`` wants it (leased fixed IPs)."""
+
+    mac: netaddr.EUI
+    address: netaddr.IPAddress
+    hostname: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FloatingIp:
+    """A floating (public) address and, if associated, its fixed address."""
+
+    id: int
+    address: netaddr.IPAddress
+    pool: str
+    interface: str | None
+    fixed_address: netaddr.IPAddress | None = None
+    instance_uuid: str | None = None
+    project_id: str | None = None
+    host: str | None = None
+    auto_assigned: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """What ``instance create`` and the compute hooks return per VIF."""
+
+    instance: Instance
+    vif: Vif
+    network: Network
+    address: netaddr.IPAddress
+    floating_addresses: tuple[netaddr.IPAddress, ...] = ()

@@ -1,0 +1,1 @@
+"""Pure planning: host state computed as data (no I/O, no CONF)."""

@@ -1,0 +1,1 @@
+"""Orchestration: the only layer that calls db, plan and linux together."""

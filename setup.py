@@ -1,0 +1,37 @@
+"""flatnet: a FlatDHCP network manager in the spirit of nova-network."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="flatnet",
+    version="0.1.0",
+    description="FlatDHCP network manager compatible with nova-network",
+    python_requires=">=3.11",
+    packages=find_packages(include=["flatnet", "flatnet.*"]),
+    package_data={"flatnet.db": ["alembic.ini", "migrations/*.py",
+                                 "migrations/versions/*.py"]},
+    install_requires=[
+        "oslo.config>=9.0",
+        "netaddr>=0.10",
+        "SQLAlchemy>=2.0,<3",
+        "alembic>=1.12",
+        "pyroute2>=0.7.3",
+        "python-iptables>=1.0",
+    ],
+    extras_require={
+        "postgresql": ["psycopg[binary]>=3.1"],
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2",
+                 "ruff==0.17.6", "mypy==2.4.1",
+                 "psycopg[binary]>=3.1"],
+    },
+    entry_points={
+        "console_scripts": [
+            "flatnet-manage = flatnet.cmd.manage:main",
+            "flatnet-network = flatnet.cmd.network:main",
+            "flatnet-dhcpbridge = flatnet.cmd.dhcpbridge:main",
+        ],
+        "oslo.config.opts": [
+            "flatnet = flatnet.conf.opts:list_opts",
+        ],
+    },
+)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the whole suite. Starts a throwaway PostgreSQL server for the
+# PostgreSQL tests when one is installed, and treats "no tests collected"
+# (pytest exit code 5) as a failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+pg_cleanup=""
+if [ -z "${FLATNET_TEST_PG_URL:-}" ] && [ "$(id -u)" = 0 ]; then
+    if url=$(bash tools/pg-test-server.sh start); then
+        export FLATNET_TEST_PG_URL="$url"
+        pg_cleanup=1
+    else
+        echo "note: no PostgreSQL server; PostgreSQL tests will skip" >&2
+    fi
+fi
+
+$PY -m pytest -q "$@" tests
+rc=$?
+[ -n "$pg_cleanup" ] && bash tools/pg-test-server.sh stop
+if [ $rc -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit $rc
