@@ -54,7 +54,7 @@ test: install lint typecheck
 	bash tools/run-tests.sh
 
 demo: install
-	$(PY) -m flatnet.demo
+	$(PY) demo/run.py
 
 bench: install
 	bash tools/run-bench.sh

@@ -212,3 +212,7 @@ class FirewallApplyError(HostNetworkError):
 
 class NWFilterError(HostNetworkError):
     msg_fmt = "nwfilter %(name)s: %(reason)s"
+
+
+class FixedIpReserved(Conflict):
+    msg_fmt = "Fixed IP %(address)s is reserved"

@@ -123,3 +123,41 @@ class NetworkInfo:
     network: Network
     address: netaddr.IPAddress
     floating_addresses: tuple[netaddr.IPAddress, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FixedIpView:
+    """One row of ``fixed list``: the address and who holds it."""
+
+    address: netaddr.IPAddress
+    network_id: int
+    network_cidr: netaddr.IPNetwork
+    network_label: str
+    allocated: bool
+    leased: bool
+    reserved: bool
+    instance_uuid: str | None = None
+    hostname: str | None = None
+    host: str | None = None
+    mac: netaddr.EUI | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FixedIpRelease:
+    """A deallocated address whose DHCP lease a host may have to release."""
+
+    address: netaddr.IPAddress
+    mac: netaddr.EUI | None
+    network_id: int
+    bridge: str
+    leased: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseEvent:
+    """One dnsmasq --dhcp-script event: ``add``, ``old`` or ``del``."""
+
+    action: str
+    mac: netaddr.EUI | None
+    address: netaddr.IPAddress
+    hostname: str | None = None

@@ -50,7 +50,9 @@ class Network(TimestampMixin, SoftDeleteMixin, Base):
     __table_args__ = (
         UniqueConstraint("label", "deleted", name="uniq_networks0label"),
         UniqueConstraint("cidr", "deleted", name="uniq_networks0cidr"),
-        Index("networks_bridge_deleted_idx", "bridge", "deleted"),
+        # One live network per bridge: dnsmasq files are keyed by bridge.
+        UniqueConstraint("bridge", "deleted",
+                         name="uniq_networks0bridge0deleted"),
         Index("networks_host_idx", "host"),
     )
 
@@ -263,3 +265,14 @@ class LeaseJournalOffset(Base):
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
     inode: Mapped[int] = mapped_column(BigInteger, nullable=False)
     offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class Counter(Base):
+    """flatnet: global generation counters (e.g. ``rules`` for floating
+    IPs), bumped in the same transaction as the change they announce."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0,
+                                       nullable=False)

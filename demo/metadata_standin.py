@@ -1,0 +1,28 @@
+"""A stand-in metadata server: answers every GET with who asked."""
+
+from __future__ import annotations
+
+import http.server
+import sys
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        body = f"hello {self.client_address[0]} from {self.server.server_address[0]}{self.path}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        sys.stdout.write(fmt % args + "\n")
+        sys.stdout.flush()
+
+
+def main() -> None:
+    host, port = sys.argv[1], int(sys.argv[2])
+    http.server.ThreadingHTTPServer((host, port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The import rule of doc/architecture.md, checked on the source.
+
+    cmd -> service -> {db, plan, linux, ipam, model, conf}
+    plan, ipam, mac, hostname -> model, exception, netaddr (pure)
+    linux -> model, exception, plan (specs) + its external library
+    db -> model, exception, ipam, hostname + SQLAlchemy/alembic
+    nothing but cmd may import eventlet; no layer imports cmd.
+
+A second test imports every module in a fresh interpreter and checks
+that importing does nothing observable (no threads, no files, no
+options registered on oslo.config's global CONF).
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PKG = ROOT / "flatnet"
+
+PURE_ALLOWED = {"flatnet.model", "flatnet.exception", "flatnet.plan",
+                "flatnet.hostname", "flatnet.mac", "flatnet.ipam"}
+PURE_THIRD_PARTY = {"netaddr"}
+HEAVY = {"sqlalchemy", "alembic", "pyroute2", "iptc", "libvirt",
+         "eventlet", "oslo_config", "subprocess", "socket"}
+
+# layer prefix -> flatnet modules it may import
+LAYER_RULES: dict[str, set[str]] = {
+    "flatnet.plan": PURE_ALLOWED,
+    "flatnet.ipam": PURE_ALLOWED,
+    "flatnet.mac": PURE_ALLOWED,
+    "flatnet.hostname": PURE_ALLOWED,
+    "flatnet.model": {"flatnet.model"},
+    "flatnet.exception": set(),
+    "flatnet.linux": PURE_ALLOWED | {"flatnet.linux"},
+    "flatnet.db": PURE_ALLOWED | {"flatnet.db"},
+    "flatnet.conf": {"flatnet.conf"},
+    "flatnet.service": PURE_ALLOWED | {"flatnet.service", "flatnet.db",
+                                       "flatnet.linux", "flatnet.conf"},
+}
+
+
+def _module_name(path: pathlib.Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.level:  # relative imports are not used in flatnet
+                found.add("." * node.level + node.module)
+            else:
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _sources() -> list[pathlib.Path]:
+    return sorted(p for p in PKG.rglob("*.py")
+                  if "migrations" not in p.parts)
+
+
+def _rule_for(module: str) -> set[str] | None:
+    best = None
+    for prefix in LAYER_RULES:
+        if (module == prefix or module.startswith(prefix + ".")) and (
+                best is None or len(prefix) > len(best)):
+            best = prefix
+    return LAYER_RULES[best] if best is not None else None
+
+
+def _allowed(imported: str, allowed: set[str]) -> bool:
+    return any(imported == a or imported.startswith(a + ".")
+               for a in allowed)
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(
+    p.relative_to(ROOT)))
+def test_layer_imports(path: pathlib.Path) -> None:
+    module = _module_name(path)
+    allowed = _rule_for(module)
+    for imported in _imports(path):
+        assert not imported.startswith("."), f"{module}: relative import"
+        top = imported.split(".")[0]
+        if top == "eventlet":
+            assert module.startswith("flatnet.cmd"), (
+                f"{module} imports eventlet; only cmd/ may")
+        if top != "flatnet" or allowed is None:
+            continue
+        # a bare "from flatnet.x import name" also lists x.name: only
+        # the module part must be allowed.
+        assert _allowed(imported, allowed) or _allowed(
+            imported.rsplit(".", 1)[0], allowed) and imported.rsplit(
+                ".", 1)[0] != "flatnet", (
+            f"{module} must not import {imported}")
+        assert not imported.startswith("flatnet.cmd"), (
+            f"{module} imports cmd/")
+
+
+@pytest.mark.parametrize("path", [p for p in _sources() if p.parts[
+    len(PKG.parts)] in {"plan", "ipam.py", "mac.py", "hostname.py",
+                        "model.py"}], ids=lambda p: str(p.relative_to(ROOT)))
+def test_pure_modules_import_nothing_heavy(path: pathlib.Path) -> None:
+    module = _module_name(path)
+    for imported in _imports(path):
+        top = imported.split(".")[0]
+        assert top not in HEAVY, f"pure module {module} imports {top}"
+        assert top not in {"os", "io", "shutil", "pathlib", "time",
+                           "threading"}, (
+            f"pure module {module} imports {top} (I/O or clocks)")
+
+
+def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
+    modules = [_module_name(p) for p in _sources()]
+    script = f"""
+import os, sys, threading
+os.chdir({str(tmp_path)!r})
+before = set(os.listdir('.'))
+from oslo_config import cfg
+opts_before = sorted(cfg.CONF)
+import importlib
+for name in {modules!r}:
+    importlib.import_module(name)
+assert sorted(cfg.CONF) == opts_before, sorted(cfg.CONF)
+assert threading.active_count() == 1, threading.enumerate()
+assert set(os.listdir('.')) == before
+assert 'eventlet' not in sys.modules
+print('ok', len({modules!r}))
+"""
+    out = subprocess.run([sys.executable, "-c", script],
+                         capture_output=True, text=True, check=False,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok")
