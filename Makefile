@@ -40,8 +40,8 @@ $(VENV)/.installed: setup.py pyproject.toml
 install: deps $(VENV)/.installed
 
 lint: install
-	$(VENV)/bin/ruff check flatnet tests bench
-	$(VENV)/bin/ruff format --check flatnet tests bench
+	$(VENV)/bin/ruff check flatnet tests bench demo
+	$(VENV)/bin/ruff format --check flatnet tests bench demo
 
 typecheck: install
 	$(VENV)/bin/mypy

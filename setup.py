@@ -8,8 +8,13 @@ setup(
     description="FlatDHCP network manager compatible with nova-network",
     python_requires=">=3.11",
     packages=find_packages(include=["flatnet", "flatnet.*"]),
-    package_data={"flatnet.db": ["alembic.ini", "migrations/*.py",
-                                 "migrations/versions/*.py"]},
+    package_data={
+        "flatnet.db": [
+            "alembic.ini",
+            "migrations/*.py",
+            "migrations/versions/*.py",
+        ]
+    },
     install_requires=[
         "oslo.config>=9.0",
         "netaddr>=0.10",
@@ -20,9 +25,14 @@ setup(
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2",
-                 "ruff==0.17.6", "mypy==2.4.1",
-                 "psycopg[binary]>=3.1"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "pytest-timeout>=2",
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+            "psycopg[binary]>=3.1",
+        ],
     },
     entry_points={
         "console_scripts": [

@@ -8,7 +8,9 @@ import sys
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
-        body = f"hello {self.client_address[0]} from {self.server.server_address[0]}{self.path}\n".encode()
+        me = self.server.server_address[0]
+        who = self.client_address[0]
+        body = f"hello {who} from {me}{self.path}\n".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

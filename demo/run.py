@@ -59,16 +59,14 @@ def step(text: str) -> None:
 
 
 def manage(conf: pathlib.Path, *args: str) -> str:
-    return sh([str(BIN / "flatnet-manage"), "--config-file", str(conf),
-               *args])
+    return sh([str(BIN / "flatnet-manage"), "--config-file", str(conf), *args])
 
 
 def write_config(workdir: pathlib.Path) -> pathlib.Path:
     conf = workdir / "flatnet.conf"
     state = workdir / "state"
     state.mkdir()
-    conf.write_text(CONFIG.format(state=state, conf=conf,
-                                  public_ip=PUBLIC_IP))
+    conf.write_text(CONFIG.format(state=state, conf=conf, public_ip=PUBLIC_IP))
     return conf
 
 
@@ -80,8 +78,7 @@ def build_host(box: Sandbox) -> tuple[str, str]:
     box.veth(host, "eth2", lan, "lan0")
     box.veth(host, "eth1", outside, "eth0")
     sh(["ip", "addr", "add", f"{PUBLIC_IP}/24", "dev", "eth1"], netns=host)
-    sh(["ip", "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0"],
-       netns=outside)
+    sh(["ip", "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0"], netns=outside)
     # Routing is needed inside the sandbox only (each netns has its own).
     sh(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=host)
     return host, outside
@@ -92,16 +89,38 @@ def start_metadata_server(host: str, workdir: pathlib.Path) -> None:
     script = HERE / "metadata_standin.py"
     log = open(workdir / "metadata.log", "w")  # noqa: SIM115
     subprocess.Popen(
-        ["ip", "netns", "exec", host, sys.executable, str(script),
-         PUBLIC_IP, "8775"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            "ip",
+            "netns",
+            "exec",
+            host,
+            sys.executable,
+            str(script),
+            PUBLIC_IP,
+            "8775",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
-def start_daemon(host: str, conf: pathlib.Path,
-                 workdir: pathlib.Path) -> subprocess.Popen[bytes]:
+def start_daemon(
+    host: str, conf: pathlib.Path, workdir: pathlib.Path
+) -> subprocess.Popen[bytes]:
     log = open(workdir / "flatnet-network.log", "w")  # noqa: SIM115
     return subprocess.Popen(
-        ["ip", "netns", "exec", host, str(BIN / "flatnet-network"),
-         "--config-file", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        [
+            "ip",
+            "netns",
+            "exec",
+            host,
+            str(BIN / "flatnet-network"),
+            "--config-file",
+            str(conf),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def boot(box: Sandbox, host: str, name: str, mac: str, index: int) -> str:
@@ -115,9 +134,24 @@ def boot(box: Sandbox, host: str, name: str, mac: str, index: int) -> str:
 
 
 def dhcp(vm: str) -> dict[str, str]:
-    out = sh(["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "5",
-              "-T", "1", "-s", str(HERE / "udhcpc-script.sh")], netns=vm,
-             timeout=30)
+    out = sh(
+        [
+            "busybox",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-n",
+            "-q",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            str(HERE / "udhcpc-script.sh"),
+        ],
+        netns=vm,
+        timeout=30,
+    )
     lease: dict[str, str] = {}
     for line in out.splitlines():
         if line.startswith("LEASE "):
@@ -130,8 +164,12 @@ def dhcp(vm: str) -> dict[str, str]:
 
 
 def fetch(url: str, netns: str) -> str:
-    return sh(["busybox", "wget", "-q", "-T", "3", "-O", "-", url],
-              netns=netns, check=False, timeout=15).strip()
+    return sh(
+        ["busybox", "wget", "-q", "-T", "3", "-O", "-", url],
+        netns=netns,
+        check=False,
+        timeout=15,
+    ).strip()
 
 
 def main() -> int:  # noqa: PLR0915
@@ -146,11 +184,32 @@ def main() -> int:  # noqa: PLR0915
         step(f"sandbox {tag}: config and database in {workdir}")
         conf = write_config(workdir)
         manage(conf, "db", "sync")
-        manage(conf, "network", "create", "--label", "private",
-               "--fixed-range-v4", "10.0.0.0/24", "--bridge", "br100",
-               "--bridge-interface", "eth2", "--dns1", "8.8.4.4")
-        manage(conf, "floating", "create", "--ip-range", FLOATING_RANGE,
-               "--pool", "public", "--interface", "eth1")
+        manage(
+            conf,
+            "network",
+            "create",
+            "--label",
+            "private",
+            "--fixed-range-v4",
+            "10.0.0.0/24",
+            "--bridge",
+            "br100",
+            "--bridge-interface",
+            "eth2",
+            "--dns1",
+            "8.8.4.4",
+        )
+        manage(
+            conf,
+            "floating",
+            "create",
+            "--ip-range",
+            FLOATING_RANGE,
+            "--pool",
+            "public",
+            "--interface",
+            "eth1",
+        )
         print(manage(conf, "network", "list"))
 
         step("network host namespace; starting flatnet-network in it")
@@ -161,35 +220,67 @@ def main() -> int:  # noqa: PLR0915
         rows = []
         for index, name in enumerate(INSTANCES, start=1):
             step(f"instance create {name} --wait (DHCP entry live)")
-            info = json.loads(manage(conf, "instance", "create", name,
-                                     "--host", "demo-host", "--wait",
-                                     "--format", "json"))
+            info = json.loads(
+                manage(
+                    conf,
+                    "instance",
+                    "create",
+                    name,
+                    "--host",
+                    "demo-host",
+                    "--wait",
+                    "--format",
+                    "json",
+                )
+            )
             vif = info[0] if isinstance(info, list) else info
             vm = boot(box, host, name, vif["mac"], index)
             started = time.monotonic()
             lease = dhcp(vm)
             took = time.monotonic() - started
-            print(f"    {name}: udhcpc got {lease['ip']} in {took:.2f} s "
-                  f"(router {lease.get('router')}, dns {lease.get('dns')},"
-                  f" {lease.get('hostname')}.{lease.get('domain')})")
+            print(
+                f"    {name}: udhcpc got {lease['ip']} in {took:.2f} s "
+                f"(router {lease.get('router')}, dns {lease.get('dns')},"
+                f" {lease.get('hostname')}.{lease.get('domain')})"
+            )
             rows.append((name, vif["mac"], vif["address"], lease, vm))
 
         step("metadata: each instance fetches http://169.254.169.254/")
-        metadata = {name: fetch("http://169.254.169.254/latest/meta-data/",
-                                vm) for name, _, _, _, vm in rows}
+        metadata = {
+            name: fetch("http://169.254.169.254/latest/meta-data/", vm)
+            for name, _, _, _, vm in rows
+        }
         for name, answer in metadata.items():
             print(f"    {name}: {answer or 'NO ANSWER'}")
 
         step("floating IP: associate one with vm1, reach it from outside")
-        floating = json.loads(manage(conf, "floating", "list",
-                                     "--format", "json"))[0]["address"]
-        manage(conf, "floating", "associate", "--address", floating,
-               "--instance", "vm1")
+        floating = json.loads(
+            manage(conf, "floating", "list", "--format", "json")
+        )[0]["address"]
+        manage(
+            conf,
+            "floating",
+            "associate",
+            "--address",
+            floating,
+            "--instance",
+            "vm1",
+        )
         vm1 = rows[0][4]
         server = subprocess.Popen(
-            ["ip", "netns", "exec", vm1, sys.executable,
-             str(HERE / "metadata_standin.py"), "0.0.0.0", "80"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "ip",
+                "netns",
+                "exec",
+                vm1,
+                sys.executable,
+                str(HERE / "metadata_standin.py"),
+                rows[0][2],
+                "80",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         answer = ""
         for _ in range(50):
             answer = fetch(f"http://{floating}/", outside)
@@ -200,17 +291,21 @@ def main() -> int:  # noqa: PLR0915
         print(f"    outside -> {floating}: {answer or 'NO ANSWER'}")
 
         step("result")
-        print(f"{'instance':<9} {'MAC':<18} {'fixed IP':<10} "
-              f"{'DHCP lease':<10} {'lease s':>7} {'metadata':<9} "
-              f"{'floating'}")
+        print(
+            f"{'instance':<9} {'MAC':<18} {'fixed IP':<10} "
+            f"{'DHCP lease':<10} {'lease s':>7} {'metadata':<9} "
+            f"{'floating'}"
+        )
         ok = True
         for name, mac, address, lease, _ in rows:
             got = lease["ip"]
             ok = ok and got == address and bool(metadata[name])
-            print(f"{name:<9} {mac:<18} {address:<10} {got:<10} "
-                  f"{lease.get('lease', '?'):>7} "
-                  f"{'ok' if metadata[name] else 'FAILED':<9} "
-                  f"{floating if name == 'vm1' else '-'}")
+            print(
+                f"{name:<9} {mac:<18} {address:<10} {got:<10} "
+                f"{lease.get('lease', '?'):>7} "
+                f"{'ok' if metadata[name] else 'FAILED':<9} "
+                f"{floating if name == 'vm1' else '-'}"
+            )
         ok = ok and bool(answer)
         print("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1

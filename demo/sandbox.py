@@ -19,18 +19,24 @@ import subprocess
 from collections.abc import Sequence
 
 
-def sh(argv: Sequence[str], netns: str | None = None, check: bool = True,
-       timeout: float = 60.0) -> str:
+def sh(
+    argv: Sequence[str],
+    netns: str | None = None,
+    check: bool = True,
+    timeout: float = 60.0,
+) -> str:
     """Run a command (in ``netns`` if given); return stdout."""
     full = list(argv)
     if netns is not None:
         full = ["ip", "netns", "exec", netns, *full]
-    done = subprocess.run(full, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        full, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(full)} failed ({done.returncode}): "
-            f"{done.stderr.strip() or done.stdout.strip()}")
+            f"{done.stderr.strip() or done.stdout.strip()}"
+        )
     return done.stdout
 
 
@@ -48,10 +54,30 @@ class Sandbox:
         self.namespaces.append(name)
         return name
 
-    def veth(self, ns_a: str, dev_a: str, ns_b: str, dev_b: str,
-             mac_b: str | None = None) -> None:
-        sh(["ip", "link", "add", dev_a, "type", "veth", "peer", "name",
-            dev_b, "netns", ns_b], netns=ns_a)
+    def veth(
+        self,
+        ns_a: str,
+        dev_a: str,
+        ns_b: str,
+        dev_b: str,
+        mac_b: str | None = None,
+    ) -> None:
+        sh(
+            [
+                "ip",
+                "link",
+                "add",
+                dev_a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                dev_b,
+                "netns",
+                ns_b,
+            ],
+            netns=ns_a,
+        )
         if mac_b:
             sh(["ip", "link", "set", dev_b, "address", mac_b], netns=ns_b)
         sh(["ip", "link", "set", dev_a, "up"], netns=ns_a)

@@ -178,7 +178,9 @@ class NoMoreFloatingIps(AllocationError):
 
 
 class MacAddressGenerationFailed(AllocationError):
-    msg_fmt = "Could not generate a unique MAC address after %(attempts)d tries"
+    msg_fmt = (
+        "Could not generate a unique MAC address after %(attempts)d tries"
+    )
 
 
 class NotReady(FlatnetError):
@@ -203,7 +205,9 @@ class DnsmasqError(HostNetworkError):
 
 
 class DhcpReleaseError(HostNetworkError):
-    msg_fmt = "Releasing the lease of %(address)s on %(bridge)s failed: %(reason)s"
+    msg_fmt = (
+        "Releasing the lease of %(address)s on %(bridge)s failed: %(reason)s"
+    )
 
 
 class FirewallApplyError(HostNetworkError):

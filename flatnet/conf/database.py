@@ -9,9 +9,11 @@ GROUP = "database"
 
 def opts() -> list[cfg.Opt]:
     return [
-        cfg.StrOpt("connection",
-                   default="sqlite:///$state_path/flatnet.sqlite",
-                   secret=True,
-                   help="SQLAlchemy URL (sqlite:///..., "
-                        "postgresql+psycopg://..., mysql+pymysql://...)."),
+        cfg.StrOpt(
+            "connection",
+            default="sqlite:///$state_path/flatnet.sqlite",
+            secret=True,
+            help="SQLAlchemy URL (sqlite:///..., "
+            "postgresql+psycopg://..., mysql+pymysql://...).",
+        ),
     ]

@@ -8,40 +8,75 @@ import sys
 from oslo_config import cfg
 
 
-
 def opts() -> list[cfg.Opt]:
     return [
-        cfg.StrOpt("bindir", default=os.path.join(sys.prefix, "bin"),
-                   sample_default="<sys.prefix>/bin",
-                   help="Directory of flatnet's executables."),
-        cfg.StrOpt("networks_path", default="$state_path/networks",
-                   help="Where nova-<bridge>.conf/.opts/.pid live."),
-        cfg.StrOpt("dhcpbridge", default="$bindir/flatnet-dhcpbridge",
-                   help="dnsmasq --dhcp-script (the lease hook)."),
-        cfg.MultiStrOpt("dhcpbridge_flagfile",
-                        default=["/etc/flatnet/flatnet.conf"],
-                        help="Config files for the hook (JSON list in "
-                             "dnsmasq's CONFIG_FILE environment)."),
-        cfg.IntOpt("dhcp_lease_time", default=86400, min=120,
-                   help="Lease time in seconds."),
-        cfg.StrOpt("dhcp_domain", default="novalocal",
-                   help="Domain of instance host names (--domain)."),
-        cfg.MultiStrOpt("dns_server", default=[],
-                        help="Upstream DNS servers for dnsmasq."),
-        cfg.BoolOpt("use_network_dns_servers", default=False,
-                    help="Also use each network's dns1/dns2 upstream."),
-        cfg.StrOpt("dnsmasq_config_file", default="",
-                   help="Value of dnsmasq --conf-file=."),
-        cfg.BoolOpt("use_single_default_gateway", default=False,
-                    help="Only an instance's first NIC gets a default "
-                         "route."),
-        cfg.BoolOpt("force_dhcp_release", default=True,
-                    help="Release the lease when an IP is deallocated."),
-        cfg.BoolOpt("dhcp_hostsdir", default=True,
-                    help="flatnet: also pass --dhcp-hostsdir so that new "
-                         "hosts go live by inotify without a reload."),
-        cfg.BoolOpt("dhcp_script_fast_path", default=True,
-                    help="flatnet: point --dhcp-script at a generated "
-                         "POSIX sh hook that journals add/old/del events "
-                         "(about 1 ms each instead of a Python start)."),
+        cfg.StrOpt(
+            "bindir",
+            default=os.path.join(sys.prefix, "bin"),
+            sample_default="<sys.prefix>/bin",
+            help="Directory of flatnet's executables.",
+        ),
+        cfg.StrOpt(
+            "networks_path",
+            default="$state_path/networks",
+            help="Where nova-<bridge>.conf/.opts/.pid live.",
+        ),
+        cfg.StrOpt(
+            "dhcpbridge",
+            default="$bindir/flatnet-dhcpbridge",
+            help="dnsmasq --dhcp-script (the lease hook).",
+        ),
+        cfg.MultiStrOpt(
+            "dhcpbridge_flagfile",
+            default=["/etc/flatnet/flatnet.conf"],
+            help="Config files for the hook (JSON list in "
+            "dnsmasq's CONFIG_FILE environment).",
+        ),
+        cfg.IntOpt(
+            "dhcp_lease_time",
+            default=86400,
+            min=120,
+            help="Lease time in seconds.",
+        ),
+        cfg.StrOpt(
+            "dhcp_domain",
+            default="novalocal",
+            help="Domain of instance host names (--domain).",
+        ),
+        cfg.MultiStrOpt(
+            "dns_server", default=[], help="Upstream DNS servers for dnsmasq."
+        ),
+        cfg.BoolOpt(
+            "use_network_dns_servers",
+            default=False,
+            help="Also use each network's dns1/dns2 upstream.",
+        ),
+        cfg.StrOpt(
+            "dnsmasq_config_file",
+            default="",
+            help="Value of dnsmasq --conf-file=.",
+        ),
+        cfg.BoolOpt(
+            "use_single_default_gateway",
+            default=False,
+            help="Only an instance's first NIC gets a default route.",
+        ),
+        cfg.BoolOpt(
+            "force_dhcp_release",
+            default=True,
+            help="Release the lease when an IP is deallocated.",
+        ),
+        cfg.BoolOpt(
+            "dhcp_hostsdir",
+            default=True,
+            help="flatnet: also pass --dhcp-hostsdir so that new "
+            "hosts go live by inotify without a reload.",
+        ),
+        cfg.BoolOpt(
+            "dhcp_script_fast_path",
+            default=True,
+            help="flatnet: point --dhcp-script at a generated "
+            "POSIX sh hook that journals add/old/del events "
+            "(about 1 ms each instead of a Python start).",
+        ),
     ]

@@ -7,25 +7,45 @@ from oslo_config import cfg
 
 def opts() -> list[cfg.Opt]:
     return [
-        cfg.StrOpt("iptables_top_regex", default="",
-                   help="Foreign rules matching this stay at the top."),
-        cfg.StrOpt("iptables_bottom_regex", default="",
-                   help="Foreign rules matching this stay at the bottom."),
-        cfg.StrOpt("iptables_drop_action", default="DROP",
-                   help="Target used to drop packets (e.g. REJECT)."),
-        cfg.BoolOpt("allow_same_net_traffic", default=True,
-                    help="Let instances of a network reach each other."),
-        cfg.StrOpt("firewall_driver",
-                   default="flatnet.firewall.IptablesFirewallDriver",
-                   help="Accepted for nova.conf parity."),
-        cfg.StrOpt("iptables_backend", default="auto",
-                   choices=["auto", "restore", "iptc"],
-                   help="flatnet: 'restore' drives whatever iptables the "
-                        "host has (nf_tables or legacy) through "
-                        "iptables-restore; 'iptc' uses python-iptables "
-                        "(legacy x_tables only); 'auto' picks iptc only "
-                        "when the host's iptables is legacy."),
-        cfg.StrOpt("iptables_wrap_prefix", default="",
-                   help="flatnet: chain prefix; empty means the binary "
-                        "name as nova did (nova-network, nova-compute)."),
+        cfg.StrOpt(
+            "iptables_top_regex",
+            default="",
+            help="Foreign rules matching this stay at the top.",
+        ),
+        cfg.StrOpt(
+            "iptables_bottom_regex",
+            default="",
+            help="Foreign rules matching this stay at the bottom.",
+        ),
+        cfg.StrOpt(
+            "iptables_drop_action",
+            default="DROP",
+            help="Target used to drop packets (e.g. REJECT).",
+        ),
+        cfg.BoolOpt(
+            "allow_same_net_traffic",
+            default=True,
+            help="Let instances of a network reach each other.",
+        ),
+        cfg.StrOpt(
+            "firewall_driver",
+            default="flatnet.firewall.IptablesFirewallDriver",
+            help="Accepted for nova.conf parity.",
+        ),
+        cfg.StrOpt(
+            "iptables_backend",
+            default="auto",
+            choices=["auto", "restore", "iptc"],
+            help="flatnet: 'restore' drives whatever iptables the "
+            "host has (nf_tables or legacy) through "
+            "iptables-restore; 'iptc' uses python-iptables "
+            "(legacy x_tables only); 'auto' picks iptc only "
+            "when the host's iptables is legacy.",
+        ),
+        cfg.StrOpt(
+            "iptables_wrap_prefix",
+            default="",
+            help="flatnet: chain prefix; empty means the binary "
+            "name as nova did (nova-network, nova-compute).",
+        ),
     ]

@@ -23,72 +23,152 @@ def default_my_ip() -> str:
 
 def opts() -> list[cfg.Opt]:
     return [
-        cfg.StrOpt("host", default=socket.gethostname(),
-                   sample_default="<hostname>",
-                   help="Name of this host (nova's RPC server name)."),
-        cfg.StrOpt("my_ip", default=default_my_ip(),
-                   sample_default="<host ipv4>",
-                   help="IPv4 address of this host."),
-        cfg.StrOpt("state_path", default="/var/lib/flatnet",
-                   help="Top-level directory for flatnet's state."),
-        cfg.StrOpt("flat_network_bridge",
-                   help="Bridge for new flat networks (e.g. br100)."),
-        cfg.StrOpt("flat_interface",
-                   help="NIC enslaved to the bridge; overrides the "
-                        "network's bridge_interface."),
-        cfg.BoolOpt("flat_injected", default=False,
-                    help="Inject network config into the guest "
-                         "(FlatManager only; kept for nova.conf parity)."),
-        cfg.StrOpt("flat_network_dns", default="8.8.4.4",
-                   help="Default dns1 of new networks."),
-        cfg.StrOpt("public_interface", default="eth0",
-                   help="Interface that floating IPs are bound to and "
-                        "that SNAT uses as -o."),
-        cfg.StrOpt("routing_source_ip", default="$my_ip",
-                   help="Source address for SNAT of instance traffic."),
-        cfg.MultiStrOpt("force_snat_range", default=[],
-                        help="Destination ranges to SNAT when the DHCP "
-                             "server is external."),
-        cfg.ListOpt("dmz_cidr", default=[],
-                    help="Ranges exempt from SNAT."),
-        cfg.StrOpt("metadata_host", default="$my_ip",
-                   help="Metadata API address (DNAT target)."),
-        cfg.PortOpt("metadata_port", default=8775,
-                    help="Metadata API port."),
-        cfg.BoolOpt("multi_host", default=False,
-                    help="Default multi_host value of new networks."),
-        cfg.IntOpt("network_size", default=256, min=4,
-                   help="Addresses per network when not given."),
-        cfg.IntOpt("num_networks", default=1, min=1,
-                   help="Networks per create (flatnet creates one)."),
-        cfg.IntOpt("fixed_ip_disassociate_timeout", default=600, min=0,
-                    help="Seconds before a deallocated, still leased "
-                         "fixed IP is disassociated."),
-        cfg.IntOpt("create_unique_mac_address_attempts", default=5, min=1,
-                   help="Tries to find an unused random MAC."),
-        cfg.BoolOpt("share_dhcp_address", default=False,
-                    help="Same DHCP address on every host (multi_host)."),
-        cfg.BoolOpt("send_arp_for_ha", default=False,
-                    help="Send gratuitous ARP for gateway and floating "
-                         "addresses."),
-        cfg.IntOpt("send_arp_for_ha_count", default=3, min=0,
-                   help="Number of gratuitous ARPs."),
-        cfg.MultiStrOpt("forward_bridge_interface", default=["all"],
-                        help="Interfaces allowed to forward to/from the "
-                             "bridge; 'all' for any."),
-        cfg.StrOpt("default_floating_pool", default="nova",
-                   help="Default floating IP pool."),
-        cfg.BoolOpt("auto_assign_floating_ip", default=False,
-                    help="Give every new instance a floating IP."),
-        cfg.BoolOpt("use_ipv6", default=False,
-                    help="IPv6 (not supported yet; must stay False)."),
-        cfg.BoolOpt("fake_network", default=False,
-                    help="Accepted for nova.conf parity; flatnet "
-                         "injects fake executors in tests instead."),
-        cfg.FloatOpt("sync_interval", default=0.1, min=0.01,
-                     help="flatnet: seconds between checks of the "
-                          "database for changes to apply."),
-        cfg.IntOpt("periodic_interval", default=60, min=1,
-                   help="Seconds between periodic tasks (stale fixed "
-                        "IPs, full resync)."),
+        cfg.StrOpt(
+            "host",
+            default=socket.gethostname(),
+            sample_default="<hostname>",
+            help="Name of this host (nova's RPC server name).",
+        ),
+        cfg.StrOpt(
+            "my_ip",
+            default=default_my_ip(),
+            sample_default="<host ipv4>",
+            help="IPv4 address of this host.",
+        ),
+        cfg.StrOpt(
+            "state_path",
+            default="/var/lib/flatnet",
+            help="Top-level directory for flatnet's state.",
+        ),
+        cfg.StrOpt(
+            "flat_network_bridge",
+            help="Bridge for new flat networks (e.g. br100).",
+        ),
+        cfg.StrOpt(
+            "flat_interface",
+            help="NIC enslaved to the bridge; overrides the "
+            "network's bridge_interface.",
+        ),
+        cfg.BoolOpt(
+            "flat_injected",
+            default=False,
+            help="Inject network config into the guest "
+            "(FlatManager only; kept for nova.conf parity).",
+        ),
+        cfg.StrOpt(
+            "flat_network_dns",
+            default="8.8.4.4",
+            help="Default dns1 of new networks.",
+        ),
+        cfg.StrOpt(
+            "public_interface",
+            default="eth0",
+            help="Interface that floating IPs are bound to and "
+            "that SNAT uses as -o.",
+        ),
+        cfg.StrOpt(
+            "routing_source_ip",
+            default="$my_ip",
+            help="Source address for SNAT of instance traffic.",
+        ),
+        cfg.MultiStrOpt(
+            "force_snat_range",
+            default=[],
+            help="Destination ranges to SNAT when the DHCP "
+            "server is external.",
+        ),
+        cfg.ListOpt("dmz_cidr", default=[], help="Ranges exempt from SNAT."),
+        cfg.StrOpt(
+            "metadata_host",
+            default="$my_ip",
+            help="Metadata API address (DNAT target).",
+        ),
+        cfg.PortOpt("metadata_port", default=8775, help="Metadata API port."),
+        cfg.BoolOpt(
+            "multi_host",
+            default=False,
+            help="Default multi_host value of new networks.",
+        ),
+        cfg.IntOpt(
+            "network_size",
+            default=256,
+            min=4,
+            help="Addresses per network when not given.",
+        ),
+        cfg.IntOpt(
+            "num_networks",
+            default=1,
+            min=1,
+            help="Networks per create (flatnet creates one).",
+        ),
+        cfg.IntOpt(
+            "fixed_ip_disassociate_timeout",
+            default=600,
+            min=0,
+            help="Seconds before a deallocated, still leased "
+            "fixed IP is disassociated.",
+        ),
+        cfg.IntOpt(
+            "create_unique_mac_address_attempts",
+            default=5,
+            min=1,
+            help="Tries to find an unused random MAC.",
+        ),
+        cfg.BoolOpt(
+            "share_dhcp_address",
+            default=False,
+            help="Same DHCP address on every host (multi_host).",
+        ),
+        cfg.BoolOpt(
+            "send_arp_for_ha",
+            default=False,
+            help="Send gratuitous ARP for gateway and floating addresses.",
+        ),
+        cfg.IntOpt(
+            "send_arp_for_ha_count",
+            default=3,
+            min=0,
+            help="Number of gratuitous ARPs.",
+        ),
+        cfg.MultiStrOpt(
+            "forward_bridge_interface",
+            default=["all"],
+            help="Interfaces allowed to forward to/from the "
+            "bridge; 'all' for any.",
+        ),
+        cfg.StrOpt(
+            "default_floating_pool",
+            default="nova",
+            help="Default floating IP pool.",
+        ),
+        cfg.BoolOpt(
+            "auto_assign_floating_ip",
+            default=False,
+            help="Give every new instance a floating IP.",
+        ),
+        cfg.BoolOpt(
+            "use_ipv6",
+            default=False,
+            help="IPv6 (not supported yet; must stay False).",
+        ),
+        cfg.BoolOpt(
+            "fake_network",
+            default=False,
+            help="Accepted for nova.conf parity; flatnet "
+            "injects fake executors in tests instead.",
+        ),
+        cfg.FloatOpt(
+            "sync_interval",
+            default=0.1,
+            min=0.01,
+            help="flatnet: seconds between checks of the "
+            "database for changes to apply.",
+        ),
+        cfg.IntOpt(
+            "periodic_interval",
+            default=60,
+            min=1,
+            help="Seconds between periodic tasks (stale fixed "
+            "IPs, full resync).",
+        ),
     ]

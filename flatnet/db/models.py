@@ -51,14 +51,14 @@ class Network(TimestampMixin, SoftDeleteMixin, Base):
         UniqueConstraint("label", "deleted", name="uniq_networks0label"),
         UniqueConstraint("cidr", "deleted", name="uniq_networks0cidr"),
         # One live network per bridge: dnsmasq files are keyed by bridge.
-        UniqueConstraint("bridge", "deleted",
-                         name="uniq_networks0bridge0deleted"),
+        UniqueConstraint(
+            "bridge", "deleted", name="uniq_networks0bridge0deleted"
+        ),
         Index("networks_host_idx", "host"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), nullable=False,
-                                      unique=True)
+    uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
     label: Mapped[str] = mapped_column(String(255), nullable=False)
     injected: Mapped[bool] = mapped_column(Boolean, default=False)
     cidr: Mapped[str] = mapped_column(String(43), nullable=False)
@@ -85,20 +85,19 @@ class Network(TimestampMixin, SoftDeleteMixin, Base):
     share_address: Mapped[bool] = mapped_column(Boolean, default=False)
     # flatnet: bumped in the same transaction as every change that a host
     # must apply (hosts file, rules); hosts record what they applied.
-    generation: Mapped[int] = mapped_column(Integer, default=0,
-                                            nullable=False)
+    generation: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
 
 class Instance(TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "instances"
     __table_args__ = (
-        UniqueConstraint("hostname", "deleted",
-                         name="uniq_instances0hostname0deleted"),
+        UniqueConstraint(
+            "hostname", "deleted", name="uniq_instances0hostname0deleted"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), nullable=False,
-                                      unique=True)
+    uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
     hostname: Mapped[str] = mapped_column(String(255), nullable=False)
     display_name: Mapped[str] = mapped_column(String(255), nullable=False)
     host: Mapped[str | None] = mapped_column(String(255))
@@ -117,76 +116,114 @@ class Instance(TimestampMixin, SoftDeleteMixin, Base):
 class VirtualInterface(TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "virtual_interfaces"
     __table_args__ = (
-        UniqueConstraint("address", "deleted",
-                         name="uniq_virtual_interfaces0address0deleted"),
-        UniqueConstraint("instance_uuid", "network_id", "deleted",
-                         name="uniq_vifs0instance0network0deleted"),
+        UniqueConstraint(
+            "address",
+            "deleted",
+            name="uniq_virtual_interfaces0address0deleted",
+        ),
+        UniqueConstraint(
+            "instance_uuid",
+            "network_id",
+            "deleted",
+            name="uniq_vifs0instance0network0deleted",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(255), nullable=False)
-    network_id: Mapped[int] = mapped_column(ForeignKey("networks.id"),
-                                            nullable=False)
+    network_id: Mapped[int] = mapped_column(
+        ForeignKey("networks.id"), nullable=False
+    )
     instance_uuid: Mapped[str] = mapped_column(
-        ForeignKey("instances.uuid"), nullable=False)
-    uuid: Mapped[str] = mapped_column(String(36), nullable=False,
-                                      unique=True)
+        ForeignKey("instances.uuid"), nullable=False
+    )
+    uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
     tag: Mapped[str | None] = mapped_column(String(255))
 
 
 class FixedIp(TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "fixed_ips"
     __table_args__ = (
-        UniqueConstraint("address", "deleted",
-                         name="uniq_fixed_ips0address0deleted"),
+        UniqueConstraint(
+            "address", "deleted", name="uniq_fixed_ips0address0deleted"
+        ),
         # One fixed IP per VIF: a VIF can never hold two addresses.
-        UniqueConstraint("virtual_interface_id", "deleted",
-                         name="uniq_fixed_ips0vif0deleted"),
+        UniqueConstraint(
+            "virtual_interface_id",
+            "deleted",
+            name="uniq_fixed_ips0vif0deleted",
+        ),
         # The allocation query: free rows of a network, oldest first.
-        Index("fixed_ips_pool_idx", "network_id", "reserved", "leased",
-              "instance_uuid", "updated_at", "id"),
+        Index(
+            "fixed_ips_pool_idx",
+            "network_id",
+            "reserved",
+            "leased",
+            "instance_uuid",
+            "updated_at",
+            "id",
+        ),
         Index("fixed_ips_instance_uuid_idx", "instance_uuid"),
-        Index("fixed_ips_deleted_allocated_updated_at_idx", "deleted",
-              "allocated", "updated_at"),
+        Index(
+            "fixed_ips_deleted_allocated_updated_at_idx",
+            "deleted",
+            "allocated",
+            "updated_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(39), nullable=False)
-    network_id: Mapped[int] = mapped_column(ForeignKey("networks.id"),
-                                            nullable=False)
+    network_id: Mapped[int] = mapped_column(
+        ForeignKey("networks.id"), nullable=False
+    )
     virtual_interface_id: Mapped[int | None] = mapped_column(
-        ForeignKey("virtual_interfaces.id"))
+        ForeignKey("virtual_interfaces.id")
+    )
     instance_uuid: Mapped[str | None] = mapped_column(
-        ForeignKey("instances.uuid"))
-    allocated: Mapped[bool] = mapped_column(Boolean, default=False,
-                                            nullable=False)
-    leased: Mapped[bool] = mapped_column(Boolean, default=False,
-                                         nullable=False)
-    reserved: Mapped[bool] = mapped_column(Boolean, default=False,
-                                           nullable=False)
+        ForeignKey("instances.uuid")
+    )
+    allocated: Mapped[bool] = mapped_column(
+        Boolean, default=False, nullable=False
+    )
+    leased: Mapped[bool] = mapped_column(
+        Boolean, default=False, nullable=False
+    )
+    reserved: Mapped[bool] = mapped_column(
+        Boolean, default=False, nullable=False
+    )
     host: Mapped[str | None] = mapped_column(String(255))
 
 
 class FloatingIp(TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "floating_ips"
     __table_args__ = (
-        UniqueConstraint("address", "deleted",
-                         name="uniq_floating_ips0address0deleted"),
+        UniqueConstraint(
+            "address", "deleted", name="uniq_floating_ips0address0deleted"
+        ),
         # A fixed IP carries at most one floating IP.
-        UniqueConstraint("fixed_ip_id", "deleted",
-                         name="uniq_floating_ips0fixed_ip_id0deleted"),
-        Index("floating_ips_pool_deleted_fixed_ip_id_project_id_idx",
-              "pool", "deleted", "fixed_ip_id", "project_id"),
+        UniqueConstraint(
+            "fixed_ip_id",
+            "deleted",
+            name="uniq_floating_ips0fixed_ip_id0deleted",
+        ),
+        Index(
+            "floating_ips_pool_deleted_fixed_ip_id_project_id_idx",
+            "pool",
+            "deleted",
+            "fixed_ip_id",
+            "project_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(39), nullable=False)
-    fixed_ip_id: Mapped[int | None] = mapped_column(
-        ForeignKey("fixed_ips.id"))
+    fixed_ip_id: Mapped[int | None] = mapped_column(ForeignKey("fixed_ips.id"))
     project_id: Mapped[str | None] = mapped_column(String(255))
     host: Mapped[str | None] = mapped_column(String(255))
-    auto_assigned: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                nullable=False)
+    auto_assigned: Mapped[bool] = mapped_column(
+        Boolean, default=False, nullable=False
+    )
     pool: Mapped[str] = mapped_column(String(255), nullable=False)
     interface: Mapped[str | None] = mapped_column(String(255))
 
@@ -194,8 +231,12 @@ class FloatingIp(TimestampMixin, SoftDeleteMixin, Base):
 class SecurityGroup(TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "security_groups"
     __table_args__ = (
-        UniqueConstraint("project_id", "name", "deleted",
-                         name="uniq_security_groups0project_id0name0deleted"),
+        UniqueConstraint(
+            "project_id",
+            "name",
+            "deleted",
+            name="uniq_security_groups0project_id0name0deleted",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -210,28 +251,35 @@ class SecurityGroupRule(TimestampMixin, SoftDeleteMixin, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     parent_group_id: Mapped[int] = mapped_column(
-        ForeignKey("security_groups.id"), nullable=False)
+        ForeignKey("security_groups.id"), nullable=False
+    )
     protocol: Mapped[str | None] = mapped_column(String(255))
     from_port: Mapped[int | None] = mapped_column(Integer)
     to_port: Mapped[int | None] = mapped_column(Integer)
     cidr: Mapped[str | None] = mapped_column(String(43))
     group_id: Mapped[int | None] = mapped_column(
-        ForeignKey("security_groups.id"))
+        ForeignKey("security_groups.id")
+    )
 
 
-class SecurityGroupInstanceAssociation(TimestampMixin, SoftDeleteMixin,
-                                       Base):
+class SecurityGroupInstanceAssociation(TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "security_group_instance_association"
     __table_args__ = (
-        UniqueConstraint("security_group_id", "instance_uuid", "deleted",
-                         name="uniq_sgia0group0instance0deleted"),
+        UniqueConstraint(
+            "security_group_id",
+            "instance_uuid",
+            "deleted",
+            name="uniq_sgia0group0instance0deleted",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     security_group_id: Mapped[int] = mapped_column(
-        ForeignKey("security_groups.id"), nullable=False)
+        ForeignKey("security_groups.id"), nullable=False
+    )
     instance_uuid: Mapped[str] = mapped_column(
-        ForeignKey("instances.uuid"), nullable=False)
+        ForeignKey("instances.uuid"), nullable=False
+    )
 
 
 class HostState(Base):
@@ -247,8 +295,9 @@ class HostState(Base):
     host: Mapped[str] = mapped_column(String(255), primary_key=True)
     network_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     component: Mapped[str] = mapped_column(String(32), primary_key=True)
-    applied_generation: Mapped[int] = mapped_column(Integer, default=0,
-                                                    nullable=False)
+    applied_generation: Mapped[int] = mapped_column(
+        Integer, default=0, nullable=False
+    )
     updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     detail: Mapped[str | None] = mapped_column(Text)
 
@@ -274,5 +323,4 @@ class Counter(Base):
     __tablename__ = "counters"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger, default=0,
-                                       nullable=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)

@@ -23,7 +23,9 @@ def unique_name(kind: str) -> str:
 
 
 def run(
-    argv: Sequence[str], netns: str | None = None, check: bool = True,
+    argv: Sequence[str],
+    netns: str | None = None,
+    check: bool = True,
     timeout: float = 30.0,
 ) -> subprocess.CompletedProcess[str]:
     """Run argv (inside ``netns`` if given) and return its output."""
@@ -35,8 +37,9 @@ def run(
     )
 
 
-def popen(argv: Sequence[str], netns: str | None = None,
-          **kwargs: object) -> subprocess.Popen[str]:
+def popen(
+    argv: Sequence[str], netns: str | None = None, **kwargs: object
+) -> subprocess.Popen[str]:
     full = list(argv)
     if netns is not None:
         full = ["ip", "netns", "exec", netns, *full]
@@ -73,11 +76,26 @@ def namespace(kind: str = "ns") -> Iterator[str]:
         delete(name)
 
 
-def veth(ns_a: str, name_a: str, ns_b: str, name_b: str,
-         mac_b: str | None = None) -> None:
+def veth(
+    ns_a: str, name_a: str, ns_b: str, name_b: str, mac_b: str | None = None
+) -> None:
     """A veth pair with one end in each namespace (created inside ns_a)."""
-    run(["ip", "link", "add", name_a, "type", "veth", "peer", "name",
-         name_b, "netns", ns_b], netns=ns_a)
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            name_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name_b,
+            "netns",
+            ns_b,
+        ],
+        netns=ns_a,
+    )
     if mac_b is not None:
         run(["ip", "link", "set", name_b, "address", mac_b], netns=ns_b)
     run(["ip", "link", "set", name_a, "up"], netns=ns_a)

@@ -23,11 +23,26 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PKG = ROOT / "flatnet"
 
-PURE_ALLOWED = {"flatnet.model", "flatnet.exception", "flatnet.plan",
-                "flatnet.hostname", "flatnet.mac", "flatnet.ipam"}
+PURE_ALLOWED = {
+    "flatnet.model",
+    "flatnet.exception",
+    "flatnet.plan",
+    "flatnet.hostname",
+    "flatnet.mac",
+    "flatnet.ipam",
+}
 PURE_THIRD_PARTY = {"netaddr"}
-HEAVY = {"sqlalchemy", "alembic", "pyroute2", "iptc", "libvirt",
-         "eventlet", "oslo_config", "subprocess", "socket"}
+HEAVY = {
+    "sqlalchemy",
+    "alembic",
+    "pyroute2",
+    "iptc",
+    "libvirt",
+    "eventlet",
+    "oslo_config",
+    "subprocess",
+    "socket",
+}
 
 # layer prefix -> flatnet modules it may import
 LAYER_RULES: dict[str, set[str]] = {
@@ -40,8 +55,8 @@ LAYER_RULES: dict[str, set[str]] = {
     "flatnet.linux": PURE_ALLOWED | {"flatnet.linux"},
     "flatnet.db": PURE_ALLOWED | {"flatnet.db"},
     "flatnet.conf": {"flatnet.conf"},
-    "flatnet.service": PURE_ALLOWED | {"flatnet.service", "flatnet.db",
-                                       "flatnet.linux", "flatnet.conf"},
+    "flatnet.service": PURE_ALLOWED
+    | {"flatnet.service", "flatnet.db", "flatnet.linux", "flatnet.conf"},
 }
 
 
@@ -69,26 +84,26 @@ def _imports(path: pathlib.Path) -> set[str]:
 
 
 def _sources() -> list[pathlib.Path]:
-    return sorted(p for p in PKG.rglob("*.py")
-                  if "migrations" not in p.parts)
+    return sorted(p for p in PKG.rglob("*.py") if "migrations" not in p.parts)
 
 
 def _rule_for(module: str) -> set[str] | None:
     best = None
     for prefix in LAYER_RULES:
         if (module == prefix or module.startswith(prefix + ".")) and (
-                best is None or len(prefix) > len(best)):
+            best is None or len(prefix) > len(best)
+        ):
             best = prefix
     return LAYER_RULES[best] if best is not None else None
 
 
 def _allowed(imported: str, allowed: set[str]) -> bool:
-    return any(imported == a or imported.startswith(a + ".")
-               for a in allowed)
+    return any(imported == a or imported.startswith(a + ".") for a in allowed)
 
 
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(
-    p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", _sources(), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_layer_imports(path: pathlib.Path) -> None:
     module = _module_name(path)
     allowed = _rule_for(module)
@@ -97,30 +112,43 @@ def test_layer_imports(path: pathlib.Path) -> None:
         top = imported.split(".")[0]
         if top == "eventlet":
             assert module.startswith("flatnet.cmd"), (
-                f"{module} imports eventlet; only cmd/ may")
+                f"{module} imports eventlet; only cmd/ may"
+            )
         if top != "flatnet" or allowed is None:
             continue
         # a bare "from flatnet.x import name" also lists x.name: only
         # the module part must be allowed.
-        assert _allowed(imported, allowed) or _allowed(
-            imported.rsplit(".", 1)[0], allowed) and imported.rsplit(
-                ".", 1)[0] != "flatnet", (
-            f"{module} must not import {imported}")
-        assert not imported.startswith("flatnet.cmd"), (
-            f"{module} imports cmd/")
+        assert (
+            _allowed(imported, allowed)
+            or _allowed(imported.rsplit(".", 1)[0], allowed)
+            and imported.rsplit(".", 1)[0] != "flatnet"
+        ), f"{module} must not import {imported}"
+        assert not imported.startswith("flatnet.cmd"), f"{module} imports cmd/"
 
 
-@pytest.mark.parametrize("path", [p for p in _sources() if p.parts[
-    len(PKG.parts)] in {"plan", "ipam.py", "mac.py", "hostname.py",
-                        "model.py"}], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in _sources()
+        if p.parts[len(PKG.parts)]
+        in {"plan", "ipam.py", "mac.py", "hostname.py", "model.py"}
+    ],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_pure_modules_import_nothing_heavy(path: pathlib.Path) -> None:
     module = _module_name(path)
     for imported in _imports(path):
         top = imported.split(".")[0]
         assert top not in HEAVY, f"pure module {module} imports {top}"
-        assert top not in {"os", "io", "shutil", "pathlib", "time",
-                           "threading"}, (
-            f"pure module {module} imports {top} (I/O or clocks)")
+        assert top not in {
+            "os",
+            "io",
+            "shutil",
+            "pathlib",
+            "time",
+            "threading",
+        }, f"pure module {module} imports {top} (I/O or clocks)"
 
 
 def test_importing_every_module_has_no_side_effects(tmp_path) -> None:
@@ -140,8 +168,12 @@ assert set(os.listdir('.')) == before
 assert 'eventlet' not in sys.modules
 print('ok', len({modules!r}))
 """
-    out = subprocess.run([sys.executable, "-c", script],
-                         capture_output=True, text=True, check=False,
-                         cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
