@@ -14,6 +14,7 @@ and tests can assert on the structured fields.
     |   +-- InvalidHostname
     |   +-- InvalidIpAddress
     |   +-- AddressOutOfRange
+    |   +-- InvalidDeviceName                      bad bridge/interface name
     +-- ConfigError(FlatnetError, ValueError)      bad options, at startup
     +-- NotFound(FlatnetError, LookupError)
     |   +-- NetworkNotFound
@@ -220,3 +221,12 @@ class NWFilterError(HostNetworkError):
 
 class FixedIpReserved(Conflict):
     msg_fmt = "Fixed IP %(address)s is reserved"
+
+
+class InvalidDeviceName(InvalidInput):
+    msg_fmt = "Invalid network device name %(name)r: %(reason)s"
+
+
+# --- appended: iptables rule engine ---------------------------------------
+class InvalidIptablesRule(InvalidInput):
+    msg_fmt = "Invalid iptables rule %(rule)r: %(reason)s"

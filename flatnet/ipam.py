@@ -139,13 +139,14 @@ def network_layout(
             cidr=cidr, reason="a network needs at least 4 addresses (/30)"
         )
     check_overlap(net, existing)
-    current = net.network + 1
+    # NOTE: netaddr's IPAddress "+=" mutates in place; only use "+".
+    current = netaddr.IPAddress(net.first + 1)
     if gateway is not None:
         gw = parse_address(gateway)
         _inside(gw, net, "gateway")
     else:
         gw = current
-        current += 1
+        current = current + 1
     dhcp = parse_address(dhcp_server) if dhcp_server is not None else gw
     _inside(dhcp, net, "DHCP server")
     dhcp_start = current

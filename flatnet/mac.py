@@ -15,7 +15,7 @@ import netaddr
 from flatnet import exception
 
 OUI_PREFIX = (0xFA, 0x16, 0x3E)
-_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
 
 
 class RandomSource(Protocol):
@@ -43,11 +43,11 @@ def parse_mac(text: str) -> netaddr.EUI:
     InvalidMacAddress for anything else, and for multicast (including
     broadcast) and all-zero addresses.
     """
-    if not isinstance(text, str) or not _MAC_RE.match(text.strip()):
+    if not isinstance(text, str) or not _MAC_RE.fullmatch(text):
         raise exception.InvalidMacAddress(
             mac=text, reason="expected six hex octets like fa:16:3e:00:00:01"
         )
-    mac = netaddr.EUI(text.strip())
+    mac = netaddr.EUI(text)
     value = int(mac)
     if value == 0:
         raise exception.InvalidMacAddress(mac=text, reason="all zeros")

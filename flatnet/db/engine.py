@@ -19,7 +19,14 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, pool
+from sqlalchemy import (
+    Connection,
+    Engine,
+    UniqueConstraint,
+    create_engine,
+    event,
+    pool,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
@@ -113,7 +120,9 @@ _Factory = Callable[[Context], exception.FlatnetError]
 
 
 def _dup_network(field: str) -> _Factory:
-    return lambda c: exception.DuplicateNetwork(field=field, value=c.get(field))
+    return lambda c: exception.DuplicateNetwork(
+        field=field, value=c.get(field)
+    )
 
 
 #: "table.col,col" of each unique constraint -> the exception to raise.
@@ -154,12 +163,16 @@ def _names_to_keys() -> dict[str, str]:
     names: dict[str, str] = {}
     for table in models.Base.metadata.tables.values():
         for cons in table.constraints:
+            if not isinstance(cons, UniqueConstraint):
+                continue
             cols = ",".join(c.name for c in cons.columns)
             if isinstance(cons.name, str):
                 names[cons.name] = f"{table.name}.{cols}"
         for col in table.columns:
             if col.unique:
-                names[f"{table.name}_{col.name}_key"] = f"{table.name}.{col.name}"
+                names[f"{table.name}_{col.name}_key"] = (
+                    f"{table.name}.{col.name}"
+                )
     return names
 
 

@@ -20,6 +20,7 @@ import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -27,6 +28,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    false,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -153,16 +157,8 @@ class FixedIp(TimestampMixin, SoftDeleteMixin, Base):
             "deleted",
             name="uniq_fixed_ips0vif0deleted",
         ),
-        # The allocation query: free rows of a network, oldest first.
-        Index(
-            "fixed_ips_pool_idx",
-            "network_id",
-            "reserved",
-            "leased",
-            "instance_uuid",
-            "updated_at",
-            "id",
-        ),
+        # The allocation query's partial indexes are defined after the
+        # class (fixed_ips_never_used_idx, fixed_ips_lru_idx).
         Index("fixed_ips_instance_uuid_idx", "instance_uuid"),
         Index(
             "fixed_ips_deleted_allocated_updated_at_idx",
@@ -193,6 +189,43 @@ class FixedIp(TimestampMixin, SoftDeleteMixin, Base):
         Boolean, default=False, nullable=False
     )
     host: Mapped[str | None] = mapped_column(String(255))
+
+
+def fixed_ip_is_free() -> ColumnElement[bool]:
+    """A fixed IP that the pool may hand out (nova's associate_pool).
+
+    The claim query uses this exact expression, so that SQLite, which
+    matches partial-index predicates term by term, uses the indexes below.
+    """
+    return and_(
+        FixedIp.deleted == literal_column("0"),
+        FixedIp.reserved == false(),
+        FixedIp.leased == false(),
+        FixedIp.instance_uuid.is_(None),
+        FixedIp.host.is_(None),
+    )
+
+
+# The allocation query, oldest first: never-used rows by id, then least
+# recently used. Partial indexes hold only free rows, and each half is an
+# ordered walk with an equality prefix on both SQLite and PostgreSQL
+# (PostgreSQL cannot order by a column after an IS NULL condition, and
+# SQLite has no NULLS FIRST in CREATE INDEX).
+Index(
+    "fixed_ips_never_used_idx",
+    FixedIp.network_id,
+    FixedIp.id,
+    sqlite_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_(None)),
+    postgresql_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_(None)),
+)
+Index(
+    "fixed_ips_lru_idx",
+    FixedIp.network_id,
+    FixedIp.updated_at,
+    FixedIp.id,
+    sqlite_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_not(None)),
+    postgresql_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_not(None)),
+)
 
 
 class FloatingIp(TimestampMixin, SoftDeleteMixin, Base):

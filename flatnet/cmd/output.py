@@ -1,0 +1,173 @@
+"""Rendering of flatnet-manage output: nova-style tables and JSON (pure).
+
+Tables follow nova-manage: columns left-aligned to a minimum width and
+separated by tabs. Values are made printable first (no newline or tab
+can break a row). JSON is sorted, indented and ends with a newline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import netaddr
+
+from flatnet import mac, model
+
+NETWORK_HEADERS = (
+    "id", "IPv4", "IPv6", "start address", "DNS1", "DNS2", "VlanID",
+    "project", "uuid", "label", "bridge",
+)  # fmt: skip
+NETWORK_WIDTHS = (5, 18, 15, 15, 15, 15, 15, 15, 15, 15, 15)
+FIXED_HEADERS = (
+    "network", "IP address", "hostname", "host", "MAC", "allocated",
+    "leased", "reserved",
+)  # fmt: skip
+FIXED_WIDTHS = (18, 15, 15, 15, 17, 9, 6, 8)
+VIF_HEADERS = (
+    "instance", "uuid", "MAC", "IP", "network", "bridge", "gateway", "DNS",
+)  # fmt: skip
+VIF_WIDTHS = (15, 36, 17, 15, 15, 15, 15, 15)
+INSTANCE_HEADERS = ("uuid", "hostname", "host", "addresses", "created")
+INSTANCE_WIDTHS = (36, 15, 15, 15, 19)
+
+
+def _cell(value: Any) -> str:
+    text = "None" if value is None else str(value)
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    widths: Sequence[int] = (),
+) -> str:
+    """Tab-separated rows padded to ``widths`` (nova-manage's %-Ns)."""
+
+    def line(cells: Sequence[Any]) -> str:
+        padded = [
+            _cell(c).ljust(widths[i] if i < len(widths) else 0)
+            for i, c in enumerate(cells)
+        ]
+        return "\t".join(padded).rstrip() + "\n"
+
+    return line(headers) + "".join(line(r) for r in rows)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _ip(value: netaddr.IPAddress | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def network_dict(n: model.Network) -> dict[str, Any]:
+    return {
+        "id": n.id, "uuid": n.uuid, "label": n.label, "cidr": str(n.cidr),
+        "netmask": str(n.netmask), "broadcast": str(n.broadcast),
+        "gateway": _ip(n.gateway), "dhcp_server": _ip(n.dhcp_server),
+        "dhcp_start": _ip(n.dhcp_start), "dns1": _ip(n.dns1),
+        "dns2": _ip(n.dns2), "bridge": n.bridge,
+        "bridge_interface": n.bridge_interface, "mtu": n.mtu,
+        "multi_host": n.multi_host, "host": n.host,
+        "project_id": n.project_id, "generation": n.generation,
+    }  # fmt: skip
+
+
+def network_row(n: model.Network) -> tuple[Any, ...]:
+    return (
+        n.id, n.cidr, None, n.dhcp_start, n.dns1, n.dns2, None,
+        n.project_id, n.uuid, n.label, n.bridge,
+    )  # fmt: skip
+
+
+def networks_table(networks: Sequence[model.Network]) -> str:
+    if not networks:
+        return "No networks found\n"
+    return table(
+        NETWORK_HEADERS, [network_row(n) for n in networks], NETWORK_WIDTHS
+    )
+
+
+def vif_dict(info: model.NetworkInfo) -> dict[str, Any]:
+    n = info.network
+    return {
+        "mac": mac.format_mac(info.vif.address),
+        "vif_uuid": info.vif.uuid,
+        "address": str(info.address),
+        "network": n.label,
+        "network_uuid": n.uuid,
+        "bridge": n.bridge,
+        "cidr": str(n.cidr),
+        "netmask": str(n.netmask),
+        "gateway": _ip(n.gateway),
+        "dhcp_server": _ip(n.dhcp_server),
+        "dns": [str(d) for d in (n.dns1, n.dns2) if d is not None],
+        "generation": n.generation,
+    }
+
+
+def instance_dict(
+    instance: model.Instance, infos: Sequence[model.NetworkInfo]
+) -> dict[str, Any]:
+    return {
+        "instance": instance.hostname,
+        "display_name": instance.display_name,
+        "uuid": instance.uuid,
+        "host": instance.host,
+        "interfaces": [vif_dict(i) for i in infos],
+    }
+
+
+def vifs_table(
+    instance: model.Instance, infos: Sequence[model.NetworkInfo]
+) -> str:
+    rows = [
+        (
+            instance.hostname, instance.uuid, mac.format_mac(i.vif.address),
+            i.address, i.network.label, i.network.bridge, i.network.gateway,
+            ",".join(str(d) for d in (i.network.dns1, i.network.dns2) if d),
+        )
+        for i in infos
+    ]  # fmt: skip
+    if not rows:
+        rows = [(instance.hostname, instance.uuid) + ("-",) * 6]
+    return table(VIF_HEADERS, rows, VIF_WIDTHS)
+
+
+def instances_table(
+    instances: Sequence[model.Instance],
+    addresses: Mapping[str, Sequence[str]],
+) -> str:
+    if not instances:
+        return "No instances found\n"
+    rows = [
+        (i.uuid, i.hostname, i.host, ",".join(addresses.get(i.uuid, ())),
+         i.created_at.strftime("%Y-%m-%d %H:%M:%S") if i.created_at else None)
+        for i in instances
+    ]  # fmt: skip
+    return table(INSTANCE_HEADERS, rows, INSTANCE_WIDTHS)
+
+
+def fixed_dict(f: model.FixedIpView) -> dict[str, Any]:
+    return {
+        "network": str(f.network_cidr), "network_label": f.network_label,
+        "address": str(f.address), "hostname": f.hostname, "host": f.host,
+        "instance_uuid": f.instance_uuid,
+        "mac": mac.format_mac(f.mac) if f.mac is not None else None,
+        "allocated": f.allocated, "leased": f.leased, "reserved": f.reserved,
+    }  # fmt: skip
+
+
+def fixed_table(fixed: Sequence[model.FixedIpView]) -> str:
+    if not fixed:
+        return "No fixed IP found.\n"
+    rows = [
+        (f.network_cidr, f.address, f.hostname, f.host,
+         mac.format_mac(f.mac) if f.mac is not None else None,
+         f.allocated, f.leased, f.reserved)
+        for f in fixed
+    ]  # fmt: skip
+    return table(FIXED_HEADERS, rows, FIXED_WIDTHS)

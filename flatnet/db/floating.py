@@ -1,0 +1,206 @@
+"""Floating IPs (nova §1.9), DB side only.
+
+Private to :mod:`flatnet.db`; use :mod:`flatnet.db.api`. Every change to
+an association bumps the global ``rules`` counter in the same
+transaction, so hosts know to re-render their NAT rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import netaddr
+from sqlalchemy import Connection, and_, insert, select, true, update
+
+from flatnet import exception, model
+from flatnet.db import rows
+from flatnet.db.engine import Database, translate_errors
+from flatnet.db.rows import FIXED, FLOATING, INSTANCES, VIFS
+
+LOG = logging.getLogger(__name__)
+
+
+def _query() -> Any:
+    return (
+        select(
+            FLOATING,
+            FIXED.c.address.label("fixed_address"),
+            FIXED.c.instance_uuid,
+        )
+        .outerjoin(FIXED, FIXED.c.id == FLOATING.c.fixed_ip_id)
+        .where(FLOATING.c.deleted == 0)
+    )
+
+
+def _to_floating(row: Any) -> model.FloatingIp:
+    return model.FloatingIp(
+        id=row.id,
+        address=netaddr.IPAddress(row.address),
+        pool=row.pool,
+        interface=row.interface,
+        fixed_address=(
+            netaddr.IPAddress(row.fixed_address) if row.fixed_address else None
+        ),
+        instance_uuid=row.instance_uuid if row.fixed_address else None,
+        project_id=row.project_id,
+        host=row.host,
+        auto_assigned=bool(row.auto_assigned),
+    )
+
+
+def _get(conn: Connection, address: netaddr.IPAddress) -> model.FloatingIp:
+    row = conn.execute(
+        _query().where(FLOATING.c.address == str(address))
+    ).first()
+    if row is None:
+        raise exception.FloatingIpNotFound(address=address)
+    return _to_floating(row)
+
+
+def floating_create(
+    db: Database,
+    addresses: Iterable[netaddr.IPAddress],
+    *,
+    pool: str,
+    interface: str | None,
+) -> int:
+    """Add addresses to ``pool``; all or nothing. Returns how many.
+
+    Raises FloatingIpAlreadyExists.
+    """
+    when = rows.now()
+    values = [
+        {
+            "address": str(a),
+            "pool": pool,
+            "interface": interface,
+            "auto_assigned": False,
+            "created_at": when,
+            "deleted": 0,
+        }
+        for a in addresses
+    ]
+    if not values:
+        return 0
+    with db.write() as conn:
+        for chunk_start in range(0, len(values), 1000):
+            chunk = values[chunk_start : chunk_start + 1000]
+            with translate_errors(address=_first_dup(conn, chunk)):
+                conn.execute(insert(FLOATING), chunk)
+    return len(values)
+
+
+def _first_dup(conn: Connection, chunk: list[dict[str, Any]]) -> str | None:
+    addresses = [v["address"] for v in chunk]
+    return conn.execute(
+        select(FLOATING.c.address).where(
+            FLOATING.c.address.in_(addresses), FLOATING.c.deleted == 0
+        )
+    ).scalar()
+
+
+def floating_list(db: Database) -> list[model.FloatingIp]:
+    with db.read() as conn:
+        found = conn.execute(_query().order_by(FLOATING.c.id)).all()
+    return [_to_floating(r) for r in found]
+
+
+def floating_for_host(db: Database, host: str) -> list[model.FloatingIp]:
+    """Associated floating IPs whose NAT lives on ``host``."""
+    query = _query().where(
+        FLOATING.c.host == host, FLOATING.c.fixed_ip_id.is_not(None)
+    )
+    with db.read() as conn:
+        found = conn.execute(query.order_by(FLOATING.c.id)).all()
+    return [_to_floating(r) for r in found]
+
+
+def _first_fixed_ip(conn: Connection, instance_ident: str) -> Any:
+    query = (
+        select(FIXED.c.id, FIXED.c.address, INSTANCES.c.project_id)
+        .join(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
+        .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
+        .where(
+            INSTANCES.c.deleted == 0,
+            (INSTANCES.c.uuid == instance_ident)
+            | (INSTANCES.c.hostname == instance_ident.lower()),
+            and_(FIXED.c.deleted == 0, FIXED.c.allocated == true()),
+        )
+        .order_by(VIFS.c.id)
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        raise exception.InstanceNotFound(instance=instance_ident)
+    return row
+
+
+def floating_associate(
+    db: Database, address: netaddr.IPAddress, instance_ident: str, host: str
+) -> model.FloatingIp:
+    """Point ``address`` at the instance's first fixed IP (moving it if it
+    was associated elsewhere). Raises FloatingIpNotFound,
+    InstanceNotFound, Conflict (fixed IP already has a floating IP)."""
+    with db.write() as conn:
+        floating = _get(conn, address)
+        fixed = _first_fixed_ip(conn, instance_ident)
+        with translate_errors(fixed_address=fixed.address):
+            conn.execute(
+                update(FLOATING)
+                .where(FLOATING.c.id == floating.id)
+                .values(
+                    fixed_ip_id=fixed.id,
+                    host=host,
+                    project_id=fixed.project_id,
+                    updated_at=rows.now(),
+                )
+            )
+        rows.bump_counter(conn, rows.RULES_COUNTER)
+        return _get(conn, address)
+
+
+def floating_disassociate(
+    db: Database, address: netaddr.IPAddress
+) -> model.FloatingIp:
+    """Detach ``address``; returns it as it was before (with the fixed
+    address). Raises FloatingIpNotFound, FloatingIpNotAssociated."""
+    with db.write() as conn:
+        floating = _get(conn, address)
+        if floating.fixed_address is None:
+            raise exception.FloatingIpNotAssociated(address=address)
+        conn.execute(
+            update(FLOATING)
+            .where(FLOATING.c.id == floating.id)
+            .values(fixed_ip_id=None, host=None, updated_at=rows.now())
+        )
+        rows.bump_counter(conn, rows.RULES_COUNTER)
+    return floating
+
+
+def floating_delete(
+    db: Database, addresses: Iterable[netaddr.IPAddress]
+) -> int:
+    """Soft-delete addresses; all or nothing. Raises FloatingIpNotFound,
+    FloatingIpAssociated."""
+    when = rows.now()
+    with db.write() as conn:
+        found = [_get(conn, a) for a in addresses]
+        for floating in found:
+            if floating.fixed_address is not None:
+                raise exception.FloatingIpAssociated(
+                    address=floating.address, instance=floating.instance_uuid
+                )
+            conn.execute(
+                update(FLOATING)
+                .where(FLOATING.c.id == floating.id)
+                .values(deleted=FLOATING.c.id, deleted_at=when)
+            )
+    return len(found)
+
+
+def rules_generation(db: Database) -> int:
+    """The global counter bumped by every floating IP association change."""
+    with db.read() as conn:
+        return rows.counter(conn, rows.RULES_COUNTER)

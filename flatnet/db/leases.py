@@ -1,0 +1,270 @@
+"""DHCP lease state of fixed IPs (nova §1.6, §1.7, §2.1 state machine).
+
+Private to :mod:`flatnet.db`; use :mod:`flatnet.db.api`.
+
+``lease`` sets ``leased``; ``release`` clears it and, once the address is
+no longer allocated, disassociates it unless the MAC now belongs to
+another instance. Stale deallocated addresses are disassociated after a
+timeout; unlike nova (bug §9.6) that also clears ``virtual_interface_id``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import netaddr
+from sqlalchemy import (
+    Connection,
+    and_,
+    false,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
+
+from flatnet import mac as macs
+from flatnet import model
+from flatnet.db import rows
+from flatnet.db.engine import Database
+from flatnet.db.rows import FIXED, INSTANCES, JOURNALS, NETWORKS, VIFS
+
+LOG = logging.getLogger(__name__)
+
+
+def _fixed_row(conn: Connection, address: netaddr.IPAddress) -> Any:
+    query = (
+        select(FIXED, VIFS.c.address.label("mac"))
+        .outerjoin(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
+        .where(FIXED.c.address == str(address), FIXED.c.deleted == 0)
+    )
+    return conn.execute(query).first()
+
+
+def _mac_matches(row: Any, mac: netaddr.EUI | None) -> bool:
+    return mac is None or row.mac is None or netaddr.EUI(row.mac) == mac
+
+
+def lease(
+    conn: Connection, address: netaddr.IPAddress, mac: netaddr.EUI | None
+) -> bool:
+    """DHCPACK ("add"/"old"): mark the address leased. True if changed.
+
+    An address that is not associated, or whose VIF has another MAC (a
+    stale client), is ignored with a warning.
+    """
+    row = _fixed_row(conn, address)
+    if row is None or row.instance_uuid is None:
+        LOG.warning("IP %s leased that is not associated", address)
+        return False
+    if not _mac_matches(row, mac):
+        LOG.warning(
+            "IP %s leased by %s, but it belongs to %s; ignored",
+            address,
+            mac,
+            row.mac,
+        )
+        return False
+    if not row.allocated:
+        LOG.warning("IP |%s| leased that isn't allocated", address)
+    conn.execute(
+        update(FIXED)
+        .where(FIXED.c.id == row.id)
+        .values(leased=True, updated_at=rows.now())
+    )
+    return True
+
+
+def _vif_owner(conn: Connection, mac: netaddr.EUI) -> str | None:
+    return conn.execute(
+        select(VIFS.c.instance_uuid).where(
+            VIFS.c.address == macs.format_mac(mac), VIFS.c.deleted == 0
+        )
+    ).scalar()
+
+
+def release(
+    conn: Connection, address: netaddr.IPAddress, mac: netaddr.EUI | None
+) -> bool:
+    """DHCP release or expiry ("del"), nova's ``release_fixed_ip``.
+
+    Clears ``leased``; if the address is not allocated any more it is
+    disassociated, unless ``mac``'s live VIF belongs to another instance.
+    Returns True if the address was disassociated.
+    """
+    row = _fixed_row(conn, address)
+    if row is None or row.instance_uuid is None:
+        LOG.warning("IP %s released that is not associated", address)
+        return False
+    if not row.leased:
+        LOG.warning("IP %s released that was not leased", address)
+    values: dict[str, Any] = {"leased": False, "updated_at": rows.now()}
+    disassociate = not row.allocated
+    if disassociate and mac is not None:
+        owner = _vif_owner(conn, mac)
+        if owner is not None and owner != row.instance_uuid:
+            LOG.info(
+                "Ignoring request to release fixed IP %s: now "
+                "associated with a new instance",
+                address,
+            )
+            disassociate = False
+    if disassociate:
+        values.update(instance_uuid=None, virtual_interface_id=None)
+    conn.execute(update(FIXED).where(FIXED.c.id == row.id).values(**values))
+    return disassociate
+
+
+def apply_lease_events(
+    db: Database,
+    journal: str,
+    inode: int,
+    offset: int,
+    events: Sequence[model.LeaseEvent],
+) -> None:
+    """Apply ``events`` and record ``(inode, offset)`` for ``journal`` in
+    one transaction, so each journal line takes effect exactly once.
+
+    ``add`` and ``old`` lease, ``del`` releases; other actions (``init``,
+    ``tftp``) are ignored.
+    """
+    with db.write() as conn:
+        for event in events:
+            if event.action in ("add", "old"):
+                lease(conn, event.address, event.mac)
+            elif event.action == "del":
+                release(conn, event.address, event.mac)
+            else:
+                LOG.debug(
+                    "ignoring DHCP event %s for %s",
+                    event.action,
+                    event.address,
+                )
+        rows.upsert(
+            conn,
+            JOURNALS,
+            {"path": journal},
+            {"inode": inode, "offset": offset},
+        )
+
+
+def journal_offset(db: Database, journal: str) -> tuple[int, int] | None:
+    """``(inode, offset)`` recorded for ``journal``, None if never."""
+    with db.read() as conn:
+        row = conn.execute(
+            select(JOURNALS.c.inode, JOURNALS.c.offset).where(
+                JOURNALS.c.path == journal
+            )
+        ).first()
+    return None if row is None else (int(row.inode), int(row.offset))
+
+
+def disassociate_stale_fixed_ips(
+    db: Database, host: str, older_than: datetime.datetime
+) -> int:
+    """nova ``disassociate_all_by_timeout``: deallocated addresses of
+    instances whose network this host serves, last changed before
+    ``older_than`` (naive UTC or aware), lose their instance, VIF and
+    lease. Returns how many. A network with no host counts as this
+    host's unless it is multi_host.
+    """
+    served = or_(
+        NETWORKS.c.host == host,
+        and_(NETWORKS.c.multi_host == true(), INSTANCES.c.host == host),
+        and_(NETWORKS.c.host.is_(None), NETWORKS.c.multi_host == false()),
+    )
+    query = (
+        select(FIXED.c.id, FIXED.c.network_id)
+        .join(NETWORKS, NETWORKS.c.id == FIXED.c.network_id)
+        .join(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
+        .where(
+            FIXED.c.deleted == 0,
+            FIXED.c.allocated == false(),
+            FIXED.c.updated_at < rows.naive_utc(older_than),
+            not_(FIXED.c.instance_uuid.is_(None)),
+            served,
+        )
+    )
+    with db.write() as conn:
+        stale = conn.execute(query).all()
+        if stale:
+            conn.execute(
+                update(FIXED)
+                .where(FIXED.c.id.in_([r.id for r in stale]))
+                .values(
+                    instance_uuid=None,
+                    virtual_interface_id=None,
+                    leased=False,
+                    updated_at=rows.now(),
+                )
+            )
+            rows.bump_generations(conn, (r.network_id for r in stale))
+    if stale:
+        LOG.info(
+            "disassociated %d stale fixed IPs for host %s", len(stale), host
+        )
+    return len(stale)
+
+
+def host_entries(db: Database, network_id: int) -> list[model.HostEntry]:
+    """The allocated addresses of a network (dnsmasq dhcp-host lines),
+    in address order."""
+    query = (
+        select(
+            FIXED.c.address,
+            VIFS.c.address.label("mac"),
+            VIFS.c.id,
+            INSTANCES.c.hostname,
+        )
+        .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
+        .join(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
+        .where(
+            FIXED.c.network_id == network_id,
+            FIXED.c.deleted == 0,
+            FIXED.c.allocated == true(),
+        )
+    )
+    with db.read() as conn:
+        found = conn.execute(query).all()
+    entries = [
+        model.HostEntry(
+            mac=netaddr.EUI(r.mac),
+            address=netaddr.IPAddress(r.address),
+            hostname=r.hostname,
+            vif_id=r.id,
+        )
+        for r in found
+    ]
+    return sorted(entries, key=lambda e: e.address)
+
+
+def leases(db: Database, network_id: int) -> list[model.Lease]:
+    """Leased addresses of a network (what dnsmasq ``init`` reports),
+    including deallocated ones still waiting for their release."""
+    query = (
+        select(
+            FIXED.c.address, VIFS.c.address.label("mac"), INSTANCES.c.hostname
+        )
+        .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
+        .outerjoin(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
+        .where(
+            FIXED.c.network_id == network_id,
+            FIXED.c.deleted == 0,
+            FIXED.c.leased == true(),
+        )
+    )
+    with db.read() as conn:
+        found = conn.execute(query).all()
+    result = [
+        model.Lease(
+            mac=netaddr.EUI(r.mac),
+            address=netaddr.IPAddress(r.address),
+            hostname=r.hostname,
+        )
+        for r in found
+    ]
+    return sorted(result, key=lambda lease: lease.address)

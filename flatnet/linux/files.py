@@ -1,0 +1,121 @@
+"""EXECUTOR: crash-safe file replacement under a directory flatnet owns.
+
+``replace_file`` writes a hidden temporary file in the same directory,
+fsyncs it, renames it over the target and fsyncs the directory, so a
+reader (dnsmasq) sees either the old or the new content, never a torn
+file, and the new content survives a crash (fixes nova §9.4). The temp
+name starts with ``.`` because dnsmasq's --dhcp-hostsdir ignores
+dotfiles (dnsmasq inotify.c).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+
+from flatnet import exception
+
+LOG = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _os_errors(path: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise exception.HostNetworkError(
+            reason=f"{path}: {exc.strerror or exc}"
+        ) from exc
+
+
+def ensure_dir(path: str, mode: int = 0o755) -> None:
+    """Create ``path`` (and parents) if missing. Raises HostNetworkError."""
+    with _os_errors(path):
+        os.makedirs(path, mode=mode, exist_ok=True)
+
+
+def read_text(path: str) -> str | None:
+    """The file's text, or None if it does not exist."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(
+    path: str, content: str, mode: int = 0o644, durable: bool = True
+) -> None:
+    """Atomically make ``path`` contain ``content`` with ``mode``.
+
+    ``durable=False`` skips both fsyncs (still atomic for readers); use it
+    for files that are re-derived from the database after a crash.
+    Raises HostNetworkError; on failure the old file is untouched and no
+    temporary file is left behind.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    with _os_errors(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fchmod(handle.fileno(), mode)
+                if durable:
+                    os.fsync(handle.fileno())
+            os.rename(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        if durable:
+            _fsync_dir(directory)
+
+
+def ensure_file(path: str, content: str, mode: int = 0o644) -> bool:
+    """Write ``content`` only if it differs (or the mode does).
+
+    Returns True when the file was (re)written. Raises HostNetworkError.
+    """
+    try:
+        current_mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        current_mode = None
+    if current_mode == mode and read_text(path) == content:
+        return False
+    replace_file(path, content, mode)
+    return True
+
+
+def delete_file(path: str) -> bool:
+    """Remove ``path``; True if it existed. Raises HostNetworkError."""
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise exception.HostNetworkError(
+            reason=f"{path}: {exc.strerror}"
+        ) from exc
+    return True
+
+
+def list_dir(path: str) -> list[str]:
+    """Names of the non-hidden entries of ``path`` ([] if missing)."""
+    try:
+        return sorted(n for n in os.listdir(path) if not n.startswith("."))
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,268 @@
+"""The network host's iptables rules, computed from data (pure).
+
+Rule text is nova-network's, literally (nova-network.md §3.5-3.8, §8.4):
+DHCP/DNS accepts and the checksum fill per bridge, FORWARD accepts, SNAT
+and its ACCEPT exceptions per network, the metadata DNAT/REDIRECT and the
+five rules of each associated floating IP. Every interpolated value is
+validated first (device names, IPv4 addresses/CIDRs, ports), so nothing
+but a well-formed token can reach a rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import netaddr
+
+from flatnet import exception
+from flatnet.model import FloatingIp, Network
+from flatnet.plan.bridge import validate_device_name
+from flatnet.plan.iptables import (
+    RuleSet,
+    RuleSetBuilder,
+    validate_chain_name,
+    validate_prefix,
+)
+
+METADATA_ADDRESS = "169.254.169.254/32"
+
+
+def ipv4(value: object) -> netaddr.IPAddress:
+    """``value`` as an IPv4 IPAddress; raises InvalidIpAddress."""
+    try:
+        addr = netaddr.IPAddress(str(value))
+    except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
+        raise exception.InvalidIpAddress(
+            address=value, reason="not an IP address"
+        ) from exc
+    if addr.version != 4 or str(value) != str(addr):
+        raise exception.InvalidIpAddress(
+            address=value, reason="only canonical IPv4 is supported"
+        )
+    return addr
+
+
+def ipv4_cidr(value: object) -> netaddr.IPNetwork:
+    """``value`` as an IPv4 IPNetwork (network address); InvalidCidr."""
+    try:
+        net = netaddr.IPNetwork(str(value))
+    except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
+        raise exception.InvalidCidr(cidr=value, reason="not a CIDR") from exc
+    if net.version != 4 or "/" not in str(value):
+        raise exception.InvalidCidr(cidr=value, reason="IPv4 a.b.c.d/n only")
+    return net.cidr
+
+
+def _port(value: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (0 < value < 65536)
+    ):
+        raise exception.InvalidInput(reason=f"bad port {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostRulesSettings:
+    """The options the network host's rules depend on (nova names).
+
+    Construction validates and normalises every field (strings are
+    accepted for addresses) and raises an InvalidInput subclass.
+    """
+
+    wrap_prefix: str = "nova-network"
+    public_interface: str | None = None
+    routing_source_ip: netaddr.IPAddress | None = None
+    metadata_host: netaddr.IPAddress = dataclasses.field(
+        default_factory=lambda: netaddr.IPAddress("127.0.0.1")
+    )
+    metadata_port: int = 8775
+    dmz_cidr: tuple[netaddr.IPNetwork, ...] = ()
+    force_snat_range: tuple[netaddr.IPNetwork, ...] = ()
+    forward_bridge_interface: tuple[str, ...] = ("all",)
+    iptables_drop_action: str = "DROP"
+    send_arp_for_ha: bool = False
+    send_arp_for_ha_count: int = 3
+    floating_ranges: tuple[netaddr.IPNetwork, ...] = ()
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        validate_prefix(self.wrap_prefix)
+        if self.public_interface:
+            validate_device_name(self.public_interface)
+        else:
+            put("public_interface", None)
+        if self.routing_source_ip is not None:
+            put("routing_source_ip", ipv4(self.routing_source_ip))
+        put("metadata_host", ipv4(self.metadata_host))
+        _port(self.metadata_port)
+        for name in ("dmz_cidr", "force_snat_range", "floating_ranges"):
+            put(name, tuple(ipv4_cidr(c) for c in getattr(self, name)))
+        ifaces = tuple(self.forward_bridge_interface)
+        if "all" not in ifaces:
+            ifaces = tuple(validate_device_name(i) for i in ifaces)
+        put("forward_bridge_interface", ifaces)
+        validate_chain_name(self.iptables_drop_action)
+        if self.send_arp_for_ha_count < 0:
+            raise exception.InvalidInput(reason="send_arp_for_ha_count < 0")
+
+
+def dhcp_accept_rules(bridge: str) -> list[str]:
+    """filter INPUT: DHCP and DNS to dnsmasq on ``bridge`` (nova §3.5)."""
+    dev = validate_device_name(bridge)
+    return [
+        f"-i {dev} -p {proto} -m {proto} --dport {port} -j ACCEPT"
+        for port in (67, 53)
+        for proto in ("udp", "tcp")
+    ]
+
+
+def checksum_rule(bridge: str) -> str:
+    """mangle POSTROUTING: fill DHCP reply checksums (RH bz 910619)."""
+    dev = validate_device_name(bridge)
+    return f"-o {dev} -p udp -m udp --dport 68 -j CHECKSUM --checksum-fill"
+
+
+def forward_rules(bridge: str, settings: HostRulesSettings) -> list[str]:
+    """filter FORWARD for ``bridge`` (nova ``get_gateway_rules``)."""
+    dev = validate_device_name(bridge)
+    if "all" in settings.forward_bridge_interface:
+        return [f"-i {dev} -j ACCEPT", f"-o {dev} -j ACCEPT"]
+    rules: list[str] = []
+    for iface in settings.forward_bridge_interface:
+        rules += [
+            f"-i {dev} -o {iface} -j ACCEPT",
+            f"-i {iface} -o {dev} -j ACCEPT",
+        ]
+    drop = settings.iptables_drop_action
+    return [
+        *rules,
+        f"-i {dev} -o {dev} -j ACCEPT",
+        f"-i {dev} -j {drop}",
+        f"-o {dev} -j {drop}",
+    ]
+
+
+def snat_rules(
+    cidr: object, settings: HostRulesSettings, is_external: bool = False
+) -> list[str]:
+    """nat snat chain for one fixed range (nova ``add_snat_rule``)."""
+    net, source = ipv4_cidr(cidr), settings.routing_source_ip
+    if source is None:
+        return []
+    if is_external:
+        return [
+            f"-s {net} -d {dst} -j SNAT --to-source {source}"
+            for dst in settings.force_snat_range
+        ]
+    rule = f"-s {net} -d 0.0.0.0/0 -j SNAT --to-source {source}"
+    if settings.public_interface:
+        rule += f" -o {settings.public_interface}"
+    return [rule]
+
+
+def postrouting_accept_rules(
+    cidr: object, settings: HostRulesSettings
+) -> list[str]:
+    """nat POSTROUTING: traffic that must not be SNATed (nova §3.7)."""
+    net = ipv4_cidr(cidr)
+    return [
+        f"-s {net} -d {settings.metadata_host}/32 -j ACCEPT",
+        *(f"-s {net} -d {dmz} -j ACCEPT" for dmz in settings.dmz_cidr),
+        f"-s {net} -d {net} -m conntrack ! --ctstate DNAT -j ACCEPT",
+    ]
+
+
+def metadata_forward_rule(settings: HostRulesSettings) -> str:
+    """nat PREROUTING: 169.254.169.254:80 to the metadata API (§3.6)."""
+    head = f"-s 0.0.0.0/0 -d {METADATA_ADDRESS} -p tcp -m tcp --dport 80"
+    port = _port(settings.metadata_port)
+    if str(settings.metadata_host) == "127.0.0.1":
+        return f"{head} -j REDIRECT --to-ports {port}"
+    return f"{head} -j DNAT --to-destination {settings.metadata_host}:{port}"
+
+
+def floating_forward_rules(
+    floating: object,
+    fixed: object,
+    device: str | None,
+) -> list[tuple[str, str]]:
+    """(chain, rule) pairs of nova's ``floating_forward_rules`` (§3.8)."""
+    flt, fix = ipv4(floating), ipv4(fixed)
+    if device:
+        dev = validate_device_name(device)
+        snat = [
+            ("float-snat", f"-s {fix} -j SNAT --to {flt} -d {fix}"),
+            ("float-snat", f"-s {fix} -j SNAT --to {flt} -o {dev}"),
+        ]
+    else:
+        snat = [("float-snat", f"-s {fix} -j SNAT --to {flt}")]
+    return [
+        *snat,
+        ("PREROUTING", f"-d {flt} -j DNAT --to {fix}"),
+        ("OUTPUT", f"-d {flt} -j DNAT --to {fix}"),
+        (
+            "POSTROUTING",
+            f"-s {fix} -m conntrack --ctstate DNAT -j SNAT --to-source {flt}",
+        ),
+    ]
+
+
+def is_external(network: Network) -> bool:
+    """nova: the DHCP server is external if it is not the gateway."""
+    return (
+        network.dhcp_server is not None
+        and network.dhcp_server != network.gateway
+    )
+
+
+def associated(floating: Iterable[FloatingIp]) -> list[FloatingIp]:
+    """Floating IPs with a fixed address, sorted by address."""
+    return sorted(
+        (f for f in floating if f.fixed_address is not None),
+        key=lambda f: int(ipv4(f.address)),
+    )
+
+
+def floating_device(
+    fip: FloatingIp, settings: HostRulesSettings
+) -> str | None:
+    """nova: ``public_interface`` wins over the floating IP's own."""
+    return settings.public_interface or fip.interface
+
+
+def host_ruleset(
+    networks: Sequence[Network],
+    floating: Sequence[FloatingIp],
+    settings: HostRulesSettings,
+) -> RuleSet:
+    """The full desired RuleSet of the network host.
+
+    Deterministic: networks by id, floating IPs by address. Raises an
+    InvalidInput subclass for any bad name or address.
+    """
+    b = RuleSetBuilder(settings.wrap_prefix)
+    for net in sorted(networks, key=lambda n: n.id):
+        for rule in forward_rules(net.bridge, settings):
+            b.add("filter", "FORWARD", rule)
+        if not net.enable_dhcp:
+            continue
+        for rule in dhcp_accept_rules(net.bridge):
+            b.add("filter", "INPUT", rule)
+        b.add("mangle", "POSTROUTING", checksum_rule(net.bridge))
+        for rule in snat_rules(net.cidr, settings, is_external(net)):
+            b.add("nat", "snat", rule)
+        for rule in postrouting_accept_rules(net.cidr, settings):
+            b.add("nat", "POSTROUTING", rule)
+    b.add("nat", "PREROUTING", metadata_forward_rule(settings))
+    for fip in associated(floating):
+        device = floating_device(fip, settings)
+        for chain, rule in floating_forward_rules(
+            fip.address, fip.fixed_address, device
+        ):
+            b.add("nat", chain, rule)
+    return b.build()

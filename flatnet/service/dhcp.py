@@ -1,0 +1,343 @@
+"""Keep each network's dnsmasq in line with the database (component
+``dhcp``).
+
+:meth:`DhcpReconciler.sync_network` renders the full desired state
+(argv, hosts/opts files) and applies only the difference:
+
+* the running dnsmasq is restarted only if its command line or env
+  prefix differs from the wanted argv (fixes nova §9.3); a pid that is
+  not this network's dnsmasq is never signalled;
+* with ``dhcp_hostsdir`` a NEW host becomes one file in
+  ``nova-<br>.d/`` that dnsmasq reads by inotify, without a SIGHUP. A
+  removed or changed host, or more than ``compact_files`` files,
+  triggers a compaction: every host is written to ``nova-<br>.conf``,
+  the directory emptied, and dnsmasq HUPed once (dnsmasq forgets
+  hostsdir entries only on SIGHUP);
+* otherwise (or for opts/addn-hosts changes) files are rewritten
+  atomically and dnsmasq is HUPed only if some content changed;
+* "live" means dnsmasq answered a DNS probe sent after the last write or
+  HUP (see :meth:`DnsmasqProcess.wait_served`).
+
+:meth:`poll` runs every loop: it ingests lease journals, reports dead
+dnsmasqs for a restart, and drives lease releases (dhcp_release, checked
+against the journal, at most ``release_attempts`` tries, Neutron style).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import netaddr
+
+from flatnet import exception
+from flatnet.db import api as db_api
+from flatnet.linux import files
+from flatnet.model import HostEntry, Network
+from flatnet.plan import dhcp_hook
+from flatnet.plan import dnsmasq as plan
+from flatnet.service import leases
+
+LOG = logging.getLogger(__name__)
+
+
+class DnsmasqBackend(Protocol):
+    """What the reconciler needs from one network's dnsmasq process."""
+
+    def pid(self) -> int | None: ...
+    def matches(self, pid: int, argv: list[str]) -> bool: ...
+    def start(self, argv: list[str]) -> int: ...
+    def reload(self, pid: int) -> None: ...
+    def stop(self, pid: int) -> None: ...
+    def wait_served(self, listen: str, timeout: float) -> bool: ...
+
+
+class ReleaseBackend(Protocol):
+    def release(
+        self, device: str, address: netaddr.IPAddress, mac: netaddr.EUI
+    ) -> bool: ...
+
+
+class BridgeBackend(Protocol):
+    def ensure(self, network: Network) -> None: ...
+
+
+DnsmasqFactory = Callable[[str, plan.DnsmasqPaths], DnsmasqBackend]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DhcpTuning:
+    compact_files: int = 2000
+    served_timeout: float = 5.0
+    release_attempts: int = 3
+    release_interval: float = 0.3
+
+
+@dataclasses.dataclass(slots=True)
+class _NetState:
+    """What this daemon believes dnsmasq has loaded for one network."""
+
+    paths: plan.DnsmasqPaths
+    main: dict[str, str] | None = None  # MAC -> line in nova-<br>.conf
+    hostsdir: dict[str, str] = dataclasses.field(default_factory=dict)
+    releases: dict[tuple[str, str], tuple[int, float]] = dataclasses.field(
+        default_factory=dict
+    )
+    network: Network | None = None
+    reloads: int = 0
+    starts: int = 0
+
+
+def _mac_of(line: str) -> str:
+    return line.split(",", 1)[0]
+
+
+def _dir_name(mac: str) -> str:
+    return mac.replace(":", "-")
+
+
+def _load(paths: plan.DnsmasqPaths) -> tuple[dict[str, str], dict[str, str]]:
+    """Parse our own files back (used once after a daemon restart)."""
+    text = files.read_text(paths.hosts) or ""
+    main = {_mac_of(x): x for x in text.splitlines() if x}
+    hostsdir = {}
+    for name in files.list_dir(paths.hostsdir):
+        line = files.read_text(os.path.join(paths.hostsdir, name)) or ""
+        if line.strip():
+            hostsdir[_mac_of(line.strip())] = line.strip()
+    return main, hostsdir
+
+
+class DhcpReconciler:
+    """One dnsmasq per served network, kept equal to the database."""
+
+    component = "dhcp"
+
+    def __init__(
+        self,
+        db: db_api.Database,
+        host: str,
+        settings: plan.DhcpSettings,
+        dnsmasq: DnsmasqFactory,
+        release: ReleaseBackend | None = None,
+        bridge: BridgeBackend | None = None,
+    ) -> None:
+        self.db = db
+        self.host = host
+        self.settings = settings
+        self.tuning = DhcpTuning()
+        self.ingest_policy = leases.IngestPolicy()
+        self.clock: Callable[[], float] = time.monotonic
+        self._factory = dnsmasq
+        self._release = release
+        self._bridge = bridge
+        self._nets: dict[int, _NetState] = {}
+        self._procs: dict[int, DnsmasqBackend] = {}
+
+    # --- helpers --------------------------------------------------------
+    def serves(self, network: Network) -> bool:
+        """nova: networks of this host (or multi_host / unclaimed)."""
+        return network.enable_dhcp and (
+            network.multi_host or network.host in (None, self.host)
+        )
+
+    def prepare(self) -> None:
+        """Create networks_path and write the fast-path hook (0755)."""
+        files.ensure_dir(self.settings.networks_path)
+        script = dhcp_hook.hook_script(self.settings.dhcpbridge)
+        path = plan.hook_script_path(self.settings.networks_path)
+        files.ensure_file(path, script, mode=0o755)
+
+    def state(self, network_id: int) -> _NetState | None:
+        return self._nets.get(network_id)
+
+    def _net(self, network: Network) -> tuple[_NetState, DnsmasqBackend]:
+        paths = plan.dnsmasq_paths(self.settings.networks_path, network.bridge)
+        state = self._nets.get(network.id)
+        if state is None or state.paths != paths:
+            state = self._nets[network.id] = _NetState(paths=paths)
+            self._procs[network.id] = self._factory(network.bridge, paths)
+        return state, self._procs[network.id]
+
+    # --- reconcile ------------------------------------------------------
+    def sync_network(self, network: Network) -> bool:
+        """Apply ``network``'s DHCP state; True once dnsmasq serves it.
+
+        Raises HostNetworkError/DnsmasqError on executor failures.
+        """
+        if not self.serves(network):
+            return True
+        state, proc = self._net(network)
+        if self._bridge is not None and state.network != network:
+            self._bridge.ensure(network)
+        state.network = network
+        spec = plan.dnsmasq_spec(network, self.settings)
+        argv = plan.dnsmasq_argv(spec)
+        entries = db_api.host_entries(self.db, network.id)
+        pid = proc.pid()
+        if pid is not None and not proc.matches(pid, argv):
+            LOG.info(
+                "dnsmasq %s: command line changed, restarting", network.bridge
+            )
+            proc.stop(pid)
+            pid = None
+        hup = self._write_files(
+            network, spec, state, entries, compact=pid is None
+        )
+        if pid is None:
+            proc.start(argv)
+            state.starts += 1
+        elif hup:
+            LOG.info("dnsmasq %s: HUP pid %d", network.bridge, pid)
+            proc.reload(pid)
+            state.reloads += 1
+        live = proc.wait_served(str(spec.listen), self.tuning.served_timeout)
+        self._release_stale(network, state, entries)
+        return live
+
+    def _write_files(
+        self,
+        network: Network,
+        spec: plan.DnsmasqSpec,
+        state: _NetState,
+        entries: list[HostEntry],
+        compact: bool,
+    ) -> bool:
+        """Write opts/addn-hosts/hosts; True if dnsmasq must re-read."""
+        paths = spec.paths
+        files.ensure_dir(self.settings.networks_path)
+        single = self.settings.use_single_default_gateway
+        gateway = plan.opts_gateway(network, self.settings.share_dhcp_address)
+        hup = files.ensure_file(
+            paths.opts, plan.opts_file(gateway, entries, single)
+        )
+        if spec.multi_host:  # nova §9.10: always write what we pass
+            hup |= files.ensure_file(
+                paths.addn_hosts, plan.addn_hosts_file(entries, spec.domain)
+            )
+        wanted = plan.host_lines(entries, spec.domain, single)
+        if not spec.hostsdir:
+            hup |= self._write_main(state, wanted)
+            return hup
+        files.ensure_dir(paths.hostsdir)
+        if state.main is None:
+            state.main, state.hostsdir = _load(paths)
+        if compact or self._needs_compaction(state, wanted):
+            return self._compact(state, wanted) or hup
+        self._add_to_hostsdir(state, wanted)
+        return hup
+
+    def _write_main(self, state: _NetState, wanted: dict[str, str]) -> bool:
+        text = "".join(line + "\n" for line in wanted.values())
+        changed = files.ensure_file(state.paths.hosts, text)
+        state.main = dict(wanted)
+        return changed
+
+    def _needs_compaction(
+        self, state: _NetState, wanted: dict[str, str]
+    ) -> bool:
+        known = {**(state.main or {}), **state.hostsdir}
+        if any(wanted.get(mac) != line for mac, line in known.items()):
+            return True  # a removal or change: only a HUP forgets
+        new = sum(1 for mac in wanted if mac not in known)
+        return len(state.hostsdir) + new > self.tuning.compact_files
+
+    def _compact(self, state: _NetState, wanted: dict[str, str]) -> bool:
+        """All hosts into the main file, hostsdir emptied; True = HUP."""
+        changed = self._write_main(state, wanted)
+        for name in files.list_dir(state.paths.hostsdir):
+            files.delete_file(os.path.join(state.paths.hostsdir, name))
+            changed = True
+        state.hostsdir = {}
+        return changed
+
+    def _add_to_hostsdir(
+        self, state: _NetState, wanted: dict[str, str]
+    ) -> None:
+        main = state.main or {}
+        for mac, line in wanted.items():
+            if mac in main or mac in state.hostsdir:
+                continue
+            path = os.path.join(state.paths.hostsdir, _dir_name(mac))
+            files.replace_file(path, line + "\n", durable=False)
+            state.hostsdir[mac] = line
+
+    # --- releases -------------------------------------------------------
+    def _release_stale(
+        self, network: Network, state: _NetState, entries: list[HostEntry]
+    ) -> None:
+        """Track leases whose address is no longer allocated to that MAC
+        (force_dhcp_release) and send the first release now."""
+        if self._release is None:
+            return
+        live = {(str(e.address), plan.mac_text(e.mac)) for e in entries}
+        stale = {
+            (str(x.address), plan.mac_text(x.mac))
+            for x in db_api.leases(self.db, network.id)
+        } - live
+        state.releases = {k: state.releases.get(k, (0, 0.0)) for k in stale}
+        self._drive_releases(network, state)
+
+    def _drive_releases(self, network: Network, state: _NetState) -> None:
+        if self._release is None:
+            return
+        now = self.clock()
+        for key, (tries, due) in list(state.releases.items()):
+            if tries >= self.tuning.release_attempts or now < due:
+                continue
+            address, mac = key
+            state.releases[key] = (
+                tries + 1,
+                now + self.tuning.release_interval,
+            )
+            LOG.info(
+                "dhcp_release %s %s on %s (try %d)",
+                address,
+                mac,
+                network.bridge,
+                tries + 1,
+            )
+            try:
+                self._release.release(
+                    network.bridge,
+                    netaddr.IPAddress(address),
+                    netaddr.EUI(mac),
+                )
+            except exception.DhcpReleaseError:
+                LOG.exception(
+                    "network %s: release of %s failed", network.id, address
+                )
+
+    # --- every loop -----------------------------------------------------
+    def poll(self) -> set[int]:
+        """Ingest journals, retry releases; ids whose dnsmasq died."""
+        dead: set[int] = set()
+        for network_id, state in self._nets.items():
+            leases.ingest_journal(
+                self.db, state.paths.events, self.ingest_policy
+            )
+            if state.network is None:
+                continue
+            if state.releases and self._release is not None:
+                self._check_releases(state.network, state)
+            if self._procs[network_id].pid() is None:
+                LOG.warning(
+                    "dnsmasq %s is not running; restarting",
+                    state.network.bridge,
+                )
+                dead.add(network_id)
+        return dead
+
+    def _check_releases(self, network: Network, state: _NetState) -> None:
+        leased = {
+            (str(x.address), plan.mac_text(x.mac))
+            for x in db_api.leases(self.db, network.id)
+        }
+        for key in [k for k in state.releases if k not in leased]:
+            LOG.info("network %s: lease of %s released", network.id, key[0])
+            del state.releases[key]
+        self._drive_releases(network, state)

@@ -1,0 +1,264 @@
+"""FlatDHCPManager: allocation orchestration (nova §1.4, §1.5, §2.2).
+
+Validates operator input with the pure modules (:mod:`flatnet.ipam`,
+:mod:`flatnet.mac`, :mod:`flatnet.hostname`), then makes one short DB call
+per operation through :mod:`flatnet.db.api`. Host changes (hosts files,
+DHCP releases) are applied by the network daemon, which notices the
+bumped ``networks.generation``; :func:`wait_ready` waits for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import re
+import time
+import uuid as uuidlib
+from collections.abc import Sequence
+
+import netaddr
+
+from flatnet import exception, hostname, ipam, mac, model
+from flatnet.db import api as db_api
+
+LOG = logging.getLogger(__name__)
+
+#: Interface names: IFNAMSIZ - 1 = 15 characters (kernel limit).
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_PRINTABLE_RE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ManagerSettings:
+    """The options the manager needs (from [DEFAULT], nova names)."""
+
+    flat_network_bridge: str | None = None
+    flat_interface: str | None = None
+    flat_network_dns: str | None = "8.8.4.4"
+    multi_host: bool = False
+    share_dhcp_address: bool = False
+    create_unique_mac_address_attempts: int = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NetworkRequest:
+    """``network create`` input as the operator typed it (strings)."""
+
+    label: str
+    cidr: str
+    bridge: str | None = None
+    bridge_interface: str | None = None
+    dns1: str | None = None
+    dns2: str | None = None
+    gateway: str | None = None
+    dhcp_server: str | None = None
+    fixed_cidr: str | None = None
+    mtu: int | None = None
+    uuid: str | None = None
+    project_id: str | None = None
+    multi_host: bool | None = None
+
+
+def _check_ifname(value: str, what: str) -> str:
+    if value in (".", "..") or not _IFNAME_RE.fullmatch(value):
+        raise exception.InvalidInput(
+            reason=f"{what} {value!r} is not a valid interface name "
+            "(1-15 of A-Z a-z 0-9 _ . -)"
+        )
+    return value
+
+
+def _check_text(value: str, what: str) -> str:
+    if not _PRINTABLE_RE.fullmatch(value) or value.strip() != value:
+        raise exception.InvalidInput(
+            reason=f"{what} {value!r} must be 1-255 printable characters "
+            "without leading or trailing blanks"
+        )
+    return value
+
+
+def _check_uuid(value: str) -> str:
+    try:
+        return str(uuidlib.UUID(value))
+    except ValueError as exc:
+        raise exception.InvalidInput(
+            reason=f"{value!r} is not a UUID"
+        ) from exc
+
+
+def _check_mtu(value: int | None) -> int | None:
+    if value is not None and not 68 <= value <= 65535:
+        raise exception.InvalidInput(reason=f"MTU {value} is not in 68-65535")
+    return value
+
+
+class FlatDHCPManager:
+    """Network and fixed-IP operations on one database.
+
+    ``rng`` draws MAC addresses (tests pass a seeded ``random.Random``).
+    """
+
+    def __init__(
+        self,
+        db: db_api.Database,
+        settings: ManagerSettings | None = None,
+        rng: mac.RandomSource | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings or ManagerSettings()
+        self.rng: mac.RandomSource = rng or random.SystemRandom()
+
+    # --- networks -------------------------------------------------------
+    def create_network(self, req: NetworkRequest) -> model.Network:
+        """Validate and create a flat network (nova defaults for bridge,
+        bridge_interface, dns1, multi_host). Raises InvalidInput
+        subclasses, CidrConflict, DuplicateNetwork."""
+        label = _check_text(req.label, "label")
+        bridge = req.bridge or self.settings.flat_network_bridge
+        if not bridge:
+            raise exception.InvalidInput(
+                reason="a bridge is required (--bridge or flat_network_bridge)"
+            )
+        iface = req.bridge_interface or self.settings.flat_interface
+        dns1 = req.dns1 or self.settings.flat_network_dns
+        layout = ipam.network_layout(
+            req.cidr,
+            gateway=req.gateway,
+            dhcp_server=req.dhcp_server,
+            fixed_cidr=req.fixed_cidr,
+        )
+        return db_api.network_create(
+            self.db,
+            layout,
+            label=label,
+            bridge=_check_ifname(bridge, "bridge"),
+            bridge_interface=(
+                _check_ifname(iface, "bridge interface") if iface else None
+            ),
+            dns1=ipam.parse_address(dns1) if dns1 else None,
+            dns2=ipam.parse_address(req.dns2) if req.dns2 else None,
+            mtu=_check_mtu(req.mtu),
+            uuid=_check_uuid(req.uuid) if req.uuid else None,
+            project_id=(
+                _check_text(req.project_id, "project id")
+                if req.project_id
+                else None
+            ),
+            multi_host=(
+                self.settings.multi_host
+                if req.multi_host is None
+                else req.multi_host
+            ),
+            share_address=self.settings.share_dhcp_address,
+        )
+
+    # --- instances ------------------------------------------------------
+    def _networks_for(self, network: str | None) -> list[model.Network]:
+        if network is not None:
+            return [db_api.network_get(self.db, network)]
+        networks = db_api.network_list(self.db)
+        if not networks:
+            raise exception.NetworkNotFound(network="(none defined)")
+        return networks
+
+    def allocate_for_instance(
+        self,
+        name: str,
+        mac_address: str | None = None,
+        network: str | None = None,
+        host: str | None = None,
+    ) -> list[model.NetworkInfo]:
+        """Create instance ``name`` with one VIF and fixed IP per network
+        (``network`` given: just that one; otherwise every network, as
+        nova does with no requested networks).
+
+        A requested MAC gets one attempt (MacAddressInUse); random MACs
+        are retried ``create_unique_mac_address_attempts`` times, then
+        MacAddressGenerationFailed. Each returned info's
+        ``network.generation`` is what :func:`wait_ready` waits for.
+        Raises InvalidHostname, InvalidMacAddress, NetworkNotFound,
+        DuplicateInstance, NoMoreFixedIps; nothing is written then.
+        """
+        spec = db_api.InstanceSpec(
+            hostname=hostname.validate_hostname(name),
+            display_name=name,
+            host=_check_text(host, "host") if host else None,
+        )
+        fixed_mac = mac.parse_mac(mac_address) if mac_address else None
+        networks = self._networks_for(network)
+        if fixed_mac is not None and len(networks) > 1:
+            raise exception.InvalidInput(
+                reason="--mac needs --network when several networks exist"
+            )
+        return self._retry_macs(spec, networks, fixed_mac)
+
+    def _retry_macs(
+        self,
+        spec: db_api.InstanceSpec,
+        networks: Sequence[model.Network],
+        fixed_mac: netaddr.EUI | None,
+    ) -> list[model.NetworkInfo]:
+        attempts = self.settings.create_unique_mac_address_attempts
+        for _attempt in range(1 if fixed_mac is not None else attempts):
+            requests = [
+                db_api.VifRequest(
+                    network_id=n.id,
+                    mac=fixed_mac or mac.generate_mac(self.rng),
+                )
+                for n in networks
+            ]
+            try:
+                return db_api.instance_create_allocated(
+                    self.db, spec, requests
+                )
+            except exception.MacAddressInUse:
+                if fixed_mac is not None:
+                    raise
+                LOG.info(
+                    "MAC collision for instance %s, retrying", spec.hostname
+                )
+        raise exception.MacAddressGenerationFailed(attempts=attempts)
+
+    def deallocate_for_instance(
+        self, ident: str
+    ) -> list[model.FixedIpRelease]:
+        """Deallocate an instance (by uuid or name) in nova's way and
+        return what the daemon may have to dhcp_release. Raises
+        InstanceNotFound."""
+        instance = db_api.instance_get(self.db, ident)
+        return db_api.deallocate_for_instance(self.db, instance.uuid)
+
+
+def wait_ready(
+    db: db_api.Database,
+    infos: Sequence[model.NetworkInfo],
+    host: str,
+    timeout: float,
+    *,
+    interval: float = 0.05,
+) -> None:
+    """Return once ``host`` has applied (component ``dhcp``) at least the
+    generation each allocation committed. Raises NotReady after
+    ``timeout`` seconds, saying whether the host ever reported."""
+    deadline = time.monotonic() + timeout
+    for info in infos:
+        target = info.network.generation
+        while True:
+            applied = db_api.host_state_get(db, host, info.network.id, "dhcp")
+            if applied >= target:
+                break
+            if time.monotonic() >= deadline:
+                state = (
+                    "no flatnet-network daemon has ever reported for it"
+                    if applied == 0
+                    else f"host is at generation {applied}, need {target}"
+                )
+                raise exception.NotReady(
+                    f"DHCP for {info.instance.hostname} on network "
+                    f"{info.network.label} (host {host}) was not ready after "
+                    f"{timeout:.1f} s: {state}",
+                    what="dhcp",
+                    timeout=timeout,
+                )
+            time.sleep(interval)

@@ -1,0 +1,87 @@
+"""plan/dhcp_hook.py: the sh hook text, and the real script under /bin/sh
+with valid and hostile arguments."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from flatnet.plan import dhcp_hook
+
+MAC = "fa:16:3e:00:00:01"
+
+
+def test_script_text_quotes_the_python_hook():
+    text = dhcp_hook.hook_script("/opt/it's here/flatnet-dhcpbridge")
+    assert text.startswith("#!/bin/sh\n")
+    assert "PYHOOK='/opt/it'\"'\"'s here/flatnet-dhcpbridge'\n" in text
+    assert "printf '%s %s %s\\n' \"$1\" \"$2\" \"$3\" >> " in text
+
+
+@pytest.fixture
+def hook(tmp_path):
+    """The rendered script plus a stand-in Python hook that records how
+    it was exec'ed."""
+    record = tmp_path / "exec.log"
+    pyhook = tmp_path / "pyhook"
+    pyhook.write_text(f'#!/bin/sh\necho "$#:$1" >> {record}\n')
+    pyhook.chmod(0o755)
+    script = tmp_path / "flatnet-dhcp-script"
+    script.write_text(dhcp_hook.hook_script(str(pyhook)))
+    script.chmod(0o755)
+    journal = tmp_path / "nova-br100.events"
+
+    def run(*args: str, events: str | None = str(journal)) -> str:
+        env = {"PATH": "/usr/bin:/bin"}
+        if events is not None:
+            env["FLATNET_EVENTS"] = events
+        subprocess.run([str(script), *args], env=env, check=True,
+                       timeout=10)
+        return journal.read_text() if journal.exists() else ""
+
+    run.record = record  # type: ignore[attr-defined]
+    return run
+
+
+def test_valid_events_are_journaled_one_line_each(hook):
+    hook("add", MAC, "10.0.0.3", "vm1")
+    hook("old", MAC, "10.0.0.3")
+    text = hook("del", MAC, "10.0.0.3", "evil\nname")
+    assert text == (
+        f"add {MAC} 10.0.0.3\nold {MAC} 10.0.0.3\ndel {MAC} 10.0.0.3\n"
+    )
+    assert not hook.record.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("add", "fa:16:3e:00:00:01\nadd", "10.0.0.3"),
+        ("add", MAC, "10.0.0.3\ndel x y"),
+        ("add", MAC, "10.0.0.3 x"),
+        ("add", MAC, "1.2.3"),
+        ("add", MAC, "1.2.3.4.5"),
+        ("add", MAC, "1..2.3"),
+        ("add", MAC, "1111111111111111.1.1.1"),
+        ("add", "01-fa:16:3e:00:00:01", "10.0.0.3"),
+        ("add", MAC),
+        ("add",),
+        ("tftp", "1000", "10.0.0.3", "/file"),
+        ("init",),
+        ("add", "x" * 100000, "10.0.0.3"),
+    ],
+)
+def test_anything_unexpected_goes_to_the_python_hook(hook, args):
+    assert hook(*args) == ""
+    assert hook.record.read_text() == f"{len(args)}:{args[0]}\n"
+
+
+def test_missing_or_odd_journal_env_goes_to_the_python_hook(hook, tmp_path):
+    assert hook("add", MAC, "10.0.0.3", events=None) == ""
+    hook("add", MAC, "10.0.0.3", events="relative.events")
+    hook("add", MAC, "10.0.0.3", events=str(tmp_path / "x.log"))
+    assert hook.record.read_text().count("4:add") == 0
+    assert hook.record.read_text().count("3:add") == 3
+    assert not os.path.exists(tmp_path / "x.log")

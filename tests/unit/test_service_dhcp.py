@@ -1,0 +1,209 @@
+"""service/dhcp.py with FakeDnsmasq on a real SQLite database."""
+
+from __future__ import annotations
+
+import os
+
+import netaddr
+import pytest
+
+from flatnet.db import api as db_api
+from flatnet.model import LeaseEvent
+from flatnet.plan import dnsmasq as plan
+from flatnet.service import dhcp, leases
+from tests.fakes_dnsmasq import (
+    FakeDnsmasq,
+    FakeProcessTable,
+    FakeRelease,
+    new_db,
+    new_instance,
+    new_network,
+)
+
+
+class Rig:
+    def __init__(self, tmp_path, **settings: object) -> None:
+        self.db = new_db(tmp_path)
+        self.network = new_network(self.db)
+        self.np = str(tmp_path / "networks")
+        self.table = FakeProcessTable()
+        self.procs: dict[str, FakeDnsmasq] = {}
+        self.release = FakeRelease()
+        values: dict[str, object] = {
+            "networks_path": self.np,
+            "dhcpbridge": "/usr/bin/flatnet-dhcpbridge",
+        }
+        values.update(settings)
+        self.rec = dhcp.DhcpReconciler(
+            self.db, "nethost", plan.DhcpSettings(**values),  # type: ignore[arg-type]
+            self._factory, release=self.release,
+        )
+        self.rec.prepare()
+        self.now = 0.0
+        self.rec.clock = lambda: self.now
+
+    def _factory(self, bridge, paths):
+        proc = self.procs.get(bridge)
+        if proc is None:
+            proc = self.procs[bridge] = FakeDnsmasq(bridge, paths, self.table)
+        return proc
+
+    @property
+    def proc(self) -> FakeDnsmasq:
+        return self.procs["br100"]
+
+    def sync(self) -> bool:
+        network = db_api.network_get(self.db, str(self.network.id))
+        return self.rec.sync_network(network)
+
+    def add(self, n: int) -> str:
+        mac = f"fa:16:3e:00:{n >> 8:02x}:{n & 0xFF:02x}"
+        new_instance(self.db, self.network, f"vm{n}", mac)
+        return mac
+
+    def hostsdir(self) -> list[str]:
+        return sorted(os.listdir(os.path.join(self.np, "nova-br100.d")))
+
+
+def test_first_sync_starts_dnsmasq_with_all_hosts_in_main_file(tmp_path):
+    rig = Rig(tmp_path)
+    mac = rig.add(1)
+    assert rig.sync() is True
+    assert rig.proc.starts == 1 and rig.proc.reloads == 0
+    assert rig.proc.loaded == {mac: f"{mac},vm1.novalocal,10.210.0.2"}
+    assert rig.hostsdir() == []
+    hook = os.path.join(rig.np, "flatnet-dhcp-script")
+    assert os.stat(hook).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(rig.np, "nova-br100.conf")).st_mode & 0o777 == (
+        0o644
+    )
+
+
+def test_new_hosts_go_live_through_hostsdir_without_hup(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sync()
+    macs = [rig.add(n) for n in range(1, 201)]  # a burst of 200
+    assert rig.sync() is True
+    assert rig.proc.reloads == 0 and rig.proc.starts == 1
+    assert set(rig.proc.loaded) == set(macs)
+    assert len(rig.hostsdir()) == 200
+
+
+def test_nothing_changed_means_no_write_and_no_hup(tmp_path):
+    rig = Rig(tmp_path, dhcp_hostsdir=False)
+    rig.add(1)
+    rig.sync()
+    conf = os.path.join(rig.np, "nova-br100.conf")
+    before = os.stat(conf).st_ino
+    rig.sync()
+    assert rig.proc.reloads == 0 and os.stat(conf).st_ino == before
+
+
+def test_without_hostsdir_a_batch_costs_one_hup(tmp_path):
+    rig = Rig(tmp_path, dhcp_hostsdir=False)
+    rig.sync()
+    for n in range(1, 51):
+        rig.add(n)
+    rig.sync()
+    assert rig.proc.reloads == 1 and len(rig.proc.loaded) == 50
+
+
+def test_too_many_hostsdir_files_are_compacted_with_one_hup(tmp_path):
+    rig = Rig(tmp_path)
+    rig.rec.tuning = dhcp.DhcpTuning(compact_files=10)
+    rig.sync()
+    for n in range(1, 12):
+        rig.add(n)
+    rig.sync()
+    assert rig.proc.reloads == 1 and rig.hostsdir() == []
+    assert len(rig.proc.loaded) == 11
+
+
+def _lease(rig: Rig, action: str, mac: str, ip: str) -> None:
+    path = plan.dnsmasq_paths(rig.np, "br100").events
+    leases.record_event(
+        path, LeaseEvent(action, netaddr.EUI(mac), netaddr.IPAddress(ip))
+    )
+    rig.rec.poll()
+
+
+def test_deallocate_compacts_hups_and_releases_until_del_arrives(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sync()
+    mac = rig.add(1)
+    other = rig.add(2)
+    rig.sync()
+    _lease(rig, "add", mac, "10.210.0.2")
+    uuid = db_api.instance_get(rig.db, "vm1").uuid
+    db_api.deallocate_for_instance(rig.db, uuid)
+    rig.sync()
+    assert rig.proc.reloads == 1 and rig.hostsdir() == []
+    assert set(rig.proc.loaded) == {other}  # dnsmasq forgot vm1
+    assert rig.release.sent == [("br100", "10.210.0.2", mac)]
+    # still associated: the address cannot go to a new MAC yet
+    fixed = {str(f.address): f for f in db_api.fixed_ip_list(rig.db)}
+    assert fixed["10.210.0.2"].instance_uuid == uuid
+    _lease(rig, "del", mac, "10.210.0.2")  # dnsmasq confirms the release
+    assert rig.rec.state(rig.network.id).releases == {}
+    fixed = {str(f.address): f for f in db_api.fixed_ip_list(rig.db)}
+    assert fixed["10.210.0.2"].instance_uuid is None
+
+
+def test_release_is_retried_three_times_at_most(tmp_path):
+    rig = Rig(tmp_path)
+    mac = rig.add(1)
+    rig.sync()
+    _lease(rig, "add", mac, "10.210.0.2")
+    db_api.deallocate_for_instance(rig.db, db_api.instance_get(rig.db, "vm1").uuid)
+    rig.sync()
+    for _ in range(10):
+        rig.now += 1.0
+        rig.rec.poll()
+    assert len(rig.release.sent) == 3
+
+
+def test_changed_argv_restarts_and_foreign_pid_is_left_alone(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sync()
+    first = rig.proc.pid()
+    rig.rec.settings = plan.DhcpSettings(
+        networks_path=rig.np, dhcpbridge="/x", dhcp_lease_time=600
+    )
+    rig.sync()
+    assert rig.proc.stops == 1 and rig.proc.pid() != first
+    assert any(a.endswith(",600s") for a in rig.table.running[rig.proc.pid()])
+
+
+def test_poll_reports_a_dead_dnsmasq(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sync()
+    assert rig.rec.poll() == set()
+    rig.proc.kill()
+    assert rig.rec.poll() == {rig.network.id}
+    rig.sync()
+    assert rig.proc.starts == 2
+
+
+def test_restarted_daemon_adopts_state_from_files(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sync()
+    rig.add(1)
+    rig.sync()  # vm1 is a hostsdir file now
+    table = rig.table
+    again = Rig.__new__(Rig)
+    again.__dict__.update(rig.__dict__)
+    again.rec = dhcp.DhcpReconciler(
+        rig.db, "nethost", rig.rec.settings, rig._factory,
+        release=rig.release,
+    )
+    assert again.sync() is True
+    assert rig.proc.starts == 1 and rig.proc.reloads == 0
+    assert table.running  # same process kept
+
+
+@pytest.mark.parametrize("host", ["otherhost"])
+def test_networks_of_other_hosts_are_not_served(tmp_path, host):
+    rig = Rig(tmp_path)
+    db_api.network_set_host(rig.db, rig.network.id, host)
+    assert rig.sync() is True
+    assert "br100" not in rig.procs
