@@ -26,15 +26,22 @@ from flatnet.model import FloatingIp, Network
 from flatnet.plan.host_rules import HostRulesSettings, host_ruleset
 from flatnet.plan.iptables import RuleSet, plan_ruleset
 
-SETTINGS = HostRulesSettings(public_interface="eth1",
-                             routing_source_ip="172.31.0.1",
-                             metadata_host="172.31.0.1")
+SETTINGS = HostRulesSettings(
+    public_interface="eth1",
+    routing_source_ip="172.31.0.1",
+    metadata_host="172.31.0.1",
+)
 NET = Network(
-    id=1, uuid="u", label="bench", cidr=netaddr.IPNetwork("10.0.0.0/16"),
+    id=1,
+    uuid="u",
+    label="bench",
+    cidr=netaddr.IPNetwork("10.0.0.0/16"),
     gateway=netaddr.IPAddress("10.0.0.1"),
-    dhcp_server=netaddr.IPAddress("10.0.0.1"), dhcp_start=None,
+    dhcp_server=netaddr.IPAddress("10.0.0.1"),
+    dhcp_start=None,
     broadcast=netaddr.IPAddress("10.0.255.255"),
-    netmask=netaddr.IPAddress("255.255.0.0"), bridge="br100",
+    netmask=netaddr.IPAddress("255.255.0.0"),
+    bridge="br100",
     bridge_interface=None,
 )
 BACKENDS: dict[str, Callable[[str], IptablesBackend]] = {
@@ -48,9 +55,13 @@ def floating(count: int) -> list[FloatingIp]:
     first_float = int(netaddr.IPAddress("172.30.0.10"))
     first_fixed = int(netaddr.IPAddress("10.0.1.0"))
     return [
-        FloatingIp(id=i, address=netaddr.IPAddress(first_float + i),
-                   pool="nova", interface="eth1",
-                   fixed_address=netaddr.IPAddress(first_fixed + i))
+        FloatingIp(
+            id=i,
+            address=netaddr.IPAddress(first_float + i),
+            pool="nova",
+            interface="eth1",
+            fixed_address=netaddr.IPAddress(first_fixed + i),
+        )
         for i in range(count)
     ]
 
@@ -93,14 +104,19 @@ def measure(kind: str, count: int) -> Iterator[float]:
 
 def main(argv: Sequence[str]) -> None:
     counts = [int(a) for a in argv] or [0, 1000, 5000, 9000]
-    print(f"{'backend':<15} {'floats':>6} {'rules':>6} {'full s':>8} "
-          f"{'+1 float s':>10} {'no-op sync s':>12}")
+    print(
+        f"{'backend':<15} {'floats':>6} {'rules':>6} {'full s':>8} "
+        f"{'+1 float s':>10} {'no-op sync s':>12}"
+    )
     for count in counts:
         rules = rule_count(ruleset(count))
         for kind in BACKENDS:
             full, incr, noop = measure(kind, count)
-            print(f"{kind:<15} {count:>6} {rules:>6} {full:>8.3f} "
-                  f"{incr:>10.3f} {noop:>12.3f}", flush=True)
+            print(
+                f"{kind:<15} {count:>6} {rules:>6} {full:>8.3f} "
+                f"{incr:>10.3f} {noop:>12.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

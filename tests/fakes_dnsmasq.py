@@ -30,8 +30,9 @@ class FakeProcessTable:
 
 
 class FakeDnsmasq:
-    def __init__(self, bridge: str, paths: DnsmasqPaths,
-                 table: FakeProcessTable) -> None:
+    def __init__(
+        self, bridge: str, paths: DnsmasqPaths, table: FakeProcessTable
+    ) -> None:
         self.bridge = bridge
         self.paths = paths
         self.table = table
@@ -109,8 +110,9 @@ class FakeRelease:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, str]] = []
 
-    def release(self, device: str, address: netaddr.IPAddress,
-                mac: netaddr.EUI) -> bool:
+    def release(
+        self, device: str, address: netaddr.IPAddress, mac: netaddr.EUI
+    ) -> bool:
         mac_text = str(netaddr.EUI(mac, dialect=netaddr.mac_unix_expanded))
         self.sent.append((device, str(address), mac_text))
         return True
@@ -122,16 +124,25 @@ def new_db(tmp_path: os.PathLike[str] | str) -> db_api.Database:
     return db
 
 
-def new_network(db: db_api.Database, cidr: str = "10.210.0.0/24",
-                bridge: str = "br100", **extra: object) -> Network:
+def new_network(
+    db: db_api.Database,
+    cidr: str = "10.210.0.0/24",
+    bridge: str = "br100",
+    **extra: object,
+) -> Network:
     layout = network_layout(cidr)
-    return db_api.network_create(db, layout, label="private",
-                                 bridge=bridge, **extra)
+    return db_api.network_create(
+        db, layout, label="private", bridge=bridge, **extra
+    )
 
 
-def new_instance(db: db_api.Database, network: Network, name: str,
-                 mac: str, host: str = "nethost") -> Sequence[object]:
+def new_instance(
+    db: db_api.Database,
+    network: Network,
+    name: str,
+    mac: str,
+    host: str = "nethost",
+) -> Sequence[object]:
     spec = db_api.InstanceSpec(hostname=name, display_name=name, host=host)
-    request = db_api.VifRequest(network_id=network.id,
-                                mac=netaddr.EUI(mac))
+    request = db_api.VifRequest(network_id=network.id, mac=netaddr.EUI(mac))
     return db_api.instance_create_allocated(db, spec, [request])

@@ -61,8 +61,8 @@ class FakeIptables:
                 _execute(state, line)
             except (ValueError, KeyError) as exc:
                 raise exception.FirewallApplyError(
-                    table=table, reason=f"line {number} {line!r} failed: "
-                    f"{exc}") from exc
+                    table=table, reason=f"line {number} {line!r} failed: {exc}"
+                ) from exc
         self.tables[table] = state
         self.commits += 1
 
@@ -95,8 +95,9 @@ def _execute(state: State, line: str) -> None:  # noqa: C901 - a dispatcher
     elif op == "-F":
         rules.clear()
     elif op == "-X":
-        if rules or any(r.endswith(f"-j {chain}") for c in state.values()
-                        for r in c):
+        if rules or any(
+            r.endswith(f"-j {chain}") for c in state.values() for r in c
+        ):
             raise ValueError(f"chain {chain} is not empty or referenced")
         del state[chain]
     else:

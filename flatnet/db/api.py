@@ -23,7 +23,7 @@ import netaddr
 from sqlalchemy import Connection, delete, insert, or_, select, text, update
 
 from flatnet import exception, ipam, model
-from flatnet.db import migration, rows
+from flatnet.db import claims, migration, rows
 from flatnet.db.allocation import (
     InstanceSpec,
     VifRequest,
@@ -240,21 +240,11 @@ def _insert_fixed_ips(
 
 def _network_row(conn: Connection, ident: str) -> Any:
     ident = str(ident).strip()
-    conds = [
-        NETWORKS.c.uuid == ident,
-        NETWORKS.c.label == ident,
-        NETWORKS.c.cidr == ident,
-    ]
-    if ident.isdigit():
-        conds.append(NETWORKS.c.id == int(ident))
-    found = conn.execute(
-        select(NETWORKS)
-        .where(NETWORKS.c.deleted == 0, or_(*conds))
-        .order_by(NETWORKS.c.id)
-    ).all()
-    if not found:
+    params = {"b_ident": ident, "b_id": int(ident) if ident.isdigit() else -1}
+    row = conn.execute(claims.network_lookup(), params).first()
+    if row is None:
         raise exception.NetworkNotFound(network=ident)
-    return found[0]
+    return row
 
 
 def network_get(db: Database, ident: str) -> model.Network:

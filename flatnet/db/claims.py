@@ -21,11 +21,13 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Insert,
+    Select,
     Update,
     and_,
     bindparam,
     func,
     insert,
+    or_,
     select,
     true,
     update,
@@ -110,6 +112,25 @@ def bump_network() -> Update:
         .where(NETWORKS.c.id == bindparam("b_id"), NETWORKS.c.deleted == 0)
         .values(generation=NETWORKS.c.generation + 1)
         .returning(*NETWORKS.c)
+    )
+
+
+@functools.cache
+def network_lookup() -> Select[Any]:
+    """Live networks whose uuid, label or cidr is ``b_ident`` or whose id
+    is ``b_id``, by id."""
+    return (
+        select(NETWORKS)
+        .where(
+            NETWORKS.c.deleted == 0,
+            or_(
+                NETWORKS.c.uuid == bindparam("b_ident"),
+                NETWORKS.c.label == bindparam("b_ident"),
+                NETWORKS.c.cidr == bindparam("b_ident"),
+                NETWORKS.c.id == bindparam("b_id"),
+            ),
+        )
+        .order_by(NETWORKS.c.id)
     )
 
 

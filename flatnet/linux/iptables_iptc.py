@@ -208,7 +208,7 @@ def _execute(table: Any, plan: TablePlan) -> None:
     for chain in plan.rewrite:
         for spec in chain.rules:
             _add(table, "-A", chain.name, spec, None)
-    for op in plan.anchor_ops:
+    for op in (*plan.edits, *plan.anchor_ops):
         _add(table, op.op, op.chain, op.rule, op.position)
     for chain_name in plan.delete_chains:
         with _iptc_errors(name, f"deleting chain {chain_name}"):

@@ -19,6 +19,7 @@ Live rules are compared in iptables-save's canonical spelling, which
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import functools
@@ -59,6 +60,7 @@ _STATE_ORDER = (
     "INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT",
 )  # fmt: skip
 _TO_ALIAS = {"SNAT": "--to-source", "DNAT": "--to-destination"}
+_COUNTERS_RE = re.compile(r"^\[\d+:\d+\] ")
 
 Position = Literal["top", "bottom"]
 
@@ -322,7 +324,15 @@ def parse_save(text: str) -> dict[str, SavedTable]:
     tables: dict[str, dict[str, list[str]]] = {}
     chains: dict[str, list[str]] | None = None
     for raw in text.splitlines():
-        line = re.sub(r"^\[\d+:\d+\] ", "", raw.strip())
+        line = raw.strip()
+        if line.startswith("-A "):
+            if chains is None:
+                raise _bad(line, "outside a *table block")
+            _, chain, *rest = line.split(" ", 2)
+            chains.setdefault(chain, []).append(rest[0] if rest else "")
+            continue
+        if line.startswith("["):  # -c counters: "[pkts:bytes] -A ..."
+            line = _COUNTERS_RE.sub("", line)
         if not line or line.startswith("#"):
             continue
         if line.startswith("*"):
@@ -363,6 +373,8 @@ class TablePlan:
     rewrite: tuple[Chain, ...] = ()
     delete_chains: tuple[str, ...] = ()
     anchor_ops: tuple[AnchorOp, ...] = ()
+    #: small in-place changes of owned chains (-D unique rule / -I at N)
+    edits: tuple[AnchorOp, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -371,6 +383,13 @@ class TablePlan:
             or self.rewrite
             or self.delete_chains
             or self.anchor_ops
+            or self.edits
+        )
+
+    def changed_chains(self) -> list[str]:
+        """Owned chains rewritten or edited, in plan order."""
+        return _unique(
+            [*(c.name for c in self.rewrite), *(op.chain for op in self.edits)]
         )
 
     def restore_lines(self) -> list[str]:
@@ -385,6 +404,7 @@ class TablePlan:
         lines += [f":{c} - [0:0]" for c in self.delete_chains]
         for chain in self.rewrite:
             lines += [f"-A {chain.name} {rule}" for rule in chain.rules]
+        lines += [op.line() for op in self.edits]
         lines += [op.line() for op in self.anchor_ops]
         lines += [f"-X {c}" for c in self.delete_chains]
         return [*lines, "COMMIT"]
@@ -442,11 +462,18 @@ def plan_table(
     """
     live = live or empty_table(desired.name)
     owned = {c.name for c in desired.chains}
-    rewrite = tuple(
-        c
-        for c in desired.chains
-        if live.chains.get(c.name) != tuple(canonical_rule(r) for r in c.rules)
-    )
+    rewrite: list[Chain] = []
+    edits: list[AnchorOp] = []
+    for chain in desired.chains:
+        have = live.chains.get(chain.name)
+        want = tuple(canonical_rule(r) for r in chain.rules)
+        if have == want:
+            continue
+        edit = None if have is None else _chain_edit(chain, have, want)
+        if edit is None:
+            rewrite.append(chain)
+        else:
+            edits += edit
     stale = tuple(
         n for n in live.chains if is_owned_chain(n, prefix) and n not in owned
     )
@@ -455,13 +482,44 @@ def plan_table(
     for anchor in desired.anchors:
         by_chain.setdefault(anchor.chain, []).append(anchor)
     ops: list[AnchorOp] = []
-    for chain in _unique([*by_chain, *live.chains]):
-        if chain in owned or chain in stale:
+    for name in _unique([*by_chain, *live.chains]):
+        if name in owned or name in stale:
             continue
         ops += _anchor_ops(
-            chain, live.chains.get(chain, ()), by_chain.get(chain, []), prefix
+            name, live.chains.get(name, ()), by_chain.get(name, []), prefix
         )
-    return TablePlan(desired.name, create, rewrite, stale, tuple(ops))
+    return TablePlan(
+        desired.name, create, tuple(rewrite), stale, tuple(ops), tuple(edits)
+    )
+
+
+def _chain_edit(
+    chain: Chain, have: Sequence[str], want: Sequence[str]
+) -> list[AnchorOp] | None:
+    """In-place ops for a small change between a common head and tail
+    (e.g. one floating IP more), or None when a rewrite is simpler or a
+    deleted rule is not unique (``-D`` by spec removes the first one)."""
+    head = 0
+    while head < min(len(have), len(want)) and have[head] == want[head]:
+        head += 1
+    tail = 0
+    while (
+        tail < min(len(have), len(want)) - head
+        and have[-1 - tail] == want[-1 - tail]
+    ):
+        tail += 1
+    gone = have[head : len(have) - tail]
+    new = chain.rules[head : len(want) - tail]
+    if len(gone) + len(new) > max(8, len(want) // 8):
+        return None
+    counts = collections.Counter(have)
+    if any(counts[rule] != 1 for rule in gone):
+        return None
+    ops = [AnchorOp("-D", chain.name, rule) for rule in gone]
+    return ops + [
+        AnchorOp("-I", chain.name, rule, head + 1 + n)
+        for n, rule in enumerate(new)
+    ]
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -491,7 +549,8 @@ def diff_ruleset(
         table = live.get(plan.table) or empty_table(plan.table)
         for name in plan.create_chains:
             out += [f"@@ {plan.table} @@", f"+:{name}"]
-        for chain in plan.rewrite:
+        for name in plan.changed_chains():
+            chain = desired.tables[plan.table].chain(name)
             if chain.name not in table.chains:
                 out += [f"@@ {plan.table} @@", f"+:{chain.name}"]
             have = [

@@ -108,6 +108,10 @@ class FlatDHCPManager:
         self.db = db
         self.settings = settings or ManagerSettings()
         self.rng: mac.RandomSource = rng or random.SystemRandom()
+        # ident -> network, saving a read transaction per allocation. A
+        # stale entry (network deleted) fails in the allocation's own
+        # transaction with NetworkNotFound and is looked up again once.
+        self._network_cache: dict[str, model.Network] = {}
 
     # --- networks -------------------------------------------------------
     def create_network(self, req: NetworkRequest) -> model.Network:
@@ -156,7 +160,10 @@ class FlatDHCPManager:
     # --- instances ------------------------------------------------------
     def _networks_for(self, network: str | None) -> list[model.Network]:
         if network is not None:
-            return [db_api.network_get(self.db, network)]
+            if network not in self._network_cache:
+                found = db_api.network_get(self.db, network)
+                self._network_cache[network] = found
+            return [self._network_cache[network]]
         networks = db_api.network_list(self.db)
         if not networks:
             raise exception.NetworkNotFound(network="(none defined)")
@@ -191,7 +198,14 @@ class FlatDHCPManager:
             raise exception.InvalidInput(
                 reason="--mac needs --network when several networks exist"
             )
-        return self._retry_macs(spec, networks, fixed_mac)
+        try:
+            return self._retry_macs(spec, networks, fixed_mac)
+        except exception.NetworkNotFound:
+            if network is None or network not in self._network_cache:
+                raise
+            del self._network_cache[network]
+            networks = self._networks_for(network)
+            return self._retry_macs(spec, networks, fixed_mac)
 
     def _retry_macs(
         self,

@@ -30,8 +30,10 @@ def pg_url() -> Iterator[str]:
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(
-        hide_password=False
+    yield (
+        make_url(PG_URL)
+        .set(database=name)
+        .render_as_string(hide_password=False)
     )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -56,22 +58,36 @@ def db(db_url) -> Iterator[api.Database]:
 
 
 def make_network(
-    db: api.Database, cidr: str = "10.0.0.0/24", label: str = "private",
-    bridge: str = "br100", **kwargs: object,
+    db: api.Database,
+    cidr: str = "10.0.0.0/24",
+    label: str = "private",
+    bridge: str = "br100",
+    **kwargs: object,
 ) -> model.Network:
     existing = [n.cidr for n in api.network_list(db)]
     layout = ipam.network_layout(cidr, existing=existing)
-    return api.network_create(db, layout, label=label, bridge=bridge,
-                              dns1=netaddr.IPAddress("8.8.4.4"), **kwargs)  # fmt: skip
+    return api.network_create(
+        db,
+        layout,
+        label=label,
+        bridge=bridge,
+        dns1=netaddr.IPAddress("8.8.4.4"),
+        **kwargs,
+    )
 
 
 def make_instance(
-    db: api.Database, name: str, network: model.Network, mac: int,
-    address: str | None = None, host: str | None = None,
+    db: api.Database,
+    name: str,
+    network: model.Network,
+    mac: int,
+    address: str | None = None,
+    host: str | None = None,
 ) -> model.NetworkInfo:
     spec = api.InstanceSpec(hostname=name, display_name=name, host=host)
     req = api.VifRequest(
-        network_id=network.id, mac=netaddr.EUI(0xFA163E000000 + mac),
+        network_id=network.id,
+        mac=netaddr.EUI(0xFA163E000000 + mac),
         address=netaddr.IPAddress(address) if address else None,
-    )  # fmt: skip
+    )
     return api.instance_create_allocated(db, spec, [req])[0]

@@ -32,8 +32,9 @@ esac
 """
 
 
-def wait_for(probe: Callable[[], object], timeout: float = 10.0,
-             what: str = "condition") -> object:
+def wait_for(
+    probe: Callable[[], object], timeout: float = 10.0, what: str = "condition"
+) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
@@ -51,9 +52,23 @@ class Client:
         self.log = log
         env = {**os.environ, "UDHCPC_LOG": str(log)}
         self.proc = netns.popen(
-            ["udhcpc", "-f", "-i", "eth0", "-t", "20", "-T", "1", "-A", "1",
-             "-s", str(script)],
-            netns=ns, env=env, stdout=subprocess.DEVNULL,
+            [
+                "udhcpc",
+                "-f",
+                "-i",
+                "eth0",
+                "-t",
+                "20",
+                "-T",
+                "1",
+                "-A",
+                "1",
+                "-s",
+                str(script),
+            ],
+            netns=ns,
+            env=env,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
@@ -73,8 +88,11 @@ class Client:
         return found[-1] if found else None
 
     def bound(self, timeout: float = 20.0) -> dict[str, str]:
-        return wait_for(lambda: self.last({"bound"}), timeout,  # type: ignore[return-value]
-                        f"udhcpc bound in {self.ns}")
+        return wait_for(
+            lambda: self.last({"bound"}),
+            timeout,  # type: ignore[return-value]
+            f"udhcpc bound in {self.ns}",
+        )
 
     def renew(self, timeout: float = 10.0) -> str:
         """SIGUSR1 (renew now); 'renew' on ACK, 'nak' on DHCPNAK."""
@@ -96,9 +114,13 @@ class Client:
 
 
 class Site:
-    def __init__(self, make_netns: Callable[[str], str],
-                 tmp: pathlib.Path, cidr: str = "10.231.0.0/24",
-                 **options: object) -> None:
+    def __init__(
+        self,
+        make_netns: Callable[[str], str],
+        tmp: pathlib.Path,
+        cidr: str = "10.231.0.0/24",
+        **options: object,
+    ) -> None:
         self.make_netns = make_netns
         self.tmp = tmp
         self.host = make_netns("nh")
@@ -118,31 +140,56 @@ class Site:
         }
         values.update(options)
         lines = ["[DEFAULT]"] + [f"{k} = {v}" for k, v in values.items()]
-        lines += ["[database]",
-                  f"connection = sqlite:///{tmp}/flatnet.sqlite", ""]
+        lines += [
+            "[database]",
+            f"connection = sqlite:///{tmp}/flatnet.sqlite",
+            "",
+        ]
         self.conf.write_text("\n".join(lines))
         self.script = tmp / "udhcpc.sh"
         self.script.write_text(UDHCPC_SCRIPT)
         self.script.chmod(0o755)
         self.daemon: subprocess.Popen[str] | None = None
+        self._log_handle: object | None = None
+        self.clients: list[Client] = []
         self.daemon_log = tmp / "daemon.log"
         self.manage("db", "sync")
-        self.manage("network", "create", "--label", "private",
-                    "--fixed-range-v4", cidr, "--bridge", "br100",
-                    "--dns1", "10.231.0.53")
+        self.manage(
+            "network",
+            "create",
+            "--label",
+            "private",
+            "--fixed-range-v4",
+            cidr,
+            "--bridge",
+            "br100",
+            "--dns1",
+            "10.231.0.53",
+        )
         self.np = tmp / "networks"
 
-    def manage(self, *args: str, check: bool = True
-               ) -> subprocess.CompletedProcess[str]:
-        argv = [str(BIN / "flatnet-manage"), args[0], args[1],
-                "--config-file", str(self.conf), *args[2:]]
+    def manage(
+        self, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [
+            str(BIN / "flatnet-manage"),
+            args[0],
+            args[1],
+            "--config-file",
+            str(self.conf),
+            *args[2:],
+        ]
         return netns.run(argv, check=check, timeout=60)
 
     def start_daemon(self) -> None:
         handle = open(self.daemon_log, "a")  # noqa: SIM115
+        self._close_log()
+        self._log_handle = handle
         self.daemon = netns.popen(
             [str(BIN / "flatnet-network"), "--config-file", str(self.conf)],
-            netns=self.host, stdout=handle, stderr=subprocess.STDOUT,
+            netns=self.host,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
         wait_for(self.dnsmasq_pid, 20, "dnsmasq started by the daemon")
 
@@ -151,6 +198,22 @@ class Site:
         self.daemon.send_signal(signal.SIGTERM)
         assert self.daemon.wait(timeout=10) == 0
         self.daemon = None
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_handle is not None:
+            self._log_handle.close()  # type: ignore[attr-defined]
+            self._log_handle = None
+
+    def close(self) -> None:
+        """Stop clients and the daemon (dnsmasq is the caller's)."""
+        for client in self.clients:
+            client.stop()
+        if self.daemon is not None:
+            self.daemon.kill()
+            self.daemon.wait()
+            self.daemon = None
+        self._close_log()
 
     def dnsmasq_pid(self) -> int | None:
         try:
@@ -162,9 +225,22 @@ class Site:
         return pid if marker in cmdline.split(b"\0") else None
 
     def create(self, name: str, mac: str) -> dict[str, object]:
-        out = self.manage("instance", "create", name, "--mac", mac,
-                          "--network", "private", "--host", "nethost",
-                          "--wait", "--timeout", "20", "--format", "json")
+        out = self.manage(
+            "instance",
+            "create",
+            name,
+            "--mac",
+            mac,
+            "--network",
+            "private",
+            "--host",
+            "nethost",
+            "--wait",
+            "--timeout",
+            "20",
+            "--format",
+            "json",
+        )
         data = json.loads(out.stdout)
         return data[0] if isinstance(data, list) else data
 
@@ -173,12 +249,15 @@ class Site:
         ns = self.make_netns("vm")
         port = netns.unique_name("p")
         netns.veth(self.host, port, ns, "eth0", mac_b=mac)
-        netns.run(["ip", "link", "set", port, "master", "br100"],
-                  netns=self.host)
+        netns.run(
+            ["ip", "link", "set", port, "master", "br100"], netns=self.host
+        )
         return ns
 
     def client(self, ns: str) -> Client:
-        return Client(ns, self.tmp / f"{ns}.log", self.script)
+        made = Client(ns, self.tmp / f"{ns}.log", self.script)
+        self.clients.append(made)
+        return made
 
     def daemon_lines(self, text: str) -> int:
         return self.daemon_log.read_text().count(text)

@@ -15,7 +15,6 @@ import netaddr
 import pytest
 
 from flatnet.db import api as db_api
-from tests.functional import netns
 from tests.functional.dhcp_site import Site, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -40,9 +39,7 @@ def site(make_netns, state_dir):
     dnsmasq_conf.write_text(f"log-facility={state_dir}/dnsmasq.log\n")
     made = Site(make_netns, state_dir, dnsmasq_config_file=str(dnsmasq_conf))
     yield made
-    if made.daemon is not None:
-        made.daemon.kill()
-        made.daemon.wait()
+    made.close()
     pid = made.dnsmasq_pid()
     if pid is not None:
         os.kill(pid, signal.SIGKILL)
@@ -72,8 +69,11 @@ def test_clients_get_their_allocation(site):
         assert got["router"] == "10.231.0.1"
         assert got["dns"] == "10.231.0.1"  # nova: dnsmasq itself
         assert (got["hostname"], got["domain"]) == (name, "novalocal")
-    wait_for(lambda: _leased(site) == {first["address"], second["address"]},
-             5, "both leases recorded in the database")
+    wait_for(
+        lambda: _leased(site) == {first["address"], second["address"]},
+        5,
+        "both leases recorded in the database",
+    )
     assert _hosts_reads(site) == 1  # new hosts went live by inotify
 
 
@@ -119,8 +119,11 @@ def test_deleted_instance_is_released_and_refused(site):
     wait_for(lambda: _leased(site) == {address}, 5, "lease recorded")
     site.manage("instance", "delete", "vm1")
     events = site.np / "nova-br100.events"
-    wait_for(lambda: f"del {MAC1} {address}" in events.read_text(), 10,
-             "dhcp_release answered by a 'del' event")
+    wait_for(
+        lambda: f"del {MAC1} {address}" in events.read_text(),
+        10,
+        "dhcp_release answered by a 'del' event",
+    )
 
     def disassociated() -> bool:
         rows = db_api.fixed_ip_list(_db(site))
@@ -158,12 +161,16 @@ def test_burst_of_200_allocations_costs_no_reload(site):
     for n in range(200):
         mac = netaddr.EUI(f"fa:16:3e:00:02:{n:02x}")
         db_api.instance_create_allocated(
-            db, spec(hostname=f"b{n}", display_name=f"b{n}", host="nethost"),
-            [db_api.VifRequest(network_id=1, mac=mac)])
+            db,
+            spec(hostname=f"b{n}", display_name=f"b{n}", host="nethost"),
+            [db_api.VifRequest(network_id=1, mac=mac)],
+        )
     generation = db_api.network_generations(db)[1]
-    wait_for(lambda: db_api.host_state_get(db, "nethost", 1, "dhcp")
-             >= generation, 20, "burst live")
+    wait_for(
+        lambda: db_api.host_state_get(db, "nethost", 1, "dhcp") >= generation,
+        20,
+        "burst live",
+    )
     assert _hosts_reads(site) - reads <= 1
     client = site.client(site.plug("fa:16:3e:00:02:c7"))
     assert client.bound()["hostname"] == "b199"
-    netns.run(["true"])

@@ -45,11 +45,16 @@ CLIENT = (
     "print(c.recv(100).decode().strip())\n"
 )
 NET = Network(
-    id=1, uuid="u1", label="n1", cidr=netaddr.IPNetwork("10.201.0.0/24"),
+    id=1,
+    uuid="u1",
+    label="n1",
+    cidr=netaddr.IPNetwork("10.201.0.0/24"),
     gateway=netaddr.IPAddress("10.201.0.1"),
-    dhcp_server=netaddr.IPAddress("10.201.0.1"), dhcp_start=None,
+    dhcp_server=netaddr.IPAddress("10.201.0.1"),
+    dhcp_start=None,
     broadcast=netaddr.IPAddress("10.201.0.255"),
-    netmask=netaddr.IPAddress("255.255.255.0"), bridge="br100",
+    netmask=netaddr.IPAddress("255.255.255.0"),
+    bridge="br100",
     bridge_interface=None,
 )
 FIXED = "10.201.0.3"
@@ -58,9 +63,12 @@ FLOAT = "172.31.50.100"
 
 def floating(fixed: str | None) -> FloatingIp:
     return FloatingIp(
-        id=1, address=netaddr.IPAddress(FLOAT), pool="nova",
+        id=1,
+        address=netaddr.IPAddress(FLOAT),
+        pool="nova",
         interface="pub0",
-        fixed_address=None if fixed is None else netaddr.IPAddress(fixed))
+        fixed_address=None if fixed is None else netaddr.IPAddress(fixed),
+    )
 
 
 @pytest.fixture
@@ -83,8 +91,11 @@ def topo(make_netns) -> dict[str, str]:
 
 @contextlib.contextmanager
 def listener(ns: str, address: str, port: int) -> Iterator[None]:
-    proc = netns.popen([sys.executable, "-c", LISTENER, address, str(port)],
-                       netns=ns, stdout=subprocess.PIPE)
+    proc = netns.popen(
+        [sys.executable, "-c", LISTENER, address, str(port)],
+        netns=ns,
+        stdout=subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
@@ -98,18 +109,31 @@ def listener(ns: str, address: str, port: int) -> Iterator[None]:
 
 def peer_seen(ns: str, address: str, port: int) -> str | None:
     """Connect from ``ns``; the address the listener saw, or None."""
-    out = netns.run([sys.executable, "-c", CLIENT, address, str(port)],
-                    netns=ns, check=False)
+    out = netns.run(
+        [sys.executable, "-c", CLIENT, address, str(port)],
+        netns=ns,
+        check=False,
+    )
     return out.stdout.strip() if out.returncode == 0 else None
 
 
 def host_rules(topo, backend_kind: str, **settings) -> HostRules:
-    backend = (IptcBackend(netns=topo["host"]) if backend_kind == "iptc"
-               else RestoreBackend("iptables", netns=topo["host"]))
-    base = {"public_interface": "pub0", "routing_source_ip": "172.31.50.1",
-            "metadata_host": "172.31.50.1", "metadata_port": 8775}
-    return HostRules(HostRulesSettings(**{**base, **settings}), backend,
-                     FloatingAddresses(netns=topo["host"]))
+    backend = (
+        IptcBackend(netns=topo["host"])
+        if backend_kind == "iptc"
+        else RestoreBackend("iptables", netns=topo["host"])
+    )
+    base = {
+        "public_interface": "pub0",
+        "routing_source_ip": "172.31.50.1",
+        "metadata_host": "172.31.50.1",
+        "metadata_port": 8775,
+    }
+    return HostRules(
+        HostRulesSettings(**{**base, **settings}),
+        backend,
+        FloatingAddresses(netns=topo["host"]),
+    )
 
 
 BACKENDS = ["restore", "iptc"]
@@ -126,8 +150,9 @@ def test_metadata_dnat_reaches_metadata_host(topo, kind):
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_metadata_redirect_when_metadata_host_is_localhost(topo, kind):
-    rules = host_rules(topo, kind, metadata_host="127.0.0.1",
-                       metadata_port=8776)
+    rules = host_rules(
+        topo, kind, metadata_host="127.0.0.1", metadata_port=8776
+    )
     with listener(topo["host"], "0.0.0.0", 8776):  # noqa: S104
         assert peer_seen(topo["inst"], "169.254.169.254", 80) is None
         rules.sync([NET], [])
@@ -143,8 +168,9 @@ def test_snat_to_routing_source_ip_and_repair_after_flush(topo, kind):
         assert peer_seen(topo["inst"], "172.31.50.2", 9000) == "172.31.50.1"
         assert rules.sync([NET], []).changed is False
         cli = "iptables-legacy" if kind == "iptc" else "iptables"
-        netns.run([cli, "-t", "nat", "-F", "nova-network-snat"],
-                  netns=topo["host"])
+        netns.run(
+            [cli, "-t", "nat", "-F", "nova-network-snat"], netns=topo["host"]
+        )
         netns.run([cli, "-F", "nova-network-INPUT"], netns=topo["host"])
         assert peer_seen(topo["inst"], "172.31.50.2", 9000) is None
         report = rules.verify([NET], [])
@@ -156,21 +182,32 @@ def test_snat_to_routing_source_ip_and_repair_after_flush(topo, kind):
 
 
 def bound(topo) -> str:
-    return netns.run(["ip", "-4", "-o", "addr", "show", "dev", "pub0"],
-                     netns=topo["host"]).stdout
+    return netns.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", "pub0"], netns=topo["host"]
+    ).stdout
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_floating_ip_both_directions_then_removed(topo, kind):
-    rules = host_rules(topo, kind, send_arp_for_ha=True,
-                       send_arp_for_ha_count=1,
-                       floating_ranges=("172.31.50.192/26",))
-    netns.run(["ip", "addr", "add", "172.31.50.150/32", "dev", "pub0"],
-              netns=topo["host"])  # not ours: never touched
-    netns.run(["ip", "addr", "add", "172.31.50.200/32", "dev", "pub0"],
-              netns=topo["host"])  # in a floating range, unwanted: removed
-    with listener(topo["inst"], "0.0.0.0", 9001), \
-            listener(topo["out"], "172.31.50.2", 9000):  # noqa: S104
+    rules = host_rules(
+        topo,
+        kind,
+        send_arp_for_ha=True,
+        send_arp_for_ha_count=1,
+        floating_ranges=("172.31.50.192/26",),
+    )
+    netns.run(
+        ["ip", "addr", "add", "172.31.50.150/32", "dev", "pub0"],
+        netns=topo["host"],
+    )  # not ours: never touched
+    netns.run(
+        ["ip", "addr", "add", "172.31.50.200/32", "dev", "pub0"],
+        netns=topo["host"],
+    )  # in a floating range, unwanted: removed
+    with (
+        listener(topo["inst"], "0.0.0.0", 9001),
+        listener(topo["out"], "172.31.50.2", 9000),
+    ):  # noqa: S104
         assert peer_seen(topo["out"], FLOAT, 9001) is None
         result = rules.sync([NET], [floating(FIXED)])
         assert result.bound == (f"{FLOAT} pub0",)

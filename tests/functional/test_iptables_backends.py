@@ -23,24 +23,34 @@ from tests.fakes_iptables import FakeIptables
 from tests.functional import netns
 
 SETTINGS = hr.HostRulesSettings(
-    public_interface="eth1", routing_source_ip="172.31.60.1",
-    metadata_host="172.31.60.1", dmz_cidr=("10.203.3.0/24",),
+    public_interface="eth1",
+    routing_source_ip="172.31.60.1",
+    metadata_host="172.31.60.1",
+    dmz_cidr=("10.203.3.0/24",),
 )
 NET = Network(
-    id=1, uuid="u1", label="n1", cidr=netaddr.IPNetwork("10.203.0.0/24"),
+    id=1,
+    uuid="u1",
+    label="n1",
+    cidr=netaddr.IPNetwork("10.203.0.0/24"),
     gateway=netaddr.IPAddress("10.203.0.1"),
-    dhcp_server=netaddr.IPAddress("10.203.0.1"), dhcp_start=None,
+    dhcp_server=netaddr.IPAddress("10.203.0.1"),
+    dhcp_start=None,
     broadcast=netaddr.IPAddress("10.203.0.255"),
-    netmask=netaddr.IPAddress("255.255.255.0"), bridge="br100",
+    netmask=netaddr.IPAddress("255.255.255.0"),
+    bridge="br100",
     bridge_interface=None,
 )
 
 
 def fip(address: str, fixed: str | None) -> FloatingIp:
     return FloatingIp(
-        id=1, address=netaddr.IPAddress(address), pool="nova",
+        id=1,
+        address=netaddr.IPAddress(address),
+        pool="nova",
         interface="eth1",
-        fixed_address=None if fixed is None else netaddr.IPAddress(fixed))
+        fixed_address=None if fixed is None else netaddr.IPAddress(fixed),
+    )
 
 
 def ruleset(*floating: FloatingIp) -> ipt.RuleSet:
@@ -95,7 +105,10 @@ def chain(subject: Subject, table: str, name: str) -> list[str]:
 def test_apply_then_live_equals_desired_and_reapply_is_noop(subject):
     rs = ruleset(fip("172.31.60.100", "10.203.0.3"))
     assert [p.table for p in subject.backend.apply(rs)] == [
-        "filter", "nat", "mangle"]
+        "filter",
+        "nat",
+        "mangle",
+    ]
     assert service.verify(subject.backend, rs) == []
     assert ipt.diff_ruleset(rs, subject.save()) == []
     assert subject.backend.apply(rs) == []
@@ -104,15 +117,22 @@ def test_apply_then_live_equals_desired_and_reapply_is_noop(subject):
 def test_result_looks_like_nova_network(subject):
     subject.backend.apply(ruleset())
     assert chain(subject, "filter", "FORWARD") == [
-        "-j nova-filter-top", "-j nova-network-FORWARD"]
+        "-j nova-filter-top",
+        "-j nova-network-FORWARD",
+    ]
     assert chain(subject, "filter", "OUTPUT") == [
-        "-j nova-filter-top", "-j nova-network-OUTPUT"]
+        "-j nova-filter-top",
+        "-j nova-network-OUTPUT",
+    ]
     assert chain(subject, "filter", "nova-filter-top") == [
-        "-j nova-network-local"]
+        "-j nova-network-local"
+    ]
     assert chain(subject, "nat", "POSTROUTING")[-1] == (
-        "-j nova-postrouting-bottom")
+        "-j nova-postrouting-bottom"
+    )
     assert chain(subject, "nat", "nova-postrouting-bottom") == [
-        "-j nova-network-snat"]
+        "-j nova-network-snat"
+    ]
     assert chain(subject, "nat", "nova-network-snat") == [
         "-j nova-network-float-snat",
         "-s 10.203.0.0/24 -o eth1 -j SNAT --to-source 172.31.60.1",
@@ -132,8 +152,11 @@ def test_foreign_rules_survive_in_position(subject):
         subject.command(table, f"-I {name} 1 {rule.format(0)}")
         subject.command(table, f"-A {name} {rule.format(2)}")
     # a foreign rule naming our prefix in a comment is still foreign
-    subject.command("filter", "-A INPUT -s 10.203.9.9/32 -m comment "
-                    "--comment nova-network-x -j ACCEPT")
+    subject.command(
+        "filter",
+        "-A INPUT -s 10.203.9.9/32 -m comment "
+        "--comment nova-network-x -j ACCEPT",
+    )
     before = subject.save()
     subject.backend.apply(ruleset(fip("172.31.60.100", "10.203.0.3")))
     subject.backend.apply(ruleset())
@@ -141,8 +164,10 @@ def test_foreign_rules_survive_in_position(subject):
     for (table, name), _ in foreign.items():
         assert after[table].chains[name] == before[table].chains[name]
     assert after["filter"].chains["INPUT"][:3] == (
-        "-s 10.203.9.0/32 -j ACCEPT", "-j nova-network-INPUT",
-        "-s 10.203.9.1/32 -j ACCEPT")
+        "-s 10.203.9.0/32 -j ACCEPT",
+        "-j nova-network-INPUT",
+        "-s 10.203.9.1/32 -j ACCEPT",
+    )
     assert after["filter"].chains["INPUT"][-1].startswith("-s 10.203.9.9/32")
 
 
@@ -152,8 +177,10 @@ def test_flushed_chain_and_deleted_jump_are_detected_and_repaired(subject):
     subject.command("filter", "-F nova-network-INPUT")
     subject.command("nat", "-D POSTROUTING -j nova-postrouting-bottom")
     diff = service.verify(subject.backend, rs)
-    assert "+-A nova-network-INPUT -i br100 -p udp -m udp --dport 67 " \
-           "-j ACCEPT" in diff
+    assert (
+        "+-A nova-network-INPUT -i br100 -p udp -m udp --dport 67 "
+        "-j ACCEPT" in diff
+    )
     assert "+[nat] -A POSTROUTING -j nova-postrouting-bottom" in diff
     assert service.repair(subject.backend, rs) == diff
     assert service.verify(subject.backend, rs) == []
@@ -162,8 +189,12 @@ def test_flushed_chain_and_deleted_jump_are_detected_and_repaired(subject):
 def test_floating_rules_removed_when_disassociated(subject):
     subject.backend.apply(ruleset(fip("172.31.60.100", "10.203.0.3")))
     subject.backend.apply(ruleset())
-    everything = [r for t in subject.save().values()
-                  for rules in t.chains.values() for r in rules]
+    everything = [
+        r
+        for t in subject.save().values()
+        for rules in t.chains.values()
+        for r in rules
+    ]
     assert not [r for r in everything if "172.31.60.100" in r]
 
 
@@ -204,14 +235,17 @@ def test_auto_selection_follows_the_hosts_iptables():
 
 def _ours(tables: dict[str, ipt.SavedTable]) -> dict[str, dict]:
     """Our three tables, chains sorted by name, as plain data."""
-    return {name: dict(sorted(tables[name].chains.items()))
-            for name in ("filter", "nat", "mangle")}
+    return {
+        name: dict(sorted(tables[name].chains.items()))
+        for name in ("filter", "nat", "mangle")
+    }
 
 
 @pytest.mark.root
 def test_all_backends_give_identical_iptables_save(make_netns):
-    rs = ruleset(fip("172.31.60.100", "10.203.0.3"),
-                 fip("172.31.60.101", "10.203.0.4"))
+    rs = ruleset(
+        fip("172.31.60.100", "10.203.0.3"), fip("172.31.60.101", "10.203.0.4")
+    )
     saved = {}
     for kind in ("restore-legacy", "iptc", "restore-nft"):
         subj = _real(kind, make_netns("ipt"))

@@ -29,8 +29,11 @@ def setup(tmp_path):
         f"[database]\nconnection = sqlite:///{tmp_path}/flatnet.sqlite\n"
     )
     (tmp_path / "networks").mkdir()
-    env = {"CONFIG_FILE": json.dumps([str(conf)]),
-           "NETWORK_ID": str(network.id), "PATH": "/usr/bin:/bin"}
+    env = {
+        "CONFIG_FILE": json.dumps([str(conf)]),
+        "NETWORK_ID": str(network.id),
+        "PATH": "/usr/bin:/bin",
+    }
     return db, env, tmp_path / "networks" / "nova-br100.events"
 
 
@@ -53,10 +56,21 @@ def test_without_flatnet_events_the_journal_comes_from_the_db(setup):
 
 def test_init_prints_leases_of_the_network(setup):
     db, env, _ = setup
-    db_api.lease_fixed_ip(db, db_api.network_info(
-        db, db_api.instance_get(db, "vm1").uuid)[0].address, None)
-    done = subprocess.run([HOOK, "init"], env=env, capture_output=True,
-                          text=True, check=False, timeout=30)
+    db_api.lease_fixed_ip(
+        db,
+        db_api.network_info(db, db_api.instance_get(db, "vm1").uuid)[
+            0
+        ].address,
+        None,
+    )
+    done = subprocess.run(
+        [HOOK, "init"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     expiry, mac, ip, name, star = done.stdout.split()
     assert (mac, ip, name, star) == (MAC, "10.210.0.2", "vm1", "*")
@@ -79,7 +93,10 @@ def test_init_without_network_id_fails_like_nova(setup):
         (["add"], {}),
         (["old", MAC, "10.0.0.1"], {"CONFIG_FILE": "not json"}),
         (["del", MAC, "10.0.0.1"], {"NETWORK_ID": "1; rm -rf /"}),
-        (["add", MAC, "10.0.0.1"], {"FLATNET_EVENTS": "/nonexistent/x.events"}),
+        (
+            ["add", MAC, "10.0.0.1"],
+            {"FLATNET_EVENTS": "/nonexistent/x.events"},
+        ),
         (["tftp", "0", "10.0.0.1", "/f"], {}),
         (["\udcff\udcfe", MAC, "10.0.0.1"], {}),
     ],
@@ -93,8 +110,13 @@ def test_hostile_input_never_crashes_or_writes(setup, args, env_extra):
 def test_console_script_exits_zero_on_garbage(setup):
     _, env, journal = setup
     done = subprocess.run(
-        [HOOK, "add", "a\nb", "c d", "e\x01f"], env=env, capture_output=True,
-        text=True, check=False, timeout=30)
+        [HOOK, "add", "a\nb", "c d", "e\x01f"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
     assert done.returncode == 0
     assert "ignoring invalid add" in done.stderr
     assert not journal.exists()

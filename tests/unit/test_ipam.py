@@ -20,8 +20,10 @@ def test_flatdhcp_slash24_reserves_network_gateway_broadcast() -> None:
     assert layout.netmask == IP("255.255.255.0")
     assert layout.broadcast == IP("192.168.0.255")
     assert layout.reserved == {
-        IP("192.168.0.0"), IP("192.168.0.1"), IP("192.168.0.255")
-    }  # fmt: skip
+        IP("192.168.0.0"),
+        IP("192.168.0.1"),
+        IP("192.168.0.255"),
+    }
     assert layout.allocatable == 253
 
 
@@ -33,8 +35,11 @@ def test_given_gateway_and_dhcp_server_are_reserved() -> None:
     assert layout.dhcp_server == IP("10.0.0.253")
     assert layout.dhcp_start == IP("10.0.0.1")
     assert layout.reserved == {
-        IP("10.0.0.0"), IP("10.0.0.253"), IP("10.0.0.254"), IP("10.0.0.255")
-    }  # fmt: skip
+        IP("10.0.0.0"),
+        IP("10.0.0.253"),
+        IP("10.0.0.254"),
+        IP("10.0.0.255"),
+    }
 
 
 def test_gateway_given_as_first_host_shifts_dhcp_start() -> None:
@@ -70,13 +75,19 @@ def test_slash30_is_the_smallest_network() -> None:
         ("10.0.0.0/24", {"gateway": "10.0.1.1"}, exception.AddressOutOfRange),
         ("10.0.0.0/24", {"gateway": "10.0.0.255"}, exception.InvalidIpAddress),
         ("10.0.0.0/24", {"gateway": "x"}, exception.InvalidIpAddress),
-        ("10.0.0.0/24", {"dhcp_server": "10.9.0.1"},
-         exception.AddressOutOfRange),
-        ("10.0.0.0/24", {"fixed_cidr": "10.0.1.0/25"},
-         exception.AddressOutOfRange),
+        (
+            "10.0.0.0/24",
+            {"dhcp_server": "10.9.0.1"},
+            exception.AddressOutOfRange,
+        ),
+        (
+            "10.0.0.0/24",
+            {"fixed_cidr": "10.0.1.0/25"},
+            exception.AddressOutOfRange,
+        ),
         ("10.0.0.0/24", {"fixed_cidr": "10.0.0.0/31"}, exception.InvalidCidr),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_rejected(cidr, kwargs, error) -> None:
     with pytest.raises(error):
         ipam.network_layout(cidr, **kwargs)
@@ -91,7 +102,10 @@ def test_overlap_is_a_cidr_conflict(other) -> None:
 
 
 def test_adjacent_networks_do_not_conflict() -> None:
-    existing = [netaddr.IPNetwork("10.0.1.0/24"), netaddr.IPNetwork("9.0.0.0/8")]
+    existing = [
+        netaddr.IPNetwork("10.0.1.0/24"),
+        netaddr.IPNetwork("9.0.0.0/8"),
+    ]
     ipam.network_layout("10.0.0.0/24", existing=existing)
 
 
@@ -135,8 +149,12 @@ def layouts(draw: st.DrawFn) -> ipam.NetworkLayout:
 @settings(max_examples=60, deadline=None)
 @given(layouts(), st.data())
 def test_choose_never_returns_reserved_used_or_twice(layout, data) -> None:
-    special = {layout.cidr.network, layout.cidr.broadcast, layout.gateway,
-               layout.dhcp_server}  # fmt: skip
+    special = {
+        layout.cidr.network,
+        layout.cidr.broadcast,
+        layout.gateway,
+        layout.dhcp_server,
+    }
     assert special <= set(layout.reserved)
     steps = data.draw(st.integers(1, min(layout.allocatable, 40)))
     given_out: list[netaddr.IPAddress] = []

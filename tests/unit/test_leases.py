@@ -73,7 +73,9 @@ def test_ingest_applies_each_line_exactly_once(rig):
 def test_malformed_lines_are_skipped_not_fatal(rig):
     db, path = rig
     with open(path, "wb") as handle:
-        handle.write(b"garbage\xff\xfe line\n\n" + f"old {MAC} 10.210.0.2\n".encode())
+        handle.write(
+            b"garbage\xff\xfe line\n\n" + f"old {MAC} 10.210.0.2\n".encode()
+        )
     leases.ingest_journal(db, path)
     assert _leased(db)
 
@@ -81,10 +83,13 @@ def test_malformed_lines_are_skipped_not_fatal(rig):
 def test_rotation_keeps_exactly_once(rig):
     db, path = rig
     policy = leases.IngestPolicy(rotate_bytes=10, old_grace=0.0)
-    leases.record_event(path, LeaseEvent("add", netaddr.EUI(MAC),
-                                         netaddr.IPAddress("10.210.0.2")))
+    leases.record_event(
+        path,
+        LeaseEvent("add", netaddr.EUI(MAC), netaddr.IPAddress("10.210.0.2")),
+    )
     leases.ingest_journal(db, path, policy)
-    assert os.path.exists(path + ".old") and not os.path.exists(path)
+    assert os.path.exists(path + ".old")
+    assert not os.path.exists(path)
     # a late writer still appending into the rotated inode is drained
     with open(path + ".old", "a") as handle:
         handle.write(f"del {MAC} 10.210.0.2\n")
@@ -92,16 +97,20 @@ def test_rotation_keeps_exactly_once(rig):
     assert not _leased(db)
     leases.ingest_journal(db, path, policy)
     assert not os.path.exists(path + ".old")
-    leases.record_event(path, LeaseEvent("add", netaddr.EUI(MAC),
-                                         netaddr.IPAddress("10.210.0.2")))
+    leases.record_event(
+        path,
+        LeaseEvent("add", netaddr.EUI(MAC), netaddr.IPAddress("10.210.0.2")),
+    )
     leases.ingest_journal(db, path, policy)
     assert _leased(db)
 
 
 def test_crash_between_rename_and_record_does_not_replay(rig):
     db, path = rig
-    leases.record_event(path, LeaseEvent("add", netaddr.EUI(MAC),
-                                         netaddr.IPAddress("10.210.0.2")))
+    leases.record_event(
+        path,
+        LeaseEvent("add", netaddr.EUI(MAC), netaddr.IPAddress("10.210.0.2")),
+    )
     leases.ingest_journal(db, path)
     journal.rotate(path)  # the "crash": offset still under the base key
     db_api.release_fixed_ip(db, netaddr.IPAddress("10.210.0.2"), None)

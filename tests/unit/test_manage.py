@@ -43,9 +43,20 @@ class Cli:
 def cli(tmp_path, capsys) -> Cli:
     c = Cli(tmp_path, capsys)
     c.ok("db", "sync")
-    c.ok("network", "create", "--label", "private", "--fixed-range-v4",
-         "10.0.0.0/24", "--bridge", "br100", "--bridge-interface", "eth2",
-         "--dns1", "8.8.4.4")  # fmt: skip
+    c.ok(
+        "network",
+        "create",
+        "--label",
+        "private",
+        "--fixed-range-v4",
+        "10.0.0.0/24",
+        "--bridge",
+        "br100",
+        "--bridge-interface",
+        "eth2",
+        "--dns1",
+        "8.8.4.4",
+    )
     return c
 
 
@@ -60,11 +71,28 @@ def test_db_sync_creates_the_database_under_state_path(tmp_path, capsys):
 def test_network_list_table_has_nova_columns(cli) -> None:
     lines = cli.ok("network", "list").splitlines()
     header = [h.strip() for h in lines[0].split("\t")]
-    assert header == ["id", "IPv4", "IPv6", "start address", "DNS1", "DNS2",
-                      "VlanID", "project", "uuid", "label", "bridge"]  # fmt: skip
+    assert header == [
+        "id",
+        "IPv4",
+        "IPv6",
+        "start address",
+        "DNS1",
+        "DNS2",
+        "VlanID",
+        "project",
+        "uuid",
+        "label",
+        "bridge",
+    ]
     row = [c.strip() for c in lines[1].split("\t")]
-    assert row[:6] == ["1", "10.0.0.0/24", "None", "10.0.0.2", "8.8.4.4",
-                       "None"]  # fmt: skip
+    assert row[:6] == [
+        "1",
+        "10.0.0.0/24",
+        "None",
+        "10.0.0.2",
+        "8.8.4.4",
+        "None",
+    ]
     assert row[-2:] == ["private", "br100"]
 
 
@@ -76,8 +104,18 @@ def test_network_list_json(cli) -> None:
 
 
 def test_underscore_aliases_and_config_defaults(cli) -> None:
-    cli.ok("network", "create", "--label", "two", "--fixed_range_v4",
-           "10.0.1.0/24", "--bridge", "br101", "--bridge_interface", "eth3")  # fmt: skip
+    cli.ok(
+        "network",
+        "create",
+        "--label",
+        "two",
+        "--fixed_range_v4",
+        "10.0.1.0/24",
+        "--bridge",
+        "br101",
+        "--bridge_interface",
+        "eth3",
+    )
     nets = {n["label"]: n for n in cli.json("network", "list")}
     assert nets["two"]["bridge_interface"] == "eth3"
     assert nets["two"]["dns1"] == "8.8.4.4"  # flat_network_dns default
@@ -93,11 +131,14 @@ def test_instance_create_prints_network_info(cli) -> None:
     assert vif["bridge"] == "br100"
     assert vif["dns"] == ["8.8.4.4"]
     table = cli.ok("instance", "create", "vm2", "--mac", "fa:16:3e:00:00:02")
-    assert "10.0.0.3" in table and "fa:16:3e:00:00:02" in table
+    assert "10.0.0.3" in table
+    assert "fa:16:3e:00:00:02" in table
     shown = cli.json("instance", "show", "vm2")
     assert shown["interfaces"][0]["address"] == "10.0.0.3"
     assert [i["hostname"] for i in cli.json("instance", "list")] == [
-        "vm1", "vm2"]  # fmt: skip
+        "vm1",
+        "vm2",
+    ]
 
 
 def test_instance_delete_frees_a_never_leased_address(cli) -> None:
@@ -105,13 +146,16 @@ def test_instance_delete_frees_a_never_leased_address(cli) -> None:
     assert "10.0.0.2" in cli.ok("instance", "delete", "vm1")
     assert cli.json("instance", "list") == []
     row = [f for f in cli.json("fixed", "list") if f["address"] == "10.0.0.2"]
-    assert row[0]["instance_uuid"] is None and not row[0]["allocated"]
+    assert row[0]["instance_uuid"] is None
+    assert not row[0]["allocated"]
 
 
 def test_fixed_reserve_and_unreserve(cli) -> None:
     cli.ok("fixed", "reserve", "--address", "10.0.0.2")
-    assert cli.json("instance", "create", "vm1")["interfaces"][0][
-        "address"] == "10.0.0.3"  # fmt: skip
+    assert (
+        cli.json("instance", "create", "vm1")["interfaces"][0]["address"]
+        == "10.0.0.3"
+    )
     cli.ok("fixed", "unreserve", "--address", "10.0.0.2")
     fixed = {f["address"]: f for f in cli.json("fixed", "list")}
     assert fixed["10.0.0.2"]["reserved"] is False
@@ -123,13 +167,15 @@ def test_fixed_list_host_filter(cli) -> None:
     cli.ok("instance", "create", "vm2", "--host", "node8")
     out = cli.ok("fixed", "list", "--host", "node7")
     assert out.splitlines()[0].split("\t")[0].strip() == "network"
-    assert len(out.splitlines()) == 2 and "vm1" in out
+    assert len(out.splitlines()) == 2
+    assert "vm1" in out
 
 
 def test_network_delete(cli) -> None:
     cli.ok("instance", "create", "vm1")
     rc, _, err = cli("network", "delete", "private")
-    assert rc == 2 and "still has allocated" in err
+    assert rc == 2
+    assert "still has allocated" in err
     cli.ok("instance", "delete", "vm1")
     cli.ok("network", "delete", "private")
     assert cli.ok("network", "list") == "No networks found\n"
@@ -138,29 +184,92 @@ def test_network_delete(cli) -> None:
 def test_wait_without_a_daemon_fails_with_not_ready(cli) -> None:
     rc, _, err = cli("instance", "create", "vm1", "--wait", "--timeout", "0.2")
     assert rc == 1
-    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
     assert "ever reported" in err
 
 
 BAD = [
     ("network", "create", "--label", "x", "--fixed-range-v4", "10.9.0.0/31"),
     ("network", "create", "--label", "x", "--fixed-range-v4", "nonsense"),
-    ("network", "create", "--label", "x", "--fixed-range-v4", "10.0.0.0/25",
-     "--bridge", "br9"),
-    ("network", "create", "--label", "private", "--fixed-range-v4",
-     "10.1.0.0/24", "--bridge", "br9"),
-    ("network", "create", "--label", "x", "--fixed-range-v4", "10.1.0.0/24",
-     "--bridge", "br100"),
-    ("network", "create", "--label", "x", "--fixed-range-v4", "10.1.0.0/24",
-     "--bridge", "br\nx"),
-    ("network", "create", "--label", "x", "--fixed-range-v4", "10.1.0.0/24",
-     "--gateway", "10.2.0.1"),
-    ("network", "create", "--label", "x\ny", "--fixed-range-v4",
-     "10.1.0.0/24"),
-    ("network", "create", "--label", "x", "--fixed-range-v4", "10.1.0.0/24",
-     "--mtu", "12"),
-    ("network", "create", "--label", "x", "--fixed-range-v4", "10.1.0.0/24",
-     "--mtu", "abc"),
+    (
+        "network",
+        "create",
+        "--label",
+        "x",
+        "--fixed-range-v4",
+        "10.0.0.0/25",
+        "--bridge",
+        "br9",
+    ),
+    (
+        "network",
+        "create",
+        "--label",
+        "private",
+        "--fixed-range-v4",
+        "10.1.0.0/24",
+        "--bridge",
+        "br9",
+    ),
+    (
+        "network",
+        "create",
+        "--label",
+        "x",
+        "--fixed-range-v4",
+        "10.1.0.0/24",
+        "--bridge",
+        "br100",
+    ),
+    (
+        "network",
+        "create",
+        "--label",
+        "x",
+        "--fixed-range-v4",
+        "10.1.0.0/24",
+        "--bridge",
+        "br\nx",
+    ),
+    (
+        "network",
+        "create",
+        "--label",
+        "x",
+        "--fixed-range-v4",
+        "10.1.0.0/24",
+        "--gateway",
+        "10.2.0.1",
+    ),
+    (
+        "network",
+        "create",
+        "--label",
+        "x\ny",
+        "--fixed-range-v4",
+        "10.1.0.0/24",
+    ),
+    (
+        "network",
+        "create",
+        "--label",
+        "x",
+        "--fixed-range-v4",
+        "10.1.0.0/24",
+        "--mtu",
+        "12",
+    ),
+    (
+        "network",
+        "create",
+        "--label",
+        "x",
+        "--fixed-range-v4",
+        "10.1.0.0/24",
+        "--mtu",
+        "abc",
+    ),
     ("network", "create", "--label", "x"),
     ("network", "delete", "nosuch"),
     ("instance", "create", "vm 1"),
@@ -182,7 +291,7 @@ BAD = [
     ("nosuch",),
     ("network",),
     ("instance", "create"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("argv", BAD, ids=lambda a: " ".join(a)[:60])
@@ -201,27 +310,40 @@ def test_mac_already_taken_exits_2(cli) -> None:
     cli.ok("instance", "create", "vm1", "--mac", "fa:16:3e:00:00:09")
     before = cli.dump()
     rc, _, err = cli("instance", "create", "vm2", "--mac", "fa:16:3e:00:00:09")
-    assert rc == 2 and "already in use" in err
+    assert rc == 2
+    assert "already in use" in err
     rc, _, err = cli("instance", "create", "vm1")
-    assert rc == 2 and "already exists" in err
+    assert rc == 2
+    assert "already exists" in err
     assert cli.dump() == before
 
 
 def test_exhaustion_names_the_network(tmp_path, capsys) -> None:
     c = Cli(tmp_path, capsys)
     c.ok("db", "sync")
-    c.ok("network", "create", "--label", "tiny", "--fixed-range-v4",
-         "10.5.0.0/30")  # fmt: skip
+    c.ok(
+        "network",
+        "create",
+        "--label",
+        "tiny",
+        "--fixed-range-v4",
+        "10.5.0.0/30",
+    )
     c.ok("instance", "create", "a")
     rc, _, err = c("instance", "create", "b")
-    assert rc == 2 and "tiny" in err and "No fixed IP" in err
+    assert rc == 2
+    assert "tiny" in err
+    assert "No fixed IP" in err
 
 
 def test_unreadable_config_exits_2(tmp_path, capsys) -> None:
-    rc = manage.main(["--config-file", str(tmp_path / "nope.conf"),
-                      "db", "sync"])  # fmt: skip
+    rc = manage.main(
+        ["--config-file", str(tmp_path / "nope.conf"), "db", "sync"]
+    )
     _, err = capsys.readouterr()
-    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert rc == 2
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
 
 
 def test_unexpected_errors_exit_1_and_log_the_traceback_with_debug(
@@ -229,9 +351,12 @@ def test_unexpected_errors_exit_1_and_log_the_traceback_with_debug(
 ) -> None:
     c = Cli(tmp_path, capsys)  # no db sync: the tables are missing
     rc, _, err = c("network", "list")
-    assert rc == 1 and err.count("\n") == 1 and "db sync" in err
+    assert rc == 1
+    assert err.count("\n") == 1
+    assert "db sync" in err
     rc, _, err = c("--debug", "network", "list")
-    assert rc == 1 and "Traceback" in err
+    assert rc == 1
+    assert "Traceback" in err
 
 
 def test_help_exits_0(capsys) -> None:

@@ -17,7 +17,7 @@ def test_script_text_quotes_the_python_hook():
     text = dhcp_hook.hook_script("/opt/it's here/flatnet-dhcpbridge")
     assert text.startswith("#!/bin/sh\n")
     assert "PYHOOK='/opt/it'\"'\"'s here/flatnet-dhcpbridge'\n" in text
-    assert "printf '%s %s %s\\n' \"$1\" \"$2\" \"$3\" >> " in text
+    assert 'printf \'%s %s %s\\n\' "$1" "$2" "$3" >> ' in text
 
 
 @pytest.fixture
@@ -37,8 +37,7 @@ def hook(tmp_path):
         env = {"PATH": "/usr/bin:/bin"}
         if events is not None:
             env["FLATNET_EVENTS"] = events
-        subprocess.run([str(script), *args], env=env, check=True,
-                       timeout=10)
+        subprocess.run([str(script), *args], env=env, check=True, timeout=10)
         return journal.read_text() if journal.exists() else ""
 
     run.record = record  # type: ignore[attr-defined]

@@ -115,8 +115,7 @@ def test_real_flatdhcp_network_argv():
     assert argv[2] == "NETWORK_ID=1"
     assert "--listen-address=10.0.0.1" in argv
     assert (
-        "--dhcp-range=set:private,10.0.0.2,static,255.255.255.0,86400s"
-        in argv
+        "--dhcp-range=set:private,10.0.0.2,static,255.255.255.0,86400s" in argv
     )
 
 
@@ -194,7 +193,9 @@ def test_host_line_plain():
 
 
 def test_hostname_truncation_is_novas():
-    name = "really_long_fake_instance02_to_test_hostname_truncation_when_too_long"
+    name = (
+        "really_long_fake_instance02_to_test_hostname_truncation_when_too_long"
+    )
     entry = _entry(7, "192.168.2.100", name)
     assert plan.host_line(entry, "novalocal") == (
         "de:ad:be:ef:00:07,re-ng_fake_instance02_to_test_hostname_"
@@ -227,7 +228,8 @@ def test_one_line_per_mac_first_address_wins():
 def test_hostile_hostnames_never_break_a_line(hostile: str):
     entry = _entry(1, "10.0.0.5", hostile)
     text = plan.hosts_file([entry], "novalocal")
-    assert text.count("\n") == 1 and text.endswith("\n")
+    assert text.count("\n") == 1
+    assert text.endswith("\n")
     mac, fqdn, ip = text.strip().split(",")
     assert (mac, ip) == ("de:ad:be:ef:00:01", "10.0.0.5")
     label = fqdn.removesuffix(".novalocal")
@@ -237,7 +239,8 @@ def test_hostile_hostnames_never_break_a_line(hostile: str):
     leases = plan.leases_text(
         [Lease(entry.mac, entry.address, hostile)], now=100, lease_time=10
     )
-    assert leases.count("\n") == 1 and len(leases.split(" ")) == 5
+    assert leases.count("\n") == 1
+    assert len(leases.split(" ")) == 5
 
 
 def test_empty_hostname_falls_back_to_address():
@@ -256,9 +259,7 @@ def test_opts_file_variants():
 
 
 def test_opts_gateway_per_host_on_multi_host():
-    net = _network(
-        multi_host=True, dhcp_server=netaddr.IPAddress("10.0.0.9")
-    )
+    net = _network(multi_host=True, dhcp_server=netaddr.IPAddress("10.0.0.9"))
     assert plan.opts_gateway(net, False) == netaddr.IPAddress("10.0.0.9")
     assert plan.opts_gateway(net, True) == netaddr.IPAddress("10.0.0.1")
 
@@ -271,10 +272,16 @@ def test_addn_hosts_file():
 
 def test_leases_text():
     leases = [
-        Lease(netaddr.EUI("fa:16:3e:00:00:02"), netaddr.IPAddress("10.0.0.4"),
-              None),
-        Lease(netaddr.EUI("FA:16:3E:00:00:01"), netaddr.IPAddress("10.0.0.3"),
-              "vm1"),
+        Lease(
+            netaddr.EUI("fa:16:3e:00:00:02"),
+            netaddr.IPAddress("10.0.0.4"),
+            None,
+        ),
+        Lease(
+            netaddr.EUI("FA:16:3E:00:00:01"),
+            netaddr.IPAddress("10.0.0.3"),
+            "vm1",
+        ),
     ]
     assert plan.leases_text(leases, now=1000, lease_time=86400) == (
         "87400 fa:16:3e:00:00:01 10.0.0.3 vm1 *\n"
@@ -284,5 +291,6 @@ def test_leases_text():
 
 def test_missing_dhcp_address_is_invalid_input():
     with pytest.raises(exception.InvalidInput):
-        plan.dnsmasq_spec(_network(dhcp_server=None, gateway=None),
-                          _settings())
+        plan.dnsmasq_spec(
+            _network(dhcp_server=None, gateway=None), _settings()
+        )

@@ -17,22 +17,32 @@ NOVA_TEST = hr.HostRulesSettings(
 )
 
 
-def network(net_id=1, cidr="10.0.0.0/24", bridge="br100", dhcp=True,
-            dhcp_server=None):
+def network(
+    net_id=1, cidr="10.0.0.0/24", bridge="br100", dhcp=True, dhcp_server=None
+):
     net = netaddr.IPNetwork(cidr)
     gw = netaddr.IPAddress(net.first + 1)
     return Network(
-        id=net_id, uuid=f"u{net_id}", label=f"n{net_id}", cidr=net,
+        id=net_id,
+        uuid=f"u{net_id}",
+        label=f"n{net_id}",
+        cidr=net,
         gateway=gw,
         dhcp_server=gw if dhcp_server is None else dhcp_server,
-        dhcp_start=None, broadcast=net.broadcast, netmask=net.netmask,
-        bridge=bridge, bridge_interface=None, enable_dhcp=dhcp,
+        dhcp_start=None,
+        broadcast=net.broadcast,
+        netmask=net.netmask,
+        bridge=bridge,
+        bridge_interface=None,
+        enable_dhcp=dhcp,
     )
 
 
 def floating(address="10.10.10.10", fixed="10.0.0.1", interface="eth0"):
     return FloatingIp(
-        id=1, address=netaddr.IPAddress(address), pool="nova",
+        id=1,
+        address=netaddr.IPAddress(address),
+        pool="nova",
         interface=interface,
         fixed_address=None if fixed is None else netaddr.IPAddress(fixed),
     )
@@ -45,8 +55,11 @@ def test_init_host_lines_of_nova_8_4():
         "-A nova-network-snat -s 10.0.0.0/24 -d 0.0.0.0/0 -j SNAT "
         "--to-source 172.16.0.1 -o eth1"
     ) in lines
-    post = [line for line in lines
-            if line.startswith("-A nova-network-POSTROUTING -s")]
+    post = [
+        line
+        for line in lines
+        if line.startswith("-A nova-network-POSTROUTING -s")
+    ]
     assert post == [
         "-A nova-network-POSTROUTING -s 10.0.0.0/24 -d 172.16.0.1/32 "
         "-j ACCEPT",
@@ -57,9 +70,11 @@ def test_init_host_lines_of_nova_8_4():
 
 
 def test_add_snat_rule_variants_of_nova_8_4():
-    s = hr.HostRulesSettings(public_interface="eth0",
-                             routing_source_ip="10.10.10.1",
-                             force_snat_range=("10.10.10.0/24",))
+    s = hr.HostRulesSettings(
+        public_interface="eth0",
+        routing_source_ip="10.10.10.1",
+        force_snat_range=("10.10.10.0/24",),
+    )
     assert hr.snat_rules("10.0.0.0/24", s) == [
         "-s 10.0.0.0/24 -d 0.0.0.0/0 -j SNAT --to-source 10.10.10.1 -o eth0"
     ]
@@ -73,24 +88,31 @@ def test_add_snat_rule_variants_of_nova_8_4():
 
 def test_external_dhcp_is_detected():
     assert not hr.is_external(network())
-    assert hr.is_external(
-        network(dhcp_server=netaddr.IPAddress("10.0.0.250")))
+    assert hr.is_external(network(dhcp_server=netaddr.IPAddress("10.0.0.250")))
 
 
 @pytest.mark.parametrize(
     ("host", "expected"),
     [
-        ("10.10.10.1", "-s 0.0.0.0/0 -d 169.254.169.254/32 -p tcp -m tcp "
-         "--dport 80 -j DNAT --to-destination 10.10.10.1:8775"),
-        ("127.0.0.1", "-s 0.0.0.0/0 -d 169.254.169.254/32 -p tcp -m tcp "
-         "--dport 80 -j REDIRECT --to-ports 8775"),
+        (
+            "10.10.10.1",
+            "-s 0.0.0.0/0 -d 169.254.169.254/32 -p tcp -m tcp "
+            "--dport 80 -j DNAT --to-destination 10.10.10.1:8775",
+        ),
+        (
+            "127.0.0.1",
+            "-s 0.0.0.0/0 -d 169.254.169.254/32 -p tcp -m tcp "
+            "--dport 80 -j REDIRECT --to-ports 8775",
+        ),
     ],
 )
 def test_metadata_forward(host, expected):
     s = hr.HostRulesSettings(metadata_host=host, metadata_port=8775)
     assert hr.metadata_forward_rule(s) == expected
-    assert f"-A nova-network-PREROUTING {expected}" in hr.host_ruleset(
-        [], [], s).lines()
+    assert (
+        f"-A nova-network-PREROUTING {expected}"
+        in hr.host_ruleset([], [], s).lines()
+    )
 
 
 def test_dhcp_accepts_checksum_and_forward():
@@ -101,11 +123,15 @@ def test_dhcp_accepts_checksum_and_forward():
         "-i br100 -p tcp -m tcp --dport 53 -j ACCEPT",
     ]
     assert hr.checksum_rule("br100") == (
-        "-o br100 -p udp -m udp --dport 68 -j CHECKSUM --checksum-fill")
+        "-o br100 -p udp -m udp --dport 68 -j CHECKSUM --checksum-fill"
+    )
     assert hr.forward_rules("br100", hr.HostRulesSettings()) == [
-        "-i br100 -j ACCEPT", "-o br100 -j ACCEPT"]
-    only = hr.HostRulesSettings(forward_bridge_interface=("eth2",),
-                                iptables_drop_action="REJECT")
+        "-i br100 -j ACCEPT",
+        "-o br100 -j ACCEPT",
+    ]
+    only = hr.HostRulesSettings(
+        forward_bridge_interface=("eth2",), iptables_drop_action="REJECT"
+    )
     assert hr.forward_rules("br100", only) == [
         "-i br100 -o eth2 -j ACCEPT",
         "-i eth2 -o br100 -j ACCEPT",
@@ -117,18 +143,22 @@ def test_dhcp_accepts_checksum_and_forward():
 
 def test_rules_land_in_novas_chains():
     lines = hr.host_ruleset([network()], [], NOVA_TEST).lines()
-    assert ("-A nova-network-INPUT -i br100 -p udp -m udp --dport 67 "
-            "-j ACCEPT") in lines
+    assert (
+        "-A nova-network-INPUT -i br100 -p udp -m udp --dport 67 -j ACCEPT"
+    ) in lines
     assert "-A nova-network-FORWARD -i br100 -j ACCEPT" in lines
-    assert ("-A nova-network-POSTROUTING -o br100 -p udp -m udp --dport 68 "
-            "-j CHECKSUM --checksum-fill") in lines
+    assert (
+        "-A nova-network-POSTROUTING -o br100 -p udp -m udp --dport 68 "
+        "-j CHECKSUM --checksum-fill"
+    ) in lines
 
 
 def test_network_without_dhcp_gets_only_forward_rules():
     lines = hr.host_ruleset([network(dhcp=False)], [], NOVA_TEST).lines()
     assert "-A nova-network-FORWARD -o br100 -j ACCEPT" in lines
-    assert not any("10.0.0.0/24" in line or "--dport 67" in line
-                   for line in lines)
+    assert not any(
+        "10.0.0.0/24" in line or "--dport 67" in line for line in lines
+    )
 
 
 def test_floating_forward_rules_of_nova_3_8():
@@ -137,19 +167,25 @@ def test_floating_forward_rules_of_nova_3_8():
         ("float-snat", "-s 10.0.0.1 -j SNAT --to 10.10.10.10 -o eth0"),
         ("PREROUTING", "-d 10.10.10.10 -j DNAT --to 10.0.0.1"),
         ("OUTPUT", "-d 10.10.10.10 -j DNAT --to 10.0.0.1"),
-        ("POSTROUTING", "-s 10.0.0.1 -m conntrack --ctstate DNAT "
-         "-j SNAT --to-source 10.10.10.10"),
+        (
+            "POSTROUTING",
+            "-s 10.0.0.1 -m conntrack --ctstate DNAT "
+            "-j SNAT --to-source 10.10.10.10",
+        ),
     ]
     assert hr.floating_forward_rules("10.10.10.10", "10.0.0.1", None)[0] == (
-        "float-snat", "-s 10.0.0.1 -j SNAT --to 10.10.10.10")
+        "float-snat",
+        "-s 10.0.0.1 -j SNAT --to 10.10.10.10",
+    )
 
 
 def test_floating_in_ruleset_public_interface_wins():
-    rs = hr.host_ruleset([network()], [floating(interface="eth9")],
-                         NOVA_TEST)
+    rs = hr.host_ruleset([network()], [floating(interface="eth9")], NOVA_TEST)
     snat = rs.tables["nat"].chain("nova-network-float-snat").rules
-    assert snat == ("-s 10.0.0.1 -j SNAT --to 10.10.10.10 -d 10.0.0.1",
-                    "-s 10.0.0.1 -j SNAT --to 10.10.10.10 -o eth1")
+    assert snat == (
+        "-s 10.0.0.1 -j SNAT --to 10.10.10.10 -d 10.0.0.1",
+        "-s 10.0.0.1 -j SNAT --to 10.10.10.10 -o eth1",
+    )
     # 4 rules per floating IP in nat besides float-snat's 2 (nova: 4 lines
     # matching the address)
     matching = [line for line in rs.lines() if "10.10.10.10" in line]

@@ -101,8 +101,10 @@ def test_injection_and_garbage_rejected(rule):
             "-m state --state ESTABLISHED,RELATED,INVALID -j ACCEPT",
             "-m state --state INVALID,RELATED,ESTABLISHED -j ACCEPT",
         ),
-        ("-p UDP -i br0 -s 10.0.0.7/24 -j DROP",
-         "-s 10.0.0.0/24 -i br0 -p udp -j DROP"),
+        (
+            "-p UDP -i br0 -s 10.0.0.7/24 -j DROP",
+            "-s 10.0.0.0/24 -i br0 -p udp -j DROP",
+        ),
         ("! -s 10.0.0.0/8 -j ACCEPT", "! -s 10.0.0.0/8 -j ACCEPT"),
     ],
 )
@@ -190,10 +192,14 @@ def test_render_parse_round_trip_through_fake():
     rs = skeleton()
     fake.apply(rs)
     text = "".join(
-        "".join(f"*{t.name}\n" + "".join(
-            f":{c} - [0:0]\n" for c in t.chains) + "".join(
-            f"-A {c} {r}\n" for c, rules in t.chains.items() for r in rules
-        ) + "COMMIT\n")
+        "".join(
+            f"*{t.name}\n"
+            + "".join(f":{c} - [0:0]\n" for c in t.chains)
+            + "".join(
+                f"-A {c} {r}\n" for c, rules in t.chains.items() for r in rules
+            )
+            + "COMMIT\n"
+        )
         for t in fake.read().values()
     )
     assert ipt.parse_save(text) == fake.read()
@@ -204,15 +210,18 @@ def test_render_parse_round_trip_through_fake():
 def test_plan_from_empty_creates_everything_in_order():
     plans = ipt.plan_ruleset(skeleton(), {})
     filt = plans[0].restore_lines()
-    assert filt[0] == "*filter" and filt[-1] == "COMMIT"
+    assert filt[0] == "*filter"
+    assert filt[-1] == "COMMIT"
     assert filt[1] == ":nova-filter-top - [0:0]"
     assert "-I FORWARD 1 -j nova-filter-top" in filt
     assert "-I FORWARD 2 -j nova-network-FORWARD" in filt
     nat = plans[1].restore_lines()
     assert "-A POSTROUTING -j nova-postrouting-bottom" in nat
     # builtins are never declared: that would reset policy and counters
-    assert not any(line.startswith((":INPUT", ":FORWARD", ":POSTROUTING"))
-                   for line in filt + nat)
+    assert not any(
+        line.startswith((":INPUT", ":FORWARD", ":POSTROUTING"))
+        for line in filt + nat
+    )
 
 
 def test_plan_is_empty_when_live_equals_desired():
@@ -222,21 +231,61 @@ def test_plan_is_empty_when_live_equals_desired():
     assert fake.apply(skeleton()) == []
 
 
-def test_plan_rewrites_only_the_chain_that_differs():
+def test_plan_edits_only_the_chain_that_differs():
     fake = FakeIptables()
     fake.apply(skeleton())
     b = ipt.RuleSetBuilder(P)
     b.add("nat", "snat", "-s 10.0.0.0/24 -j SNAT --to-source 1.2.3.4")
-    plans = [p for p in ipt.plan_ruleset(b.build(), fake.read())
-             if not p.empty]
+    plans = [
+        p for p in ipt.plan_ruleset(b.build(), fake.read()) if not p.empty
+    ]
     assert len(plans) == 1
     assert plans[0].restore_lines() == [
         "*nat",
-        ":nova-network-snat - [0:0]",
-        "-A nova-network-snat -j nova-network-float-snat",
-        "-A nova-network-snat -s 10.0.0.0/24 -j SNAT --to-source 1.2.3.4",
+        "-I nova-network-snat 2 -s 10.0.0.0/24 -j SNAT --to-source 1.2.3.4",
         "COMMIT",
     ]
+
+
+def _snat_rules(count: int, skip: int = -1) -> ipt.RuleSet:
+    b = ipt.RuleSetBuilder(P)
+    for n in range(count):
+        if n != skip:
+            b.add("nat", "snat", f"-s 10.0.{n}.0/24 -j SNAT --to 1.2.3.4")
+    return b.build()
+
+
+def test_small_change_in_a_long_chain_is_an_in_place_edit():
+    fake = FakeIptables()
+    fake.apply(_snat_rules(100))
+    plan = ipt.plan_ruleset(_snat_rules(100, skip=50), fake.read())[1]
+    assert plan.rewrite == ()
+    assert plan.restore_lines() == [
+        "*nat",
+        "-D nova-network-snat -s 10.0.50.0/24 -j SNAT --to-source 1.2.3.4",
+        "COMMIT",
+    ]
+    fake.apply(_snat_rules(100, skip=50))
+    fake.apply(_snat_rules(100))
+    assert ipt.diff_ruleset(_snat_rules(100), fake.read()) == []
+    assert fake.tables["nat"]["nova-network-snat"][51] == (
+        "-s 10.0.50.0/24 -j SNAT --to-source 1.2.3.4"
+    )
+
+
+def test_big_change_or_duplicate_rules_mean_a_rewrite():
+    fake = FakeIptables()
+    fake.apply(_snat_rules(20))
+    plan = ipt.plan_ruleset(_snat_rules(2), fake.read())[1]
+    assert [c.name for c in plan.rewrite] == ["nova-network-snat"]
+    fake.command(
+        "nat",
+        "-I nova-network-snat 1 -s 10.0.5.0/24 -j SNAT --to-source 1.2.3.4",
+    )
+    plan = ipt.plan_ruleset(_snat_rules(20), fake.read())[1]
+    assert [c.name for c in plan.rewrite] == ["nova-network-snat"]
+    fake.apply(_snat_rules(20))
+    assert ipt.diff_ruleset(_snat_rules(20), fake.read()) == []
 
 
 def test_foreign_rules_keep_order_and_stale_ours_go():

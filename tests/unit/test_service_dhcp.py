@@ -35,8 +35,11 @@ class Rig:
         }
         values.update(settings)
         self.rec = dhcp.DhcpReconciler(
-            self.db, "nethost", plan.DhcpSettings(**values),  # type: ignore[arg-type]
-            self._factory, release=self.release,
+            self.db,
+            "nethost",
+            plan.DhcpSettings(**values),  # type: ignore[arg-type]
+            self._factory,
+            release=self.release,
         )
         self.rec.prepare()
         self.now = 0.0
@@ -69,14 +72,15 @@ def test_first_sync_starts_dnsmasq_with_all_hosts_in_main_file(tmp_path):
     rig = Rig(tmp_path)
     mac = rig.add(1)
     assert rig.sync() is True
-    assert rig.proc.starts == 1 and rig.proc.reloads == 0
+    assert rig.proc.starts == 1
+    assert rig.proc.reloads == 0
     assert rig.proc.loaded == {mac: f"{mac},vm1.novalocal,10.210.0.2"}
     assert rig.hostsdir() == []
     hook = os.path.join(rig.np, "flatnet-dhcp-script")
     assert os.stat(hook).st_mode & 0o777 == 0o755
-    assert os.stat(os.path.join(rig.np, "nova-br100.conf")).st_mode & 0o777 == (
-        0o644
-    )
+    assert os.stat(
+        os.path.join(rig.np, "nova-br100.conf")
+    ).st_mode & 0o777 == (0o644)
 
 
 def test_new_hosts_go_live_through_hostsdir_without_hup(tmp_path):
@@ -84,7 +88,8 @@ def test_new_hosts_go_live_through_hostsdir_without_hup(tmp_path):
     rig.sync()
     macs = [rig.add(n) for n in range(1, 201)]  # a burst of 200
     assert rig.sync() is True
-    assert rig.proc.reloads == 0 and rig.proc.starts == 1
+    assert rig.proc.reloads == 0
+    assert rig.proc.starts == 1
     assert set(rig.proc.loaded) == set(macs)
     assert len(rig.hostsdir()) == 200
 
@@ -96,7 +101,8 @@ def test_nothing_changed_means_no_write_and_no_hup(tmp_path):
     conf = os.path.join(rig.np, "nova-br100.conf")
     before = os.stat(conf).st_ino
     rig.sync()
-    assert rig.proc.reloads == 0 and os.stat(conf).st_ino == before
+    assert rig.proc.reloads == 0
+    assert os.stat(conf).st_ino == before
 
 
 def test_without_hostsdir_a_batch_costs_one_hup(tmp_path):
@@ -105,7 +111,8 @@ def test_without_hostsdir_a_batch_costs_one_hup(tmp_path):
     for n in range(1, 51):
         rig.add(n)
     rig.sync()
-    assert rig.proc.reloads == 1 and len(rig.proc.loaded) == 50
+    assert rig.proc.reloads == 1
+    assert len(rig.proc.loaded) == 50
 
 
 def test_too_many_hostsdir_files_are_compacted_with_one_hup(tmp_path):
@@ -115,7 +122,8 @@ def test_too_many_hostsdir_files_are_compacted_with_one_hup(tmp_path):
     for n in range(1, 12):
         rig.add(n)
     rig.sync()
-    assert rig.proc.reloads == 1 and rig.hostsdir() == []
+    assert rig.proc.reloads == 1
+    assert rig.hostsdir() == []
     assert len(rig.proc.loaded) == 11
 
 
@@ -137,7 +145,8 @@ def test_deallocate_compacts_hups_and_releases_until_del_arrives(tmp_path):
     uuid = db_api.instance_get(rig.db, "vm1").uuid
     db_api.deallocate_for_instance(rig.db, uuid)
     rig.sync()
-    assert rig.proc.reloads == 1 and rig.hostsdir() == []
+    assert rig.proc.reloads == 1
+    assert rig.hostsdir() == []
     assert set(rig.proc.loaded) == {other}  # dnsmasq forgot vm1
     assert rig.release.sent == [("br100", "10.210.0.2", mac)]
     # still associated: the address cannot go to a new MAC yet
@@ -154,7 +163,9 @@ def test_release_is_retried_three_times_at_most(tmp_path):
     mac = rig.add(1)
     rig.sync()
     _lease(rig, "add", mac, "10.210.0.2")
-    db_api.deallocate_for_instance(rig.db, db_api.instance_get(rig.db, "vm1").uuid)
+    db_api.deallocate_for_instance(
+        rig.db, db_api.instance_get(rig.db, "vm1").uuid
+    )
     rig.sync()
     for _ in range(10):
         rig.now += 1.0
@@ -170,7 +181,8 @@ def test_changed_argv_restarts_and_foreign_pid_is_left_alone(tmp_path):
         networks_path=rig.np, dhcpbridge="/x", dhcp_lease_time=600
     )
     rig.sync()
-    assert rig.proc.stops == 1 and rig.proc.pid() != first
+    assert rig.proc.stops == 1
+    assert rig.proc.pid() != first
     assert any(a.endswith(",600s") for a in rig.table.running[rig.proc.pid()])
 
 
@@ -193,11 +205,15 @@ def test_restarted_daemon_adopts_state_from_files(tmp_path):
     again = Rig.__new__(Rig)
     again.__dict__.update(rig.__dict__)
     again.rec = dhcp.DhcpReconciler(
-        rig.db, "nethost", rig.rec.settings, rig._factory,
+        rig.db,
+        "nethost",
+        rig.rec.settings,
+        rig._factory,
         release=rig.release,
     )
     assert again.sync() is True
-    assert rig.proc.starts == 1 and rig.proc.reloads == 0
+    assert rig.proc.starts == 1
+    assert rig.proc.reloads == 0
     assert table.running  # same process kept
 
 
