@@ -88,6 +88,9 @@ class HostEntry:
     address: netaddr.IPAddress
     hostname: str
     vif_id: int | None = None
+    # True when this is the instance's first VIF (lowest id): the one that
+    # gets the default route with use_single_default_gateway (nova §3.4).
+    default_route: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -163,3 +163,39 @@ def test_slash16_network_create(db) -> None:
     info = make_instance(db, "vm1", net, 1)
     assert info.address == IP("10.8.0.2")
     assert len(api.fixed_ip_list(db)) == 65536
+
+
+def test_host_entries_filter_by_host_and_mark_first_vif(db) -> None:
+    net1 = make_network(db)
+    net2 = make_network(db, "10.1.0.0/24", label="second", bridge="br101")
+    spec = api.InstanceSpec(hostname="multi", display_name="multi", host="h1")
+    first, second = api.instance_create_allocated(
+        db,
+        spec,
+        [
+            api.VifRequest(
+                network_id=net1.id,
+                mac=netaddr.EUI(0xFA163E0000A1),
+                address=None,
+            ),
+            api.VifRequest(
+                network_id=net2.id,
+                mac=netaddr.EUI(0xFA163E0000A2),
+                address=None,
+            ),
+        ],
+    )
+    make_instance(db, "other", net1, 3, host="h2")
+    [e1, other] = api.host_entries(db, net1.id)
+    [e2] = api.host_entries(db, net2.id)
+    # nova's default_route: only the instance's first VIF gets a router
+    assert (e1.default_route, e2.default_route) == (True, False)
+    assert other.default_route is True
+    assert [e.hostname for e in api.host_entries(db, net1.id, "h1")] == [
+        "multi"
+    ]
+    assert [e.hostname for e in api.host_entries(db, net1.id, "h2")] == [
+        "other"
+    ]
+    assert first.vif.id == e1.vif_id
+    assert second.vif.id == e2.vif_id
