@@ -20,6 +20,7 @@ import struct
 import time
 from collections.abc import Sequence
 
+SOL_PACKET = 263  # linux/socket.h
 PACKET_IGNORE_OUTGOING = 23  # linux/if_packet.h, Linux >= 4.20
 _BOOTP = 14 + 20 + 8  # Ethernet + IPv4 (no options) + UDP
 
@@ -111,7 +112,7 @@ def raw_socket(dev: str) -> socket.socket:
     sock = socket.socket(
         socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800)
     )
-    sock.setsockopt(socket.SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 << 20)
     sock.bind((dev, 0))

@@ -238,6 +238,23 @@ def setup_namespaces(host: str, cli: str) -> None:
     _sh("ip", "link", "set", "c0", "up", ns=cli)
 
 
+def teardown_namespaces(*names: str) -> None:
+    """Kill every process left in ``names`` and delete the namespaces."""
+    for ns in names:
+        pids = subprocess.run(
+            ["ip", "netns", "pids", ns],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        for pid in pids.split():
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
+
+
 def mac_of(n: int) -> str:
     return f"fa:16:3e:{n >> 16 & 0xFF:02x}:{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}"
 
@@ -422,19 +439,7 @@ def main() -> None:
             check=True,
         )
     finally:
-        for ns in (cli, host):
-            pids = subprocess.run(
-                ["ip", "netns", "pids", ns],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
-            for pid in pids.split():
-                try:
-                    os.kill(int(pid), 9)
-                except ProcessLookupError:
-                    pass
-            subprocess.run(["ip", "netns", "delete", ns], check=False)
+        teardown_namespaces(host, cli)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

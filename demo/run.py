@@ -165,7 +165,7 @@ def dhcp(vm: str) -> dict[str, str]:
 
 def fetch(url: str, netns: str) -> str:
     return sh(
-        ["busybox", "wget", "-q", "-T", "3", "-O", "-", url],
+        [sys.executable, str(HERE / "http_get.py"), url],
         netns=netns,
         check=False,
         timeout=15,
@@ -178,6 +178,7 @@ def main() -> int:  # noqa: PLR0915
         return 2
     tag = uuid.uuid4().hex[:4]
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="flatnet-demo-"))
+    workdir.chmod(0o755)  # dnsmasq drops to nobody and reads files here
     box = Sandbox(tag)
     daemon = None
     try:
@@ -233,7 +234,7 @@ def main() -> int:  # noqa: PLR0915
                     "json",
                 )
             )
-            vif = info[0] if isinstance(info, list) else info
+            vif = info["interfaces"][0]
             vm = boot(box, host, name, vif["mac"], index)
             started = time.monotonic()
             lease = dhcp(vm)
@@ -310,11 +311,17 @@ def main() -> int:  # noqa: PLR0915
         print("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
-        if daemon is not None:
-            daemon.terminate()
-            daemon.wait(timeout=10)
-        box.close()
-        print(f"sandbox {tag} removed (logs kept in {workdir})")
+        if os.environ.get("FLATNET_DEMO_KEEP"):
+            names = " ".join(box.namespaces)
+            print(f"FLATNET_DEMO_KEEP: sandbox {tag} left running; remove "
+                  f"it with: for n in {names}; do ip netns pids $n | "
+                  "xargs -r kill -9; ip netns delete $n; done")
+        else:
+            if daemon is not None:
+                daemon.terminate()
+                daemon.wait(timeout=10)
+            box.close()
+            print(f"sandbox {tag} removed (logs kept in {workdir})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ and tests can assert on the structured fields.
     |   +-- InvalidIpAddress
     |   +-- AddressOutOfRange
     |   +-- InvalidDeviceName                      bad bridge/interface name
+    |   +-- InvalidIptablesRule                    bad chain/rule/prefix text
     +-- ConfigError(FlatnetError, ValueError)      bad options, at startup
     +-- NotFound(FlatnetError, LookupError)
     |   +-- NetworkNotFound

@@ -211,3 +211,28 @@ def choose_free_address(
     if best is None:
         raise exception.NoMoreFixedIps(network=layout.cidr)
     return netaddr.IPAddress(best[2])
+
+
+MAX_FLOATING_RANGE = 1_000_000
+
+
+def floating_addresses(text: str) -> list[netaddr.IPAddress]:
+    """nova-manage's ``address_to_hosts``: one address as it is, or a
+    CIDR's usable hosts (no network or broadcast address).
+
+    Raises InvalidIpAddress / InvalidCidr; a CIDR smaller than 4
+    addresses (/31, /32) or of 1,000,000 or more is InvalidInput.
+    """
+    text = text.strip()
+    if "/" not in text:
+        return [parse_address(text)]
+    network = parse_cidr(text)
+    if network.size < 4:
+        raise exception.InvalidCidr(
+            cidr=text, reason="a floating range needs at least /30"
+        )
+    if network.size >= MAX_FLOATING_RANGE:
+        raise exception.InvalidCidr(
+            cidr=text, reason="too large (1,000,000 addresses or more)"
+        )
+    return list(network.iter_hosts())

@@ -2,7 +2,8 @@
 
 ``flatnet-network --config-file F [--once]`` runs in the foreground:
 it parses the config, sets up logging on stderr, wires the real
-executors (netlink bridge, dnsmasq, dhcp_release) into the reconcilers
+executors (netlink bridge, dnsmasq, dhcp_release, iptables, addresses)
+into the reconcilers
 and runs :class:`flatnet.service.daemon.Daemon` until SIGTERM/SIGINT.
 dnsmasq processes are left running on exit; the next start adopts them.
 ``--once`` reconciles every network once and exits (0 if all live).
@@ -21,6 +22,7 @@ from types import FrameType
 from oslo_config import cfg
 
 from flatnet import conf
+from flatnet.cmd import rules_config
 from flatnet.db import api as db_api
 from flatnet.linux.bridge import NetlinkBridge
 from flatnet.linux.dhcp_release import DhcpRelease
@@ -28,7 +30,7 @@ from flatnet.linux.dnsmasq import DnsmasqProcess
 from flatnet.model import Network
 from flatnet.plan import bridge as bridge_plan
 from flatnet.plan import dnsmasq as plan
-from flatnet.service import daemon, dhcp
+from flatnet.service import daemon, dhcp, rules_reconciler
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +75,8 @@ def dhcp_settings(conf_: cfg.ConfigOpts) -> plan.DhcpSettings:
 def build(
     conf_: cfg.ConfigOpts, extra: Sequence[daemon.Reconciler] = ()
 ) -> daemon.Daemon:
-    """The daemon with real executors (DHCP first, then ``extra``)."""
+    """The daemon with real executors: DHCP, then the host's rules,
+    then ``extra``."""
     db = db_api.Database(conf_.database.connection)
     reconciler = dhcp.DhcpReconciler(
         db,
@@ -88,7 +91,13 @@ def build(
         periodic_interval=conf_.periodic_interval,
         disassociate_timeout=conf_.fixed_ip_disassociate_timeout,
     )
-    return daemon.Daemon(db, conf_.host, [reconciler, *extra], timing)
+    rules = rules_reconciler.RulesReconciler(
+        db,
+        conf_.host,
+        rules_config.build_host_rules(conf_),
+        verify_interval=conf_.periodic_interval,
+    )
+    return daemon.Daemon(db, conf_.host, [reconciler, rules, *extra], timing)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

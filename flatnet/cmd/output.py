@@ -171,3 +171,30 @@ def fixed_table(fixed: Sequence[model.FixedIpView]) -> str:
         for f in fixed
     ]  # fmt: skip
     return table(FIXED_HEADERS, rows, FIXED_WIDTHS)
+
+
+def floating_dict(f: model.FloatingIp) -> dict[str, Any]:
+    return {
+        "address": str(f.address),
+        "pool": f.pool,
+        "interface": f.interface,
+        "fixed_address": _ip(f.fixed_address),
+        "instance_uuid": f.instance_uuid,
+        "project_id": f.project_id,
+        "host": f.host,
+    }
+
+
+def floating_table(found: Sequence[model.FloatingIp]) -> str:
+    """nova-manage floating list's columns plus fixed address and host."""
+    if not found:
+        return "No floating IP addresses have been defined.\n"
+    return table(
+        ("project", "address", "instance", "pool", "interface", "fixed",
+         "host"),
+        [
+            (f.project_id, f.address, f.instance_uuid, f.pool, f.interface,
+             f.fixed_address, f.host)
+            for f in found
+        ],
+    )  # fmt: skip

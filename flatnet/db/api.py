@@ -36,6 +36,7 @@ from flatnet.db.allocation import (
 from flatnet.db.engine import Database, translate_errors
 from flatnet.db.floating import (
     floating_associate,
+    floating_associate_from_pool,
     floating_create,
     floating_delete,
     floating_disassociate,
@@ -65,6 +66,7 @@ __all__ = [
     "fixed_ip_list",
     "fixed_ip_set_reserved",
     "floating_associate",
+    "floating_associate_from_pool",
     "floating_create",
     "floating_delete",
     "floating_disassociate",

@@ -137,6 +137,28 @@ def _first_fixed_ip(conn: Connection, instance_ident: str) -> Any:
     return row
 
 
+def _associate(
+    conn: Connection,
+    floating: model.FloatingIp,
+    instance_ident: str,
+    host: str,
+) -> model.FloatingIp:
+    fixed = _first_fixed_ip(conn, instance_ident)
+    with translate_errors(fixed_address=fixed.address):
+        conn.execute(
+            update(FLOATING)
+            .where(FLOATING.c.id == floating.id)
+            .values(
+                fixed_ip_id=fixed.id,
+                host=host,
+                project_id=fixed.project_id,
+                updated_at=rows.now(),
+            )
+        )
+    rows.bump_counter(conn, rows.RULES_COUNTER)
+    return _get(conn, floating.address)
+
+
 def floating_associate(
     db: Database, address: netaddr.IPAddress, instance_ident: str, host: str
 ) -> model.FloatingIp:
@@ -144,21 +166,31 @@ def floating_associate(
     was associated elsewhere). Raises FloatingIpNotFound,
     InstanceNotFound, Conflict (fixed IP already has a floating IP)."""
     with db.write() as conn:
-        floating = _get(conn, address)
-        fixed = _first_fixed_ip(conn, instance_ident)
-        with translate_errors(fixed_address=fixed.address):
-            conn.execute(
-                update(FLOATING)
-                .where(FLOATING.c.id == floating.id)
-                .values(
-                    fixed_ip_id=fixed.id,
-                    host=host,
-                    project_id=fixed.project_id,
-                    updated_at=rows.now(),
-                )
-            )
-        rows.bump_counter(conn, rows.RULES_COUNTER)
-        return _get(conn, address)
+        return _associate(conn, _get(conn, address), instance_ident, host)
+
+
+def floating_associate_from_pool(
+    db: Database, pool: str, instance_ident: str, host: str
+) -> model.FloatingIp:
+    """nova's allocate_floating_ip + associate: the first free address of
+    ``pool`` (by id). Raises FloatingIpPoolNotFound, NoMoreFloatingIps,
+    InstanceNotFound, Conflict."""
+    live = and_(FLOATING.c.pool == pool, FLOATING.c.deleted == 0)
+    with db.write() as conn:
+        if (
+            conn.execute(select(FLOATING.c.id).where(live).limit(1)).first()
+            is None
+        ):
+            raise exception.FloatingIpPoolNotFound(pool=pool)
+        row = conn.execute(
+            _query()
+            .where(live, FLOATING.c.fixed_ip_id.is_(None))
+            .order_by(FLOATING.c.id)
+            .limit(1)
+        ).first()
+        if row is None:
+            raise exception.NoMoreFloatingIps(pool=pool)
+        return _associate(conn, _to_floating(row), instance_ident, host)
 
 
 def floating_disassociate(

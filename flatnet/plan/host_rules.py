@@ -30,6 +30,8 @@ METADATA_ADDRESS = "169.254.169.254/32"
 
 def ipv4(value: object) -> netaddr.IPAddress:
     """``value`` as an IPv4 IPAddress; raises InvalidIpAddress."""
+    if isinstance(value, netaddr.IPAddress) and value.version == 4:
+        return value  # already canonical: the common, hot case
     try:
         addr = netaddr.IPAddress(str(value))
     except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
@@ -192,7 +194,7 @@ def floating_forward_rules(
     device: str | None,
 ) -> list[tuple[str, str]]:
     """(chain, rule) pairs of nova's ``floating_forward_rules`` (§3.8)."""
-    flt, fix = ipv4(floating), ipv4(fixed)
+    flt, fix = str(ipv4(floating)), str(ipv4(fixed))
     if device:
         dev = validate_device_name(device)
         snat = [

@@ -1,20 +1,14 @@
-"""iptables rules as data: model, ownership, rendering, parsing, diffing.
+"""iptables rules as data: builder, planning, rendering, diffing.
 
-PURE: no I/O, no CONF. A :class:`RuleSet` is the whole desired state of
-one binary (wrap prefix) in the filter, nat and mangle tables:
+PURE: no I/O, no CONF. The value model (RuleSet, Table, Chain, Anchor)
+and rule text live in :mod:`flatnet.plan.iptables_rules`; the names
+other modules import from here are re-exported.
 
-* ``Table.chains`` are chains we own entirely (``<prefix>-*``); applying
-  rewrites a chain only if its rules differ from the live ones;
-* ``Table.shared_chains`` (``nova-filter-top``, ``nova-postrouting-bottom``)
-  are created if missing but never flushed: other binaries (nova-compute)
-  add their own jumps to them, as in nova;
-* ``Table.anchors`` are our exact jump rules in chains we do not own
-  (builtins, shared chains); they are inserted only if missing.
-
-Ownership is exact (chain name prefix, exact jump rule), never by
-substring (nova bug §9.2), so foreign rules keep their content and order.
-Live rules are compared in iptables-save's canonical spelling, which
-:func:`canonical_rule` derives from nova's rule text.
+Two planners produce the same :class:`TablePlan`: :func:`plan_table`
+compares with the live table (``iptables-save``), :func:`plan_delta`
+with our part as last applied or verified, so a small change costs
+O(changed chains) and no read. Owned chains are edited in place when
+little changed, rewritten otherwise; foreign rules are never touched.
 """
 
 from __future__ import annotations
@@ -22,337 +16,48 @@ from __future__ import annotations
 import collections
 import dataclasses
 import difflib
-import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
-import netaddr
-
 from flatnet import exception
+from flatnet.plan.iptables_rules import (
+    BUILTIN_CHAINS,
+    FILTER_TOP,
+    MAX_CHAIN_NAME,
+    POSTROUTING_BOTTOM,
+    TABLE_ORDER,
+    Anchor,
+    Chain,
+    RuleSet,
+    SavedTable,
+    Table,
+    canonical_rule,
+    empty_table,
+    is_owned_chain,
+    ordered,
+    parse_rule,
+    parse_save,
+    validate_chain_name,
+    validate_prefix,
+    wrap,
+)
 
-# NOTE: XT_EXTENSION_MAXNAMELEN is 29 including the NUL (neutron's 28).
-MAX_CHAIN_NAME = 28
-# nova truncated the binary name to 16; the longest suffix is 12
-# ("-POSTROUTING"), so 16 + 12 = 28.
-MAX_WRAP_PREFIX = 16
-FILTER_TOP = "nova-filter-top"
-POSTROUTING_BOTTOM = "nova-postrouting-bottom"
-SHARED_CHAINS = frozenset({FILTER_TOP, POSTROUTING_BOTTOM})
-TABLE_ORDER = ("filter", "nat", "mangle")
-BUILTIN_CHAINS: Mapping[str, tuple[str, ...]] = {
-    "filter": ("INPUT", "FORWARD", "OUTPUT"),
-    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
-    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
-}
-_CHAIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-# One token of a rule: no whitespace, quotes, '#', ';', '$' or control
-# characters can ever reach iptables-restore's line-based input.
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:/,!+=@-]+$")
-_BASE_OPTS = {
-    "-s": "-s", "--source": "-s", "-d": "-d", "--destination": "-d",
-    "-i": "-i", "--in-interface": "-i", "-o": "-o",
-    "--out-interface": "-o", "-p": "-p", "--protocol": "-p",
-}  # fmt: skip
-_BASE_ORDER = ("-s", "-d", "-i", "-o", "-p")
-_STATE_ORDER = (
-    "INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT",
-)  # fmt: skip
-_TO_ALIAS = {"SNAT": "--to-source", "DNAT": "--to-destination"}
-_COUNTERS_RE = re.compile(r"^\[\d+:\d+\] ")
+__all__ = [
+    "BUILTIN_CHAINS", "FILTER_TOP", "MAX_CHAIN_NAME", "POSTROUTING_BOTTOM",
+    "TABLE_ORDER", "Anchor", "AnchorOp", "Chain", "RuleSet", "RuleSetBuilder",
+    "SavedTable", "Table", "TablePlan", "canonical_rule", "diff_ruleset",
+    "empty_table", "is_owned_chain", "ordered", "parse_rule", "parse_save",
+    "plan_delta", "plan_ruleset", "plan_table", "validate_chain_name",
+    "validate_prefix", "wrap",
+]  # fmt: skip
 
-Position = Literal["top", "bottom"]
-
-
-def validate_chain_name(name: str) -> str:
-    """Return ``name`` if it is a valid chain name.
-
-    Raises InvalidIptablesRule if it is longer than MAX_CHAIN_NAME or
-    contains anything but ``[A-Za-z0-9_.-]``.
-    """
-    if len(name) > MAX_CHAIN_NAME or not _CHAIN_RE.match(name):
-        raise exception.InvalidIptablesRule(
-            rule=name,
-            reason=f"chain names are 1-{MAX_CHAIN_NAME} chars "
-            "of [A-Za-z0-9_.-]",
-        )
-    return name
-
-
-def validate_prefix(prefix: str) -> str:
-    """Return the wrap prefix if valid (<= MAX_WRAP_PREFIX chars)."""
-    if len(prefix) > MAX_WRAP_PREFIX or not _PREFIX_RE.match(prefix):
-        raise exception.InvalidIptablesRule(
-            rule=prefix,
-            reason=f"wrap prefix must be 1-{MAX_WRAP_PREFIX} "
-            "chars of [A-Za-z0-9_.-]",
-        )
-    if any(shared.startswith(f"{prefix}-") for shared in SHARED_CHAINS):
-        raise exception.InvalidIptablesRule(
-            rule=prefix, reason="wrap prefix collides with a shared chain"
-        )
-    return prefix
-
-
-def wrap(prefix: str, name: str) -> str:
-    """``<prefix>-<name>``, validated (nova's ``$name``)."""
-    return validate_chain_name(f"{prefix}-{name}")
-
-
-def is_owned_chain(name: str, prefix: str) -> bool:
-    """True if chain ``name`` belongs to ``prefix`` (exact prefix match)."""
-    return name.startswith(f"{prefix}-") and name not in SHARED_CHAINS
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Option:
-    """One ``[!] --name [value]`` of a rule."""
-
-    name: str
-    value: str | None
-    negated: bool = False
-
-    def tokens(self) -> list[str]:
-        neg = ["!"] if self.negated else []
-        return neg + [self.name] + ([] if self.value is None else [self.value])
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ParsedRule:
-    """A rule split into base options, matches and target."""
-
-    base: tuple[Option, ...]
-    matches: tuple[tuple[str, tuple[Option, ...]], ...]
-    target: str | None
-    target_options: tuple[Option, ...]
-
-
-def _bad(spec: str, reason: str) -> exception.InvalidIptablesRule:
-    return exception.InvalidIptablesRule(rule=spec, reason=reason)
-
-
-def _tokens(spec: str) -> list[str]:
-    tokens = spec.split(" ")
-    for tok in tokens:
-        if not _TOKEN_RE.match(tok):
-            raise _bad(spec, f"bad token {tok!r}")
-    return tokens
-
-
-def parse_rule(spec: str) -> ParsedRule:  # noqa: C901 - one small grammar
-    """Split a rule spec (``-s X -j Y``) into its parts.
-
-    Raises InvalidIptablesRule for characters outside the safe set,
-    dangling options, or an option before any ``-m``/``-j``.
-    """
-    tokens = _tokens(spec)
-    base: list[Option] = []
-    matches: list[tuple[str, list[Option]]] = []
-    target: str | None = None
-    target_opts: list[Option] = []
-    section: list[Option] | None = None
-    neg, i = False, 0
-    while i < len(tokens):
-        tok, nxt = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else None
-        i += 1
-        if tok == "!":
-            neg = True
-            continue
-        if tok in _BASE_OPTS or tok in ("-m", "--match", "-j", "--jump"):
-            if nxt is None:
-                raise _bad(spec, f"{tok} needs a value")
-            i += 1
-            if tok in _BASE_OPTS:
-                base.append(Option(_BASE_OPTS[tok], nxt, neg))
-            elif tok in ("-m", "--match"):
-                matches.append((nxt, []))
-                section = matches[-1][1]
-            else:
-                target, section = nxt, target_opts
-        elif tok.startswith("--") and section is not None:
-            value = None
-            if nxt is not None and not nxt.startswith("-") and nxt != "!":
-                value, i = nxt, i + 1
-            section.append(Option(tok, value, neg))
-        else:
-            raise _bad(spec, f"unexpected {tok!r}")
-        neg = False
-    return ParsedRule(
-        tuple(base),
-        tuple((n, tuple(o)) for n, o in matches),
-        target,
-        tuple(target_opts),
-    )
-
-
-def _canonical_base(opt: Option) -> list[str]:
-    value = opt.value or ""
-    if opt.name in ("-s", "-d"):
-        try:
-            net = netaddr.IPNetwork(value)
-        except (netaddr.AddrFormatError, ValueError) as exc:
-            raise _bad(value, "not an address or CIDR") from exc
-        if net.prefixlen == 0 and not opt.negated:
-            return []
-        value = str(net.cidr)
-    elif opt.name == "-p":
-        value = value.lower()
-    return Option(opt.name, value, opt.negated).tokens()
-
-
-def _canonical_option(opt: Option, target: str | None) -> Option:
-    if opt.name in ("--state", "--ctstate") and opt.value:
-        states = opt.value.split(",")
-        order = {s: n for n, s in enumerate(_STATE_ORDER)}
-        states.sort(key=lambda s: order.get(s, len(order)))
-        return Option(opt.name, ",".join(states), opt.negated)
-    if opt.name == "--to" and target in _TO_ALIAS:
-        return Option(_TO_ALIAS[target], opt.value, opt.negated)
-    return opt
-
-
-@functools.lru_cache(maxsize=65536)
-def canonical_rule(spec: str) -> str:
-    """The rule as ``iptables-save`` prints it (v1.8, legacy and nft).
-
-    Base options go first in save order (-s -d -i -o -p), 0.0.0.0/0 is
-    dropped, hosts get /32, ``--to`` is spelled out for SNAT/DNAT and
-    conntrack states are sorted in the kernel's bit order.
-    """
-    rule = parse_rule(spec)
-    out: list[str] = []
-    for name in _BASE_ORDER:
-        for opt in rule.base:
-            if opt.name == name:
-                out += _canonical_base(opt)
-    for match, opts in rule.matches:
-        out += ["-m", match]
-        for opt in opts:
-            out += _canonical_option(opt, None).tokens()
-    if rule.target is not None:
-        out += ["-j", rule.target]
-        for opt in rule.target_options:
-            out += _canonical_option(opt, rule.target).tokens()
-    return " ".join(out)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Chain:
-    """A chain we own entirely, with its rules in order."""
-
-    name: str
-    rules: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        validate_chain_name(self.name)
-        for rule in self.rules:
-            parse_rule(rule)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Anchor:
-    """Our exact rule in a chain we do not own (a builtin or shared)."""
-
-    chain: str
-    rule: str
-    position: Position = "top"
-
-    def __post_init__(self) -> None:
-        validate_chain_name(self.chain)
-        parse_rule(self.rule)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Table:
-    """Our part of one iptables table."""
-
-    name: str
-    chains: tuple[Chain, ...] = ()
-    shared_chains: tuple[str, ...] = ()
-    anchors: tuple[Anchor, ...] = ()
-
-    def chain(self, name: str) -> Chain:
-        """The owned chain ``name``; raises KeyError if absent."""
-        for chain in self.chains:
-            if chain.name == name:
-                return chain
-        raise KeyError(name)
-
-
-@dataclasses.dataclass(frozen=True)
-class RuleSet:
-    """The whole desired state of one wrap prefix."""
-
-    prefix: str
-    tables: Mapping[str, Table]
-
-    def lines(self) -> list[str]:
-        """Every rule as ``-A chain rule`` (nova's text), table-ordered."""
-        out: list[str] = []
-        for table in _ordered(self.tables):
-            out.append(f"*{table.name}")
-            out += [f"-A {a.chain} {a.rule}" for a in table.anchors]
-            for chain in table.chains:
-                out += [f"-A {chain.name} {r}" for r in chain.rules]
-        return out
-
-
-def _ordered(tables: Mapping[str, Table]) -> list[Table]:
-    rank = {name: n for n, name in enumerate(TABLE_ORDER)}
-    return [tables[k] for k in sorted(tables, key=lambda k: rank.get(k, 9))]
-
-
-@dataclasses.dataclass(frozen=True)
-class SavedTable:
-    """One table as read from ``iptables-save``: chains -> rule specs."""
-
-    name: str
-    chains: Mapping[str, tuple[str, ...]]
-
-
-def empty_table(name: str) -> SavedTable:
-    """A table that does not exist yet: its builtin chains, no rules."""
-    return SavedTable(name, {c: () for c in BUILTIN_CHAINS.get(name, ())})
-
-
-def parse_save(text: str) -> dict[str, SavedTable]:
-    """Parse ``iptables-save`` output (with or without ``-c`` counters).
-
-    Raises InvalidIptablesRule on a line outside a table.
-    """
-    tables: dict[str, dict[str, list[str]]] = {}
-    chains: dict[str, list[str]] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("-A "):
-            if chains is None:
-                raise _bad(line, "outside a *table block")
-            _, chain, *rest = line.split(" ", 2)
-            chains.setdefault(chain, []).append(rest[0] if rest else "")
-            continue
-        if line.startswith("["):  # -c counters: "[pkts:bytes] -A ..."
-            line = _COUNTERS_RE.sub("", line)
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("*"):
-            chains = tables.setdefault(line[1:], {})
-        elif chains is None:
-            raise _bad(line, "outside a *table block")
-        elif line.startswith(":"):
-            chains.setdefault(line[1:].split(" ")[0], [])
-        elif line.startswith("-A "):
-            _, chain, *rest = line.split(" ", 2)
-            chains.setdefault(chain, []).append(rest[0] if rest else "")
-    return {
-        name: SavedTable(name, {c: tuple(r) for c, r in t.items()})
-        for name, t in tables.items()
-    }
+_DOLLAR_RE = re.compile(r"\$([A-Za-z0-9_.-]+)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AnchorOp:
-    """One change in a chain we do not own."""
+    """One rule-level change (``-D`` by spec, ``-I`` at N, ``-A``)."""
 
     op: Literal["-D", "-I", "-A"]
     chain: str
@@ -452,6 +157,27 @@ def _anchor_ops(
     return ops
 
 
+def _owned_changes(
+    chains: Iterable[Chain],
+    have_of: Callable[[Chain], tuple[str, ...] | None],
+) -> tuple[list[Chain], list[AnchorOp]]:
+    """(rewrites, in-place edits) turning each chain's current canonical
+    rules (``have_of``; None: missing) into the chain's rules."""
+    rewrite: list[Chain] = []
+    edits: list[AnchorOp] = []
+    for chain in chains:
+        have = have_of(chain)
+        want = chain.canonical()
+        if have == want:
+            continue
+        edit = None if have is None else _chain_edit(chain, have, want)
+        if edit is None:
+            rewrite.append(chain)
+        else:
+            edits += edit
+    return rewrite, edits
+
+
 def plan_table(
     desired: Table, live: SavedTable | None, prefix: str
 ) -> TablePlan:
@@ -462,18 +188,9 @@ def plan_table(
     """
     live = live or empty_table(desired.name)
     owned = {c.name for c in desired.chains}
-    rewrite: list[Chain] = []
-    edits: list[AnchorOp] = []
-    for chain in desired.chains:
-        have = live.chains.get(chain.name)
-        want = tuple(canonical_rule(r) for r in chain.rules)
-        if have == want:
-            continue
-        edit = None if have is None else _chain_edit(chain, have, want)
-        if edit is None:
-            rewrite.append(chain)
-        else:
-            edits += edit
+    rewrite, edits = _owned_changes(
+        desired.chains, lambda c: live.chains.get(c.name)
+    )
     stale = tuple(
         n for n in live.chains if is_owned_chain(n, prefix) and n not in owned
     )
@@ -491,6 +208,33 @@ def plan_table(
     return TablePlan(
         desired.name, create, tuple(rewrite), stale, tuple(ops), tuple(edits)
     )
+
+
+def plan_delta(known: Table, desired: Table) -> TablePlan | None:
+    """The changes from ``known`` (our part as last applied or verified)
+    to ``desired``, without reading the live table.
+
+    Costs O(changed chains): chains whose nova text is unchanged are
+    skipped without canonicalising. Returns None when the anchors or
+    shared chains differ, since placing a jump needs the live foreign
+    rules: the caller then reads the table and uses :func:`plan_table`.
+    Correct only if the live table still holds ``known``; a stale cache
+    shows up as a failing ``-D``/``-I`` or in the periodic full check.
+    """
+    frame_same = known.anchors == desired.anchors
+    if not frame_same or known.shared_chains != desired.shared_chains:
+        return None
+    if known == desired:
+        return TablePlan(desired.name)
+    before = {c.name: c for c in known.chains}
+    changed = [c for c in desired.chains if before.get(c.name) != c]
+    rewrite, edits = _owned_changes(
+        changed,
+        lambda c: before[c.name].canonical() if c.name in before else None,
+    )
+    wanted = {c.name for c in desired.chains}
+    stale = tuple(n for n in before if n not in wanted)
+    return TablePlan(desired.name, (), tuple(rewrite), stale, (), tuple(edits))
 
 
 def _chain_edit(
@@ -532,7 +276,7 @@ def plan_ruleset(
     """One :func:`plan_table` per desired table, in table order."""
     return [
         plan_table(t, live.get(t.name), desired.prefix)
-        for t in _ordered(desired.tables)
+        for t in ordered(desired.tables)
     ]
 
 
@@ -550,17 +294,12 @@ def diff_ruleset(
         for name in plan.create_chains:
             out += [f"@@ {plan.table} @@", f"+:{name}"]
         for name in plan.changed_chains():
-            chain = desired.tables[plan.table].chain(name)
-            if chain.name not in table.chains:
-                out += [f"@@ {plan.table} @@", f"+:{chain.name}"]
-            have = [
-                f"-A {chain.name} {r}"
-                for r in table.chains.get(chain.name, ())
-            ]
-            want = [
-                f"-A {chain.name} {canonical_rule(r)}" for r in chain.rules
-            ]
-            out += _unified(have, want, f"{plan.table}/{chain.name}")
+            rules = desired.tables[plan.table].chain(name).canonical()
+            if name not in table.chains:
+                out += [f"@@ {plan.table} @@", f"+:{name}"]
+            have = [f"-A {name} {r}" for r in table.chains.get(name, ())]
+            want = [f"-A {name} {r}" for r in rules]
+            out += _unified(have, want, f"{plan.table}/{name}")
         for name in plan.delete_chains:
             have = [f"-A {name} {r}" for r in table.chains[name]]
             out += _unified([f":{name}", *have], [], f"{plan.table}/{name}")
@@ -573,16 +312,8 @@ def diff_ruleset(
 
 
 def _unified(have: list[str], want: list[str], label: str) -> list[str]:
-    return list(
-        difflib.unified_diff(
-            have,
-            want,
-            fromfile=f"live {label}",
-            tofile=f"wanted {label}",
-            lineterm="",
-            n=1,
-        )
-    )
+    old, new = f"live {label}", f"wanted {label}"
+    return list(difflib.unified_diff(have, want, old, new, lineterm="", n=1))
 
 
 class RuleSetBuilder:
@@ -602,8 +333,9 @@ class RuleSetBuilder:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = validate_prefix(prefix)
-        self._rules: dict[str, dict[str, list[str]]] = {
-            table: {wrap(prefix, c): [] for c in chains}
+        # chain -> rules as an insertion-ordered set (O(1) duplicate test)
+        self._rules: dict[str, dict[str, dict[str, None]]] = {
+            table: {wrap(prefix, c): {} for c in chains}
             for table, chains in self._WRAPPED.items()
         }
         self.add("nat", "snat", "-j $float-snat")
@@ -615,15 +347,15 @@ class RuleSetBuilder:
         name = wrap(self.prefix, chain)
         rules = self._rules.get(table, {}).get(name)
         if rules is None:
-            raise _bad(rule, f"unknown chain {table}/{name}")
-        rule = re.sub(
-            r"\$([A-Za-z0-9_.-]+)",
-            lambda m: wrap(self.prefix, m.group(1)),
-            rule,
-        )
+            raise exception.InvalidIptablesRule(
+                rule=rule, reason=f"unknown chain {table}/{name}"
+            )
+        if "$" in rule:
+            rule = _DOLLAR_RE.sub(
+                lambda m: wrap(self.prefix, m.group(1)), rule
+            )
         parse_rule(rule)
-        if rule not in rules:
-            rules.append(rule)
+        rules.setdefault(rule, None)
 
     def _anchors(self, table: str) -> tuple[Anchor, ...]:
         p = self.prefix

@@ -21,11 +21,11 @@ import netaddr
 
 from flatnet import exception, hostname, ipam, mac, model
 from flatnet.db import api as db_api
+from flatnet.plan.bridge import validate_device_name
 
 LOG = logging.getLogger(__name__)
 
 #: Interface names: IFNAMSIZ - 1 = 15 characters (kernel limit).
-_IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _PRINTABLE_RE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
 
@@ -60,16 +60,9 @@ class NetworkRequest:
     multi_host: bool | None = None
 
 
-def _check_ifname(value: str, what: str) -> str:
-    if value in (".", "..") or not _IFNAME_RE.fullmatch(value):
-        raise exception.InvalidInput(
-            reason=f"{what} {value!r} is not a valid interface name "
-            "(1-15 of A-Z a-z 0-9 _ . -)"
-        )
-    return value
-
-
-def _check_text(value: str, what: str) -> str:
+def check_text(value: str, what: str) -> str:
+    """``value`` if it is 1-255 printable characters without surrounding
+    blanks (labels, pools, project ids, host names); else InvalidInput."""
     if not _PRINTABLE_RE.fullmatch(value) or value.strip() != value:
         raise exception.InvalidInput(
             reason=f"{what} {value!r} must be 1-255 printable characters "
@@ -118,7 +111,7 @@ class FlatDHCPManager:
         """Validate and create a flat network (nova defaults for bridge,
         bridge_interface, dns1, multi_host). Raises InvalidInput
         subclasses, CidrConflict, DuplicateNetwork."""
-        label = _check_text(req.label, "label")
+        label = check_text(req.label, "label")
         bridge = req.bridge or self.settings.flat_network_bridge
         if not bridge:
             raise exception.InvalidInput(
@@ -136,16 +129,16 @@ class FlatDHCPManager:
             self.db,
             layout,
             label=label,
-            bridge=_check_ifname(bridge, "bridge"),
+            bridge=validate_device_name(bridge),
             bridge_interface=(
-                _check_ifname(iface, "bridge interface") if iface else None
+                validate_device_name(iface) if iface else None
             ),
             dns1=ipam.parse_address(dns1) if dns1 else None,
             dns2=ipam.parse_address(req.dns2) if req.dns2 else None,
             mtu=_check_mtu(req.mtu),
             uuid=_check_uuid(req.uuid) if req.uuid else None,
             project_id=(
-                _check_text(req.project_id, "project id")
+                check_text(req.project_id, "project id")
                 if req.project_id
                 else None
             ),
@@ -190,7 +183,7 @@ class FlatDHCPManager:
         spec = db_api.InstanceSpec(
             hostname=hostname.validate_hostname(name),
             display_name=name,
-            host=_check_text(host, "host") if host else None,
+            host=check_text(host, "host") if host else None,
         )
         fixed_mac = mac.parse_mac(mac_address) if mac_address else None
         networks = self._networks_for(network)

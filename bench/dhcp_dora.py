@@ -1,0 +1,262 @@
+"""dnsmasq DORA throughput experiments, without the flatnet daemon (root).
+
+    .venv/bin/python bench/dhcp_dora.py --hosts 10000 --count 3000 \\
+        --script hook [--no-domain] [--no-hostsdir] [--procs 2]
+
+Starts ONE dnsmasq with nova's argv shape (static range, hostsfile of
+``--hosts`` lines, ``--leasefile-ro``) in a fresh namespace and drives
+``--count`` DORA handshakes with the pre-built-frame client
+(bench/dhcp_client.py) from another namespace on the same bridge.
+``--script`` picks the ``--dhcp-script``:
+
+* ``none``: no --dhcp-script at all;
+* ``noop``: ``#!/bin/sh`` + ``exit 0``;
+* ``hook``: flatnet's generated sh hook (plan/dhcp_hook.py), journal;
+* ``hook-nowrite``: the same hook with the journal ``printf`` removed.
+
+Prints one JSON line: handshakes/s, client retries, CPU seconds of the
+dnsmasq main process, of its script helper (incl. the scripts it ran)
+and of the client, and when the last journal line arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import dhcp_client
+import dhcp_storm
+
+from flatnet.plan import dhcp_hook
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def host_of(n: int) -> tuple[str, str]:
+    """MAC and address of bench host ``n`` (10.240.0.10 upwards)."""
+    ip = 0x0AF0000A + n
+    return dhcp_storm.mac_of(n), ".".join(
+        str(ip >> s & 0xFF) for s in (24, 16, 8, 0)
+    )
+
+
+def write_script(tmp: pathlib.Path, kind: str) -> str | None:
+    path = tmp / "hook.sh"
+    if kind == "none":
+        return None
+    if kind == "noop":
+        text = "#!/bin/sh\nexit 0\n"
+    else:
+        text = dhcp_hook.hook_script("/bin/true")
+        if kind == "hook-nowrite":
+            lines = text.splitlines(keepends=True)
+            text = "".join(x for x in lines if not x.startswith("printf"))
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+def dnsmasq_argv(args: argparse.Namespace, tmp: pathlib.Path) -> list[str]:
+    script = write_script(tmp, args.script)
+    (tmp / "opts").write_text("3,10.240.0.1\n")
+    (tmp / "hosts.d").mkdir()
+    lines, files = [], {}
+    for n in range(args.hosts):
+        mac, ip = host_of(n)
+        line = f"{mac},h{n}.novalocal,{ip}\n"
+        if n < args.in_dir:
+            files[mac.replace(":", "-")] = line
+        else:
+            lines.append(line)
+    (tmp / "hosts").write_text("".join(lines))
+    for name, line in files.items():
+        (tmp / "hosts.d" / name).write_text(line)
+    argv = [
+        "env",
+        f"FLATNET_EVENTS={tmp}/bench.events",
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--strict-order",
+        "--bind-interfaces",
+        f"--conf-file={args.conf_file}",
+        f"--pid-file={tmp}/pid",
+        f"--dhcp-optsfile={tmp}/opts",
+        f"--listen-address={dhcp_storm.SERVER}",
+        "--except-interface=lo",
+        "--dhcp-range=set:bench,10.240.0.2,static,255.255.0.0,86400s",
+        "--dhcp-lease-max=65536",
+        f"--dhcp-hostsfile={tmp}/hosts",
+    ]
+    if script:
+        argv.append(f"--dhcp-script={script}")
+    argv += ["--no-hosts", "--leasefile-ro"]
+    if args.domain:
+        argv.append("--domain=novalocal")
+    if args.hostsdir:
+        argv.append(f"--dhcp-hostsdir={tmp}/hosts.d")
+    return argv + args.extra
+
+
+def cpu_of(pid: int, children: bool = False) -> float:
+    """utime+stime (and reaped children's) of ``pid`` in seconds."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    rest = fields.rsplit(")", 1)[1].split()
+    ticks = int(rest[11]) + int(rest[12])
+    if children:
+        ticks += int(rest[13]) + int(rest[14])
+    return ticks / TICK
+
+
+def helper_of(pid: int) -> int | None:
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = pathlib.Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            return int(name)
+    return None
+
+
+def wait_lines(path: pathlib.Path, count: int, limit: float) -> float | None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            with path.open("rb") as handle:
+                if sum(1 for _ in handle) >= count:
+                    return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return None
+
+
+def clients(cli: str, args: argparse.Namespace) -> list[dict[str, float]]:
+    picked = [host_of(n) for n in range(args.in_dir, args.hosts)]
+    picked = picked[: args.count] if args.in_dir else picked[-args.count :]
+    procs = []
+    start_at = time.time() + 0.5 + 0.15 * args.procs
+    for i in range(args.procs):
+        job = {
+            "hosts": picked[i :: args.procs],
+            "window": args.window,
+            "start_at": start_at,
+        }
+        argv = ["ip", "netns", "exec", cli, sys.executable, __file__]
+        argv += ["--client", json.dumps(job)]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE))
+    return [json.loads(p.communicate()[0]) for p in procs]
+
+
+def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fndora"))
+    tmp.chmod(0o755)
+    try:
+        argv = ["ip", "netns", "exec", host, *dnsmasq_argv(args, tmp)]
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+        while not (tmp / "pid").exists():
+            time.sleep(0.01)
+        pid = int((tmp / "pid").read_text())
+        time.sleep(0.3 + args.hosts / 20000)
+        helper = helper_of(pid)
+        main0 = cpu_of(pid)
+        help0 = cpu_of(helper, True) if helper else 0.0
+        perf = None
+        if args.perf:
+            perf = subprocess.Popen(
+                ["perf", "record", "-F", "2000", "-g", "-o", args.perf]
+                + ["-p", str(pid)],
+                stderr=subprocess.DEVNULL,
+            )
+        t0 = time.monotonic()
+        results = clients(cli, args)
+        if perf is not None:
+            perf.send_signal(2)
+            perf.wait()
+        done = sum(int(r["handshakes"]) for r in results)
+        journal = None
+        if args.script == "hook":
+            end = wait_lines(tmp / "bench.events", done, 120)
+            journal = end - t0 if end else None
+        main = cpu_of(pid) - main0
+        helped = (cpu_of(helper, True) - help0) if helper else 0.0
+        proc.kill()
+        proc.wait()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    seconds = max(r["seconds"] for r in results)
+    return {
+        "hosts": args.hosts,
+        "script": args.script,
+        "domain": args.domain,
+        "hostsdir": args.hostsdir,
+        "procs": args.procs,
+        "window": args.window,
+        "handshakes": done,
+        "per_second": round(done / seconds),
+        "retries": sum(int(r["retries"]) for r in results),
+        "dnsmasq_cpu": round(main, 2),
+        "helper_cpu": round(helped, 2),
+        "client_cpu": round(sum(r["client_cpu"] for r in results), 2),
+        "seconds": round(seconds, 2),
+        "journal_done_s": journal and round(journal, 2),
+    }
+
+
+def run_client(job: str) -> None:
+    spec = json.loads(job)
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
+    result = dhcp_client.dora(
+        "c0",
+        [tuple(x) for x in spec["hosts"]],
+        dhcp_storm.SERVER,
+        spec["window"],
+    )
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=10000)
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument(
+        "--script",
+        default="hook",
+        choices=["none", "noop", "hook", "hook-nowrite"],
+    )
+    parser.add_argument("--no-domain", dest="domain", action="store_false")
+    parser.add_argument("--no-hostsdir", dest="hostsdir", action="store_false")
+    parser.add_argument("--in-dir", type=int, default=0)
+    parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--conf-file", default="")
+    parser.add_argument("--extra", action="append", default=[])
+    parser.add_argument("--perf", help="perf record dnsmasq into FILE")
+    parser.add_argument("--client")
+    args = parser.parse_args()
+    if args.client:
+        run_client(args.client)
+        return
+    suffix = str(os.getpid())
+    host, cli = f"fndh{suffix}", f"fndc{suffix}"
+    try:
+        dhcp_storm.setup_namespaces(host, cli)
+        print(json.dumps(measure(args, host, cli)), flush=True)
+    finally:
+        dhcp_storm.teardown_namespaces(host, cli)
+
+
+if __name__ == "__main__":
+    main()
