@@ -47,14 +47,19 @@ def host_of(n: int) -> tuple[str, str]:
     )
 
 
-def write_script(tmp: pathlib.Path, kind: str) -> str | None:
+def write_script(tmp: pathlib.Path, kind: str, leased: int) -> str | None:
+    """The --dhcp-script of experiment ``kind``; ``init`` prints the
+    ``leased`` pre-existing leases (written by :func:`dnsmasq_argv`)."""
     path = tmp / "hook.sh"
+    init = tmp / "init.sh"
+    init.write_text(f"#!/bin/sh\n[ \"$1\" = init ] && cat {tmp}/leases\nexit 0\n")
+    init.chmod(0o755)
     if kind == "none":
         return None
     if kind == "noop":
-        text = "#!/bin/sh\nexit 0\n"
+        text = f'#!/bin/sh\n[ "$1" = init ] && exec {init} init\nexit 0\n'
     else:
-        text = dhcp_hook.hook_script("/bin/true")
+        text = dhcp_hook.hook_script(str(init))
         if kind == "hook-nowrite":
             lines = text.splitlines(keepends=True)
             text = "".join(x for x in lines if not x.startswith("printf"))
@@ -64,7 +69,14 @@ def write_script(tmp: pathlib.Path, kind: str) -> str | None:
 
 
 def dnsmasq_argv(args: argparse.Namespace, tmp: pathlib.Path) -> list[str]:
-    script = write_script(tmp, args.script)
+    script = write_script(tmp, args.script, args.leased)
+    expiry = int(time.time()) + 86400
+    (tmp / "leases").write_text(
+        "".join(
+            f"{expiry} {host_of(n)[0]} {host_of(n)[1]} h{n} *\n"
+            for n in range(args.hosts - args.leased, args.hosts)
+        )
+    )
     (tmp / "opts").write_text("3,10.240.0.1\n")
     (tmp / "hosts.d").mkdir()
     lines, files = [], {}
@@ -99,6 +111,15 @@ def dnsmasq_argv(args: argparse.Namespace, tmp: pathlib.Path) -> list[str]:
     argv += ["--no-hosts", "--leasefile-ro"]
     if args.domain:
         argv.append("--domain=novalocal")
+    if args.addn != "none":
+        text = "".join(
+            f"{host_of(n)[1]}\th{n}.novalocal"
+            + (f" h{n}" if args.addn == "both" else "")
+            + "\n"
+            for n in range(args.hosts)
+        )
+        (tmp / "addn").write_text(text)
+        argv.append(f"--addn-hosts={tmp}/addn")
     if args.hostsdir:
         argv.append(f"--dhcp-hostsdir={tmp}/hosts.d")
     return argv + args.extra
@@ -145,7 +166,7 @@ def wait_lines(path: pathlib.Path, count: int, limit: float) -> float | None:
 
 def clients(cli: str, args: argparse.Namespace) -> list[dict[str, float]]:
     picked = [host_of(n) for n in range(args.in_dir, args.hosts)]
-    picked = picked[: args.count] if args.in_dir else picked[-args.count :]
+    picked = picked[: args.count]
     procs = []
     start_at = time.time() + 0.5 + 0.15 * args.procs
     for i in range(args.procs):
@@ -202,6 +223,8 @@ def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
         "script": args.script,
         "domain": args.domain,
         "hostsdir": args.hostsdir,
+        "addn": args.addn,
+        "leased": args.leased,
         "procs": args.procs,
         "window": args.window,
         "handshakes": done,
@@ -239,6 +262,15 @@ def main() -> None:
     parser.add_argument("--no-domain", dest="domain", action="store_false")
     parser.add_argument("--no-hostsdir", dest="hostsdir", action="store_false")
     parser.add_argument("--in-dir", type=int, default=0)
+    parser.add_argument(
+        "--leased", type=int, default=0, help="leases given at init"
+    )
+    parser.add_argument(
+        "--addn",
+        default="none",
+        choices=["none", "fqdn", "both"],
+        help="--addn-hosts with every host's name.domain (and name)",
+    )
     parser.add_argument("--procs", type=int, default=1)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--conf-file", default="")

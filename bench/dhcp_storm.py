@@ -20,191 +20,30 @@ Figures:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
-import random
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+import dhcp_client
 import netaddr
 
 from flatnet.db import api as db_api
 from flatnet.ipam import network_layout
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.linux.dnsmasq import DnsmasqProcess
+from flatnet.model import LeaseEvent
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import daemon, dhcp
 
 SUBNET = "10.240.0.0/16"
 SERVER = "10.240.0.1"
-
-
-# --- a minimal raw DHCP client (AF_PACKET) ------------------------------
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def dhcp_frame(
-    src_mac: bytes, xid: int, kind: int, requested: bytes | None = None
-) -> bytes:
-    """Broadcast DISCOVER (1) or REQUEST (3) with the broadcast flag."""
-    bootp = struct.pack(
-        "!BBBBIHH4s4s4s4s16s64s128s",
-        1,
-        1,
-        6,
-        0,
-        xid,
-        0,
-        0x8000,
-        b"\0" * 4,
-        b"\0" * 4,
-        b"\0" * 4,
-        b"\0" * 4,
-        src_mac + b"\0" * 10,
-        b"",
-        b"",
-    )
-    opts = b"\x63\x82\x53\x63" + bytes([53, 1, kind])
-    if requested is not None:
-        opts += bytes([50, 4]) + requested
-        opts += bytes([54, 4]) + socket.inet_aton(SERVER)
-    opts += bytes([55, 3, 1, 3, 6, 255])
-    payload = bootp + opts
-    udp = struct.pack("!HHHH", 68, 67, 8 + len(payload), 0) + payload
-    ip = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + len(udp),
-        0,
-        0,
-        64,
-        17,
-        0,
-        b"\0" * 4,
-        b"\xff" * 4,
-    )
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    return b"\xff" * 6 + src_mac + b"\x08\x00" + ip + udp
-
-
-def parse_reply(frame: bytes) -> tuple[int, int, bytes] | None:
-    """(xid, message type, yiaddr) of a DHCP reply frame, else None."""
-    if len(frame) < 282 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
-        return None
-    ihl = (frame[14] & 0x0F) * 4
-    udp = 14 + ihl
-    if struct.unpack("!H", frame[udp + 2 : udp + 4])[0] != 68:
-        return None
-    bootp = udp + 8
-    xid = struct.unpack("!I", frame[bootp + 4 : bootp + 8])[0]
-    yiaddr = frame[bootp + 16 : bootp + 20]
-    i = bootp + 240
-    while i + 1 < len(frame) and frame[i] != 255:
-        if frame[i] == 0:
-            i += 1
-            continue
-        if frame[i] == 53:
-            return xid, frame[i + 2], yiaddr
-        i += 2 + frame[i + 1]
-    return None
-
-
-def raw_socket(dev: str) -> socket.socket:
-    sock = socket.socket(
-        socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800)
-    )
-    sock.bind((dev, 0))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    return sock
-
-
-def client_probe(dev: str, mac: str, seconds: float) -> dict[str, float]:
-    """DISCOVER every 5 ms for ``seconds``; longest gap between OFFERs."""
-    sock = raw_socket(dev)
-    sock.settimeout(0.001)
-    src = bytes.fromhex(mac.replace(":", ""))
-    xid = random.getrandbits(31)
-    frame = dhcp_frame(src, xid, 1)
-    end = time.monotonic() + seconds
-    last_offer = time.monotonic()
-    worst = 0.0
-    sent = offers = 0
-    next_send = 0.0
-    while (now := time.monotonic()) < end:
-        if now >= next_send:
-            sock.send(frame)
-            sent += 1
-            next_send = now + 0.005
-        try:
-            reply = parse_reply(sock.recv(2048))
-        except TimeoutError:
-            continue
-        if reply and reply[0] == xid and reply[1] == 2:
-            now = time.monotonic()
-            worst = max(worst, now - last_offer)
-            last_offer = now
-            offers += 1
-    worst = max(worst, time.monotonic() - last_offer)
-    return {"sent": sent, "offers": offers, "max_gap_ms": worst * 1000}
-
-
-def client_dora(
-    dev: str, macs: list[str], window: int, limit: float = 120.0
-) -> dict[str, float]:
-    """DORA for every MAC, ``window`` handshakes in flight (gives up
-    after ``limit`` seconds)."""
-    sock = raw_socket(dev)
-    sock.settimeout(0.05)
-    pending: dict[int, tuple[bytes, float, int]] = {}
-    todo = list(macs)
-    done = retries = 0
-    start = time.monotonic()
-    while (todo or pending) and time.monotonic() - start < limit:
-        while todo and len(pending) < window:
-            src = bytes.fromhex(todo.pop().replace(":", ""))
-            xid = random.getrandbits(31)
-            pending[xid] = (src, time.monotonic(), 1)
-            sock.send(dhcp_frame(src, xid, 1))
-        try:
-            reply = parse_reply(sock.recv(2048))
-        except TimeoutError:
-            reply = None
-        now = time.monotonic()
-        if reply and reply[0] in pending:
-            xid, kind, yiaddr = reply
-            src = pending[xid][0]
-            if kind == 2:
-                pending[xid] = (src, now, 3)
-                sock.send(dhcp_frame(src, xid, 3, yiaddr))
-            elif kind == 5:
-                del pending[xid]
-                done += 1
-        for xid, (src, sent, _state) in list(pending.items()):
-            if now - sent > 1.0:  # lost: start over
-                retries += 1
-                pending[xid] = (src, now, 1)
-                sock.send(dhcp_frame(src, xid, 1))
-    elapsed = time.monotonic() - start
-    return {
-        "handshakes": done,
-        "seconds": elapsed,
-        "per_second": done / elapsed,
-        "retries": retries,
-    }
 
 
 # --- server side (runs inside the host namespace) ------------------------
@@ -275,70 +114,57 @@ def run_client(cli: str, mode: str, **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 
-def server(args: argparse.Namespace) -> None:  # noqa: PLR0915
-
-    tmp = pathlib.Path(args.state)
-    db = db_api.Database(f"sqlite:///{tmp}/flatnet.sqlite")
-    db_api.sync(db)
-    net = db_api.network_create(
-        db, network_layout(SUBNET), label="bench", bridge="br0"
-    )
-    t0 = time.monotonic()
-    for n in range(args.hosts):
+def allocate(db: db_api.Database, net_id: int, first: int, count: int) -> None:
+    for n in range(first, first + count):
         spec = db_api.InstanceSpec(hostname=f"h{n}", display_name=f"h{n}")
         db_api.instance_create_allocated(
             db,
             spec,
-            [db_api.VifRequest(network_id=net.id, mac=netaddr.EUI(mac_of(n)))],
+            [db_api.VifRequest(network_id=net_id, mac=netaddr.EUI(mac_of(n)))],
         )
-    print(
-        f"preload: {args.hosts} hosts in DB in {time.monotonic() - t0:.1f} s"
-    )
-    settings = plan.DhcpSettings(
-        networks_path=str(tmp / "networks"),
-        dhcpbridge=str(
-            pathlib.Path(sys.executable).parent / "flatnet-dhcpbridge"
-        ),
-        dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
-        dhcp_hostsdir=not args.no_hostsdir,
-        dnsmasq_config_file=args.dnsmasq_conf or "",
-    )
-    rec = dhcp.DhcpReconciler(
-        db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
-    )
-    loop = daemon.Daemon(db, "bench", [rec])
-    rec.prepare()
-    t0 = time.monotonic()
-    loop.run_once()
-    print(
-        f"dnsmasq start with {args.hosts} hosts: "
-        f"{time.monotonic() - t0:.2f} s (incl. init hook)"
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
-    thread.start()
-    state = rec.state(net.id)
+
+
+def lease_all(db: db_api.Database, net_id: int) -> int:
+    """Mark every host of the network leased (as after a day of
+    uptime): dnsmasq's ``init`` hook then hands them all to dnsmasq."""
+    events = [
+        LeaseEvent("add", e.mac, e.address)
+        for e in db_api.host_entries(db, net_id)
+    ]
+    db_api.apply_lease_events(db, "bench-preload", 1, len(events), events)
+    return len(events)
+
+
+def probe_gap(cli: str, seconds: float) -> dict[str, float]:
+    probe = run_client(cli, "probe", mac=mac_of(0), seconds=seconds)
+    return dict(json.loads(probe.communicate()[0]))
+
+
+def storm(
+    args: argparse.Namespace,
+    db: db_api.Database,
+    net_id: int,
+    rec: dhcp.DhcpReconciler,
+) -> None:
+    """Figures 1 and 2: the allocation storm, probed from the client."""
+    state = rec.state(net_id)
     assert state is not None
     base = (state.reloads, state.starts)
-
+    idle = probe_gap(args.cli, 2.0)
+    print(
+        f"idle: existing client max DISCOVER->OFFER gap "
+        f"{idle['max_gap_ms']:.1f} ms (no allocation running)"
+    )
     probe = run_client(args.cli, "probe", mac=mac_of(0), seconds=args.probe)
     time.sleep(0.5)
     t0 = time.monotonic()
-
-    for n in range(args.hosts, args.hosts + args.new):
-        spec = db_api.InstanceSpec(hostname=f"h{n}", display_name=f"h{n}")
-        db_api.instance_create_allocated(
-            db,
-            spec,
-            [db_api.VifRequest(network_id=net.id, mac=netaddr.EUI(mac_of(n)))],
-        )
+    allocate(db, net_id, args.hosts, args.new)
     committed = time.monotonic() - t0
-    last = db_api.network_generations(db)[net.id]
-    while db_api.host_state_get(db, "bench", net.id, "dhcp") < last:
+    last = db_api.network_generations(db)[net_id]
+    while db_api.host_state_get(db, "bench", net_id, "dhcp") < last:
         time.sleep(0.005)
     ready = time.monotonic() - t0
-    out, _ = probe.communicate()
-    gap = json.loads(out)
+    gap = json.loads(probe.communicate()[0])
     print(
         f"storm: {args.new} allocations committed in {committed:.2f} s, "
         f"all DHCP-ready after {ready:.2f} s"
@@ -353,17 +179,23 @@ def server(args: argparse.Namespace) -> None:  # noqa: PLR0915
         f"offers, one DISCOVER every 5 ms)"
     )
 
-    count = min(args.dora, args.hosts)
-    before = len(db_api.leases(db, net.id))
+
+def handshakes(
+    args: argparse.Namespace, db: db_api.Database, net_id: int
+) -> None:
+    """Figure 3: DORA rate, and until every ``add`` is in the database."""
+    entries = sorted(db_api.host_entries(db, net_id), key=lambda e: e.address)
+    leased = {str(x.address) for x in db_api.leases(db, net_id)}
+    hosts = [
+        (plan.mac_text(e.mac), str(e.address))
+        for e in entries
+        if str(e.address) not in leased
+    ][: args.dora]
+    before = len(leased)
     t0 = time.monotonic()
-    dora = run_client(
-        args.cli,
-        "dora",
-        macs=[mac_of(n) for n in range(1, count + 1)],
-        window=args.window,
-    )
+    dora = run_client(args.cli, "dora", hosts=hosts, window=args.window)
     result = json.loads(dora.communicate()[0])
-    while len(db_api.leases(db, net.id)) < before + result["handshakes"]:
+    while len(db_api.leases(db, net_id)) < before + result["handshakes"]:
         if time.monotonic() - t0 > 300:
             break
         time.sleep(0.01)
@@ -371,18 +203,64 @@ def server(args: argparse.Namespace) -> None:  # noqa: PLR0915
     print(
         f"dora: {result['handshakes']} handshakes in "
         f"{result['seconds']:.2f} s = {result['per_second']:.0f}/s "
-        f"(retries {result['retries']}, window {args.window})"
+        f"(retries {result['retries']}, window {args.window}, client CPU "
+        f"{result['client_cpu']:.2f} s)"
     )
-    leased = len(db_api.leases(db, net.id)) - before
+    count = len(db_api.leases(db, net_id)) - before
     print(
-        f"dora: {leased} add events in the DB after {recorded:.2f} s = "
-        f"{leased / recorded:.0f}/s end to end"
+        f"dora: {count} add events in the DB after {recorded:.2f} s = "
+        f"{count / recorded:.0f}/s end to end"
     )
-    stop.set()
-    thread.join()
-    pid = rec._procs[net.id].pid()  # noqa: SLF001 - bench teardown
-    if pid:
-        os.kill(pid, 9)
+
+
+def server(args: argparse.Namespace) -> None:
+    tmp = pathlib.Path(args.state)
+    db = db_api.Database(f"sqlite:///{tmp}/flatnet.sqlite")
+    db_api.sync(db)
+    net = db_api.network_create(
+        db, network_layout(SUBNET), label="bench", bridge="br0"
+    )
+    t0 = time.monotonic()
+    allocate(db, net.id, 0, args.hosts)
+    print(
+        f"preload: {args.hosts} hosts in DB in {time.monotonic() - t0:.1f} s"
+    )
+    if args.leased:
+        print(f"preload: {lease_all(db, net.id)} of them leased")
+    settings = plan.DhcpSettings(
+        networks_path=str(tmp / "networks"),
+        dhcpbridge=str(
+            pathlib.Path(sys.executable).parent / "flatnet-dhcpbridge"
+        ),
+        dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
+        dhcp_hostsdir=not args.no_hostsdir,
+        dnsmasq_config_file=args.dnsmasq_conf or "",
+    )
+    rec = dhcp.DhcpReconciler(
+        db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
+    )
+    rec.tuning = dataclasses.replace(rec.tuning, hostsdir_batch=args.batch)
+    loop = daemon.Daemon(db, "bench", [rec])
+    rec.prepare()
+    t0 = time.monotonic()
+    loop.run_once()
+    print(
+        f"dnsmasq start with {args.hosts} hosts: "
+        f"{time.monotonic() - t0:.2f} s (incl. init hook)"
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        storm(args, db, net.id, rec)
+        if args.dora:
+            handshakes(args, db, net.id)
+    finally:
+        stop.set()
+        thread.join()
+        pid = rec._procs[net.id].pid()  # noqa: SLF001 - bench teardown
+        if pid:
+            os.kill(pid, 9)
 
 
 def main() -> None:
@@ -394,6 +272,14 @@ def main() -> None:
     parser.add_argument("--probe", type=float, default=8.0)
     parser.add_argument("--no-hostsdir", action="store_true")
     parser.add_argument(
+        "--leased",
+        action="store_true",
+        help="every preloaded host holds a lease (steady state)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=256, help="hosts per hostsdir file"
+    )
+    parser.add_argument(
         "--dnsmasq-conf", help="extra dnsmasq --conf-file (e.g. no-ping)"
     )
     parser.add_argument("--client")
@@ -404,8 +290,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.client:
         kw = json.loads(args.client_args)
-        fn = client_probe if args.client == "probe" else client_dora
-        print(json.dumps(fn("c0", **kw)))
+        if args.client == "probe":
+            print(json.dumps(dhcp_client.probe("c0", **kw)))
+        else:
+            hosts = [tuple(x) for x in kw["hosts"]]
+            result = dhcp_client.dora("c0", hosts, SERVER, kw["window"])
+            print(json.dumps(result))
         return
     if args.server:
         server(args)

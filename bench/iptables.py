@@ -2,8 +2,17 @@
 
 For each backend (iptables-restore on nf_tables, iptables-restore on
 legacy, python-iptables) and N floating IPs (5 nat rules each, plus the
-host rules of one network): a full apply into an empty throwaway netns,
-an incremental apply (N+1 floating IPs), and a no-op sync (read + diff).
+host rules of one network), in a throwaway netns:
+
+* ``full``: first apply into empty tables (reads, then loads all);
+* ``+1``: one more floating IP (delta from the backend's cache);
+* ``-1``: one floating IP less (delta: five ``-D`` by spec);
+* ``+100``: a batch of 100 more in one apply (one commit per table);
+* ``no-op``: apply of an equal RuleSet (the cache says nothing changed);
+* ``verify``: ``apply(verify=True)``, the periodic drift check: re-read
+  every table, full plan, nothing to commit;
+* ``build``: host_ruleset() in Python, which every sync pays first.
+
 Needs root; touches nothing outside its own namespaces.
 
     .venv/bin/python -m bench.iptables [N ...]
@@ -24,7 +33,7 @@ from flatnet.linux.iptables_iptc import IptcBackend
 from flatnet.linux.iptables_restore import RestoreBackend
 from flatnet.model import FloatingIp, Network
 from flatnet.plan.host_rules import HostRulesSettings, host_ruleset
-from flatnet.plan.iptables import RuleSet, plan_ruleset
+from flatnet.plan.iptables import RuleSet
 
 SETTINGS = HostRulesSettings(
     public_interface="eth1",
@@ -49,9 +58,10 @@ BACKENDS: dict[str, Callable[[str], IptablesBackend]] = {
     "restore/legacy": lambda ns: RestoreBackend("iptables-legacy", netns=ns),
     "iptc/legacy": lambda ns: IptcBackend(netns=ns),
 }
+COLUMNS = ("full", "+1", "-1", "+100", "no-op", "verify", "build")
 
 
-def floating(count: int) -> list[FloatingIp]:
+def floating(count: int, skip: int = -1) -> list[FloatingIp]:
     first_float = int(netaddr.IPAddress("172.30.0.10"))
     first_fixed = int(netaddr.IPAddress("10.0.1.0"))
     return [
@@ -63,11 +73,12 @@ def floating(count: int) -> list[FloatingIp]:
             fixed_address=netaddr.IPAddress(first_fixed + i),
         )
         for i in range(count)
+        if i != skip
     ]
 
 
-def ruleset(count: int) -> RuleSet:
-    return host_ruleset([NET], floating(count), SETTINGS)
+def ruleset(count: int, skip: int = -1) -> RuleSet:
+    return host_ruleset([NET], floating(count, skip), SETTINGS)
 
 
 def rule_count(rs: RuleSet) -> int:
@@ -93,30 +104,31 @@ def timed(func: Callable[[], object]) -> float:
 
 
 def measure(kind: str, count: int) -> Iterator[float]:
+    """One figure per COLUMNS entry, in order."""
     full, more = ruleset(count), ruleset(count + 1)
+    less, batch = ruleset(count + 1, skip=count // 2), ruleset(count + 101)
+    same = ruleset(count + 101)  # equal to batch, not the same object
     with Namespace() as ns:
         backend = BACKENDS[kind](ns)
         yield timed(lambda: backend.apply(full))
         yield timed(lambda: backend.apply(more))
-        yield timed(lambda: plan_ruleset(more, backend.read()))
-        assert backend.apply(more) == []
+        yield timed(lambda: backend.apply(less))
+        yield timed(lambda: backend.apply(batch))
+        yield timed(lambda: backend.apply(same))
+        yield timed(lambda: backend.apply(batch, verify=True))
+        assert backend.apply(batch, verify=True) == []
+    yield timed(lambda: ruleset(count))
 
 
 def main(argv: Sequence[str]) -> None:
     counts = [int(a) for a in argv] or [0, 1000, 5000, 9000]
-    print(
-        f"{'backend':<15} {'floats':>6} {'rules':>6} {'full s':>8} "
-        f"{'+1 float s':>10} {'no-op sync s':>12}"
-    )
+    head = " ".join(f"{c + ' s':>8}" for c in COLUMNS)
+    print(f"{'backend':<15} {'floats':>6} {'rules':>6} {head}")
     for count in counts:
         rules = rule_count(ruleset(count))
         for kind in BACKENDS:
-            full, incr, noop = measure(kind, count)
-            print(
-                f"{kind:<15} {count:>6} {rules:>6} {full:>8.3f} "
-                f"{incr:>10.3f} {noop:>12.3f}",
-                flush=True,
-            )
+            cells = " ".join(f"{t:>8.3f}" for t in measure(kind, count))
+            print(f"{kind:<15} {count:>6} {rules:>6} {cells}", flush=True)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,56 @@ def fetch(url: str, netns: str) -> str:
     ).strip()
 
 
+def serve(netns: str, address: str, port: int) -> None:
+    """A stand-in HTTP server answering "hello <client> from <server>"."""
+    subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable,
+         str(HERE / "metadata_standin.py"), address, str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def retry_fetch(url: str, netns: str, tries: int = 50) -> str:
+    for _ in range(tries):
+        answer = fetch(url, netns)
+        if answer:
+            return answer
+        time.sleep(0.2)
+    return ""
+
+
+def print_table(
+    rows: list[tuple[str, str, str, dict[str, str], str]],
+    metadata: dict[str, str],
+    floating: str,
+    seen: dict[str, list[str]],
+) -> bool:
+    """Print the final table; True if every instance got what it should."""
+    print(
+        f"{'instance':<9} {'MAC':<18} {'fixed IP':<10} {'DHCP lease':<10}"
+        f" {'lease s':>7} {'metadata':<9} {'floating':<12} "
+        "outbound seen as"
+    )
+    ok = True
+    for name, mac, address, lease, _ in rows:
+        expect = floating if name == "vm1" else PUBLIC_IP
+        source = "".join(seen.get(name, []))
+        good = (
+            lease["ip"] == address
+            and bool(metadata[name])
+            and source == expect
+        )
+        ok = ok and good
+        print(
+            f"{name:<9} {mac:<18} {address:<10} {lease['ip']:<10} "
+            f"{lease.get('lease', '?'):>7} "
+            f"{'ok' if metadata[name] else 'FAILED':<9} "
+            f"{floating if name == 'vm1' else '-':<12} "
+            f"{source or 'NOTHING'}"
+        )
+    return ok
+
+
 def main() -> int:  # noqa: PLR0915
     if os.geteuid() != 0:
         print("make demo needs root (network namespaces)", file=sys.stderr)
@@ -258,64 +308,34 @@ def main() -> int:  # noqa: PLR0915
         floating = json.loads(
             manage(conf, "floating", "list", "--format", "json")
         )[0]["address"]
-        manage(
-            conf,
-            "floating",
-            "associate",
-            "--address",
-            floating,
-            "--instance",
-            "vm1",
-        )
+        manage(conf, "floating", "associate", "--address", floating,
+               "--instance", "vm1")  # fmt: skip
         vm1 = rows[0][4]
-        server = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                vm1,
-                sys.executable,
-                str(HERE / "metadata_standin.py"),
-                rows[0][2],
-                "80",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        answer = ""
-        for _ in range(50):
-            answer = fetch(f"http://{floating}/", outside)
-            if answer:
-                break
-            time.sleep(0.2)
-        server.kill()
-        print(f"    outside -> {floating}: {answer or 'NO ANSWER'}")
+        serve(vm1, rows[0][2], 80)
+        inbound = retry_fetch(f"http://{floating}/", outside)
+        print(f"    outside -> {floating}: {inbound or 'NO ANSWER'}")
+
+        step("outbound: who does the outside see? (floating IP / SNAT)")
+        serve(outside, OUTSIDE_IP, 80)
+        seen = {
+            name: retry_fetch(f"http://{OUTSIDE_IP}/", vm).split(" ")[1:2]
+            for name, _, _, _, vm in rows
+        }
+        for name, source in seen.items():
+            print(f"    {name} -> outside: seen as {''.join(source)}")
 
         step("result")
-        print(
-            f"{'instance':<9} {'MAC':<18} {'fixed IP':<10} "
-            f"{'DHCP lease':<10} {'lease s':>7} {'metadata':<9} "
-            f"{'floating'}"
-        )
-        ok = True
-        for name, mac, address, lease, _ in rows:
-            got = lease["ip"]
-            ok = ok and got == address and bool(metadata[name])
-            print(
-                f"{name:<9} {mac:<18} {address:<10} {got:<10} "
-                f"{lease.get('lease', '?'):>7} "
-                f"{'ok' if metadata[name] else 'FAILED':<9} "
-                f"{floating if name == 'vm1' else '-'}"
-            )
-        ok = ok and bool(answer)
+        ok = print_table(rows, metadata, floating, seen) and bool(inbound)
         print("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
         if os.environ.get("FLATNET_DEMO_KEEP"):
             names = " ".join(box.namespaces)
-            print(f"FLATNET_DEMO_KEEP: sandbox {tag} left running; remove "
-                  f"it with: for n in {names}; do ip netns pids $n | "
-                  "xargs -r kill -9; ip netns delete $n; done")
+            print(
+                f"FLATNET_DEMO_KEEP: sandbox {tag} left running; remove "
+                f"it with: for n in {names}; do ip netns pids $n | "
+                "xargs -r kill -9; ip netns delete $n; done"
+            )
         else:
             if daemon is not None:
                 daemon.terminate()

@@ -4,7 +4,10 @@ It executes the same restore lines the real backend sends, with
 iptables' rules (``:chain`` creates or flushes, ``-D`` removes the first
 identical rule, ``-X`` needs an empty, unreferenced chain, a target must
 be a known extension or an existing chain) and commits a table only if
-every line succeeded. The contract suite runs it next to the real
+every line succeeded. Planning goes through the same
+:class:`~flatnet.linux.iptables.AppliedState` cache as the real backends;
+``reads`` and ``sent`` (one list of restore lines per commit) let tests
+see what a sync cost. The contract suite runs it next to the real
 backends, which keeps it honest.
 """
 
@@ -13,14 +16,12 @@ from __future__ import annotations
 import copy
 
 from flatnet import exception
-from flatnet.plan.iptables import (
+from flatnet.linux.iptables import AppliedState
+from flatnet.plan.iptables import RuleSet, SavedTable, TablePlan
+from flatnet.plan.iptables_rules import (
     BUILTIN_CHAINS,
-    RuleSet,
-    SavedTable,
-    TablePlan,
     canonical_rule,
     parse_rule,
-    plan_ruleset,
 )
 
 KNOWN_TARGETS = frozenset({
@@ -40,18 +41,34 @@ class FakeIptables:
             for name, chains in BUILTIN_CHAINS.items()
         }
         self.commits = 0
+        self.reads = 0
+        self.sent: list[list[str]] = []
+        self._state = AppliedState()
 
     def read(self) -> dict[str, SavedTable]:
+        self.reads += 1
         return {
             name: SavedTable(name, {c: tuple(r) for c, r in chains.items()})
             for name, chains in self.tables.items()
         }
 
-    def apply(self, ruleset: RuleSet) -> list[TablePlan]:
-        plans = [p for p in plan_ruleset(ruleset, self.read()) if not p.empty]
-        for plan in plans:
-            self.restore(plan.table, plan.restore_lines()[1:-1])
-        return plans
+    def read_table(self, name: str) -> SavedTable | None:
+        self.reads += 1
+        chains = self.tables.get(name)
+        if chains is None:
+            return None
+        return SavedTable(name, {c: tuple(r) for c, r in chains.items()})
+
+    def apply(self, ruleset: RuleSet, verify: bool = False) -> list[TablePlan]:
+        return self._state.apply(ruleset, self, verify)
+
+    def refresh(self) -> None:
+        self._state.forget()
+
+    def commit(self, plan: TablePlan) -> None:
+        lines = plan.restore_lines()
+        self.sent.append(lines)
+        self.restore(plan.table, lines[1:-1])
 
     def restore(self, table: str, lines: list[str]) -> None:
         """Run restore lines on a copy; commit only if all succeed."""

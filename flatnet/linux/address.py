@@ -1,7 +1,9 @@
-"""Floating IP addresses on the host: bind, unbind, announce, forget.
+"""Host addresses of the network host: floating IPs and the metadata IP.
 
 Binding is a /32 on the public interface through pyroute2 (netlink,
-tolerating EEXIST/EADDRNOTAVAIL by name); the gratuitous ARP
+tolerating EEXIST/EADDRNOTAVAIL by name); ``ensure_metadata_ip`` puts
+169.254.169.254/32 scope link on ``lo`` (nova's ``ensure_metadata_ip``,
+nova-network.md §1.2 step 3, §3.6). The gratuitous ARP
 (``arping``) and the conntrack flush (``conntrack -D -r <fixed>``) are
 the two nova shell-outs kept as such (nova-network.md §3.8).
 """
@@ -27,6 +29,10 @@ TIMEOUT = 30.0
 CONNTRACK_NOTHING_DELETED = 1
 #: arping exits 1 when nobody answered, which unsolicited ARP expects.
 ARPING_NO_REPLY = 1
+METADATA_IP = netaddr.IPAddress("169.254.169.254")
+METADATA_DEVICE = "lo"
+#: RT_SCOPE_LINK from <linux/rtnetlink.h> ("scope link").
+SCOPE_LINK = 253
 
 
 def _command(argv: Sequence[str], netns: str | None) -> list[str]:
@@ -124,6 +130,7 @@ class FloatingAddresses:
         device: str,
         address: netaddr.IPAddress,
         tolerated: int,
+        **extra: int,
     ) -> None:
         with netlink.netlink_errors(device):
             ipr = netlink.open_iproute(self.netns)
@@ -134,9 +141,19 @@ class FloatingAddresses:
                         index=self._index(ipr, device),
                         address=str(address),
                         prefixlen=32,
+                        **extra,
                     )
             finally:
                 ipr.close()
+
+    def ensure_metadata_ip(self) -> None:
+        """``ip addr add 169.254.169.254/32 scope link dev lo``; already
+        there (any scope) is fine. Raises HostNetworkError (a missing
+        ``lo`` is DeviceNotFound)."""
+        LOG.debug("Ensuring %s/32 on %s", METADATA_IP, METADATA_DEVICE)
+        self._addr(
+            "add", METADATA_DEVICE, METADATA_IP, errno.EEXIST, scope=SCOPE_LINK
+        )
 
     def ensure_address(self, device: str, address: netaddr.IPAddress) -> None:
         """Bind ``address``/32 to ``device``; already bound is fine."""

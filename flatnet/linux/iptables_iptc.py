@@ -4,8 +4,11 @@ NOTE: python-iptables "can only work with iptables-legacy rules"
 (ldx/python-iptables#319); on an nf_tables host its rules land in legacy
 tables that ``iptables -S`` does not list (#342, #320), which is why
 :func:`flatnet.linux.iptables.select_backend` only picks it on legacy
-hosts. Per table: one libiptc handle with autocommit off, the same
-:func:`~flatnet.plan.iptables.plan_table` as the restore backend, one
+hosts. Planning is shared with the restore backend
+(:class:`~flatnet.linux.iptables.AppliedState`): a table is read through
+libiptc (slow: every rule is translated in Python) only when nothing is
+cached, on verify/refresh, or after a failed delta. Per changed table:
+one libiptc handle with autocommit off, the plan's operations, one
 commit. A failure before the commit discards the handle, so the table is
 unchanged. For a named netns the calling thread enters it (setns via
 pyroute2) around the whole operation.
@@ -23,15 +26,9 @@ import netaddr
 from pyroute2 import netns as pyroute2_netns
 
 from flatnet import exception
-from flatnet.plan.iptables import (
-    TABLE_ORDER,
-    RuleSet,
-    SavedTable,
-    TablePlan,
-    canonical_rule,
-    parse_rule,
-    plan_table,
-)
+from flatnet.linux.iptables import AppliedState
+from flatnet.plan.iptables import TABLE_ORDER, RuleSet, SavedTable, TablePlan
+from flatnet.plan.iptables_rules import canonical_rule, parse_rule
 
 LOG = logging.getLogger(__name__)
 _BASE_ATTRS = {
@@ -152,44 +149,65 @@ class IptcBackend:
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
+        self._state = AppliedState()
 
     def __repr__(self) -> str:
         return f"IptcBackend(netns={self.netns!r})"
 
-    def _table(self, name: str) -> Any:
-        with _iptc_errors(name, "opening the table"):
-            table = iptc.Table(name, autocommit=False)
-            # NOTE: iptc caches Table objects per name; refresh() opens a
-            # new handle in the namespace the thread is in now.
-            table.refresh()
-        return table
-
     def read(self) -> dict[str, SavedTable]:
         """The live filter/nat/mangle tables, read through libiptc."""
         with _in_netns(self.netns):
-            return {n: _read_table(self._table(n)) for n in TABLE_ORDER}
+            return {n: _read_table(_open(n)) for n in TABLE_ORDER}
 
-    def apply(self, ruleset: RuleSet) -> list[TablePlan]:
-        """See IptablesBackend.apply: one libiptc commit per table."""
-        done: list[TablePlan] = []
+    def read_table(self, name: str) -> SavedTable:
+        """The live table ``name``, read through libiptc."""
         with _in_netns(self.netns):
-            for name in TABLE_ORDER:
-                if name not in ruleset.tables:
-                    continue
-                table = self._table(name)
-                plan = plan_table(
-                    ruleset.tables[name], _read_table(table), ruleset.prefix
-                )
-                if plan.empty:
-                    continue
-                try:
-                    _execute(table, plan)
-                    with _iptc_errors(name, "commit"):
-                        table.commit()
-                finally:
-                    table.refresh()
-                done.append(plan)
-        return done
+            return _read_table(_open(name))
+
+    def apply(self, ruleset: RuleSet, verify: bool = False) -> list[TablePlan]:
+        """See IptablesBackend.apply: one libiptc commit per table that
+        changed; no libiptc call at all when nothing did."""
+        with _in_netns(self.netns):
+            return self._state.apply(ruleset, _Session(), verify)
+
+    def refresh(self) -> None:
+        """See IptablesBackend.refresh."""
+        self._state.forget()
+
+
+def _open(name: str) -> Any:
+    """A fresh libiptc handle on table ``name`` (autocommit off) in the
+    namespace the calling thread is in now."""
+    with _iptc_errors(name, "opening the table"):
+        table = iptc.Table(name, autocommit=False)
+        # NOTE: iptc caches Table objects per name, not per namespace;
+        # refresh() drops the old handle and opens a new one here.
+        table.refresh()
+    return table
+
+
+class _Session:
+    """TableIO for one apply: a table read is committed through the
+    same handle; after a commit or failure the handle is dropped."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, Any] = {}
+
+    def read_table(self, name: str) -> SavedTable:
+        self._handles[name] = _open(name)
+        return _read_table(self._handles[name])
+
+    def commit(self, plan: TablePlan) -> None:
+        """NOTE: libiptc's commit replaces the whole table blob in the
+        kernel (as iptables-legacy-restore does), so even a one-rule
+        delta costs O(table size) there; the delta saves reading and
+        translating every rule in Python."""
+        table = self._handles.pop(plan.table, None)
+        if table is None:
+            table = _open(plan.table)
+        _execute(table, plan)
+        with _iptc_errors(plan.table, "commit"):
+            table.commit()
 
 
 def _execute(table: Any, plan: TablePlan) -> None:

@@ -1,10 +1,14 @@
 """IptablesBackend on ``iptables-restore --noflush`` (neutron style).
 
-One ``<binary>-save`` reads the live state; per table whose part of ours
-differs, one ``<binary>-restore --noflush`` payload declares (and so
-flushes) only our changed chains, re-adds their rules and inserts missing
-jump rules. iptables-restore commits each table atomically, so a failing
-line leaves that table as it was.
+``apply`` plans from what this backend last committed
+(:class:`~flatnet.linux.iptables.AppliedState`): per table whose part
+of ours differs, one ``<binary>-restore --noflush`` payload with only
+the changed lines (``-D``/``-I`` of single rules, ``:chain`` to flush
+and re-fill a rewritten chain, ``-X`` of stale ones); nothing runs when
+nothing changed. ``<binary>-save -t <table>`` is read only when nothing
+is cached, on ``verify``/``refresh()``, or once after a delta failed.
+iptables-restore commits each table atomically, so a failing line leaves
+that table as it was.
 """
 
 from __future__ import annotations
@@ -16,13 +20,8 @@ import subprocess
 from collections.abc import Iterator, Sequence
 
 from flatnet import exception
-from flatnet.plan.iptables import (
-    RuleSet,
-    SavedTable,
-    TablePlan,
-    parse_save,
-    plan_ruleset,
-)
+from flatnet.linux.iptables import AppliedState
+from flatnet.plan.iptables import RuleSet, SavedTable, TablePlan, parse_save
 
 LOG = logging.getLogger(__name__)
 BINARIES = ("iptables", "iptables-legacy", "iptables-nft")
@@ -83,30 +82,39 @@ class RestoreBackend:
             )
         self.binary = binary
         self.netns = netns
+        self._state = AppliedState()
 
     def __repr__(self) -> str:
         return f"RestoreBackend({self.binary!r}, netns={self.netns!r})"
 
-    def read(self) -> dict[str, SavedTable]:
-        """Parse one ``<binary>-save`` of every table."""
-        with _tool_errors("*"):
-            out = subprocess.run(
-                _command([f"{self.binary}-save"], self.netns),
+    def _save(self, *args: str) -> str:
+        with _tool_errors(args[-1] if args else "*"):
+            return subprocess.run(
+                _command([f"{self.binary}-save", *args], self.netns),
                 check=True,
                 capture_output=True,
                 text=True,
                 timeout=TIMEOUT,
             ).stdout
-        return parse_save(out)
 
-    def apply(self, ruleset: RuleSet) -> list[TablePlan]:
+    def read(self) -> dict[str, SavedTable]:
+        """Parse one ``<binary>-save`` of every table."""
+        return parse_save(self._save())
+
+    def read_table(self, name: str) -> SavedTable | None:
+        """Parse ``<binary>-save -t <name>`` (TableIO)."""
+        return parse_save(self._save("-t", name)).get(name)
+
+    def apply(self, ruleset: RuleSet, verify: bool = False) -> list[TablePlan]:
         """See IptablesBackend.apply; tables already right are skipped."""
-        plans = [p for p in plan_ruleset(ruleset, self.read()) if not p.empty]
-        for plan in plans:
-            self._restore(plan)
-        return plans
+        return self._state.apply(ruleset, self, verify)
 
-    def _restore(self, plan: TablePlan) -> None:
+    def refresh(self) -> None:
+        """See IptablesBackend.refresh."""
+        self._state.forget()
+
+    def commit(self, plan: TablePlan) -> None:
+        """Send ``plan`` as one atomic ``--noflush`` restore (TableIO)."""
         lines = plan.restore_lines()
         argv = [
             f"{self.binary}-restore",

@@ -240,30 +240,37 @@ def plan_delta(known: Table, desired: Table) -> TablePlan | None:
 def _chain_edit(
     chain: Chain, have: Sequence[str], want: Sequence[str]
 ) -> list[AnchorOp] | None:
-    """In-place ops for a small change between a common head and tail
-    (e.g. one floating IP more), or None when a rewrite is simpler or a
-    deleted rule is not unique (``-D`` by spec removes the first one)."""
-    head = 0
-    while head < min(len(have), len(want)) and have[head] == want[head]:
-        head += 1
-    tail = 0
-    while (
-        tail < min(len(have), len(want)) - head
-        and have[-1 - tail] == want[-1 - tail]
-    ):
-        tail += 1
-    gone = have[head : len(have) - tail]
-    new = chain.rules[head : len(want) - tail]
-    if len(gone) + len(new) > max(8, len(want) // 8):
+    """In-place ops for a small change (floating IPs added or removed
+    anywhere), or None when a rewrite is simpler or a deleted rule is not
+    unique (``-D`` by spec removes the first one). Only the part between
+    the common head and tail is diffed."""
+    most = min(len(have), len(want))
+    head = next((i for i in range(most) if have[i] != want[i]), most)
+    most -= head
+    tail = next((i for i in range(most) if have[~i] != want[~i]), most)
+    old, new = have[head : len(have) - tail], want[head : len(want) - tail]
+    gone: list[str] = []
+    added: list[int] = []
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":  # delete, insert or replace
+            gone += old[i1:i2]
+            added += range(head + j1, head + j2)
+    if len(gone) + len(added) > max(8, len(want) // 8):
         return None
     counts = collections.Counter(have)
     if any(counts[rule] != 1 for rule in gone):
         return None
     ops = [AnchorOp("-D", chain.name, rule) for rule in gone]
-    return ops + [
-        AnchorOp("-I", chain.name, rule, head + 1 + n)
-        for n, rule in enumerate(new)
-    ]
+    size = len(have) - len(gone)
+    for n in added:  # ascending final positions: each lands in place
+        rule = chain.rules[n]
+        if n == size:  # NOTE: -A needs no rule lookup on nf_tables
+            ops.append(AnchorOp("-A", chain.name, rule))
+        else:
+            ops.append(AnchorOp("-I", chain.name, rule, n + 1))
+        size += 1
+    return ops
 
 
 def _unique(items: Iterable[str]) -> list[str]:

@@ -93,6 +93,7 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+@functools.lru_cache(maxsize=4096)
 def wrap(prefix: str, name: str) -> str:
     """``<prefix>-<name>``, validated (nova's ``$name``)."""
     return validate_chain_name(f"{prefix}-{name}")

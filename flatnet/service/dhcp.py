@@ -111,9 +111,10 @@ def _load(paths: plan.DnsmasqPaths) -> tuple[dict[str, str], dict[str, str]]:
     main = {_mac_of(x): x for x in text.splitlines() if x}
     hostsdir = {}
     for name in files.list_dir(paths.hostsdir):
-        line = files.read_text(os.path.join(paths.hostsdir, name)) or ""
-        if line.strip():
-            hostsdir[_mac_of(line.strip())] = line.strip()
+        text = files.read_text(os.path.join(paths.hostsdir, name)) or ""
+        for line in text.splitlines():
+            if line.strip():
+                hostsdir[_mac_of(line.strip())] = line.strip()
     return main, hostsdir
 
 
@@ -277,13 +278,23 @@ class DhcpReconciler:
         ]
 
     def _write_batch(self, state: _NetState) -> None:
-        """Write the next ``hostsdir_batch`` pending hostsdir files."""
+        """Write the next ``hostsdir_batch`` pending hosts as ONE file.
+
+        dnsmasq handles each hostsdir file event with a full pass over
+        its configs and leases (inotify.c: dhcp_update_configs,
+        lease_update_from_configs, lease_update_dns), whatever the
+        number of lines in the file; so one file per batch, named after
+        the batch's first MAC (unique: a MAC is in the directory at most
+        once between compactions).
+        """
         batch = state.pending[: self.tuning.hostsdir_batch]
         del state.pending[: self.tuning.hostsdir_batch]
-        for mac, line in batch:
-            path = os.path.join(state.paths.hostsdir, _dir_name(mac))
-            files.replace_file(path, line + "\n", durable=False)
-            state.hostsdir[mac] = line
+        if not batch:
+            return
+        path = os.path.join(state.paths.hostsdir, _dir_name(batch[0][0]))
+        text = "".join(line + "\n" for _mac, line in batch)
+        files.replace_file(path, text, durable=False)
+        state.hostsdir.update(batch)
 
     # --- releases -------------------------------------------------------
     def _release_stale(

@@ -1,14 +1,20 @@
-"""Reconcile the network host's iptables rules and floating IP binds.
+"""Reconcile the network host's iptables rules and host addresses.
 
 ``HostRules.sync(networks, floating)`` computes the full desired state
 from the DB snapshot the caller hands in (plan/host_rules.py), then:
-unbinds floating IPs of ours that are no longer wanted, applies the rules
-(each table only if our part differs), binds the wanted ones (NAT rules
-before bind, as nova) with a gratuitous ARP if configured, and finally
-``conntrack -D -r <fixed>`` for associations that went away. It is cheap
-when nothing changed (one iptables-save, one netlink dump per device), so
-the daemon may call it periodically; that also repairs rules someone
-flushed. ``verify()``/``repair()`` back ``flatnet-manage verify|repair``.
+ensures the metadata IP on ``lo``, unbinds floating IPs of ours that are
+no longer wanted, applies the rules (only what changed), binds the
+wanted ones (NAT rules before bind, as nova) with a gratuitous ARP if
+configured, and finally ``conntrack -D -r <fixed>`` for associations
+that went away.
+
+A sync trusts what this object and its backend last applied: when
+nothing changed it runs no subprocess and no netlink call, and a small
+change sends only the changed rules. Drift (someone flushed a chain or
+removed an address) is found by ``sync(..., verify=True)`` (or
+``refresh()`` then ``sync``), which re-reads iptables and the addresses;
+the daemon does that every ``periodic_interval``. ``verify()`` and
+``repair()`` (``flatnet-manage verify|repair``) always read.
 """
 
 from __future__ import annotations
@@ -26,15 +32,12 @@ from flatnet.linux.iptables import IptablesBackend
 from flatnet.model import FloatingIp, Network
 from flatnet.plan import host_rules as plan
 from flatnet.plan.host_rules import HostRulesSettings
-from flatnet.plan.iptables import (
-    RuleSet,
-    SavedTable,
-    diff_ruleset,
-    plan_ruleset,
-)
+from flatnet.plan.iptables import RuleSet, SavedTable, diff_ruleset
 
 __all__ = ["HostRules", "HostRulesSettings", "SyncResult", "repair", "verify"]
 LOG = logging.getLogger(__name__)
+METADATA_IP = netaddr.IPNetwork(plan.METADATA_ADDRESS).ip
+METADATA_DEVICE = "lo"
 _DNAT_RE = re.compile(r"^-d (\S+)/32 -j DNAT --to-destination (\S+)$")
 
 
@@ -52,6 +55,7 @@ class AddressBackend(Protocol):
         self, device: str, address: netaddr.IPAddress, count: int
     ) -> None: ...
     def forget_connections(self, fixed: netaddr.IPAddress) -> None: ...
+    def ensure_metadata_ip(self) -> None: ...
 
 
 def verify(backend: IptablesBackend, desired: RuleSet) -> list[str]:
@@ -66,7 +70,7 @@ def repair(backend: IptablesBackend, desired: RuleSet) -> list[str]:
     """
     diff = verify(backend, desired)
     if diff:
-        backend.apply(desired)
+        backend.apply(desired, verify=True)
     return diff
 
 
@@ -85,7 +89,7 @@ class SyncResult:
 
 
 def floating_map(
-    live: Mapping[str, SavedTable], prefix: str
+    live: Mapping[str, SavedTable | None], prefix: str
 ) -> dict[str, str]:
     """Live floating -> fixed associations, from our nat PREROUTING."""
     table = live.get("nat")
@@ -105,6 +109,18 @@ class HostRules:
         self.settings = settings
         self.backend = backend
         self.addresses = addresses
+        #: floating -> fixed as of the last successful sync
+        self._associations: dict[str, str] | None = None
+        #: our /32 binds known live (None: read them on the next sync)
+        self._bound: set[tuple[str, netaddr.IPAddress]] | None = None
+        self._metadata_ip = False
+
+    def refresh(self) -> None:
+        """Forget what is known to be live: the next sync re-reads the
+        iptables tables and the addresses and so repairs any drift."""
+        self.backend.refresh()
+        self._bound = None
+        self._metadata_ip = False
 
     def desired(
         self, networks: Sequence[Network], floating: Sequence[FloatingIp]
@@ -169,12 +185,15 @@ class HostRules:
     def verify(
         self, networks: Sequence[Network], floating: Sequence[FloatingIp]
     ) -> list[str]:
-        """Rule differences plus ``+addr``/``-addr`` bind differences."""
+        """Rule differences plus ``+addr``/``-addr`` address differences
+        (floating /32s and the metadata IP); reads everything live."""
         out = verify(self.backend, self.desired(networks, floating))
         wanted = self._wanted_binds(floating)
         bound = self._ours(floating, self._live_binds(floating, wanted))
         out += [f"+addr {a}/32 dev {d}" for d, a in sorted(wanted - bound)]
         out += [f"-addr {a}/32 dev {d}" for d, a in sorted(bound - wanted)]
+        if METADATA_IP not in self.addresses.host_addresses(METADATA_DEVICE):
+            out.append(f"+addr {METADATA_IP}/32 dev {METADATA_DEVICE}")
         return out
 
     def repair(
@@ -183,53 +202,67 @@ class HostRules:
         """Fix everything :meth:`verify` reports; returns that report."""
         report = self.verify(networks, floating)
         if report:
-            self.sync(networks, floating)
+            self.sync(networks, floating, verify=True)
         return report
 
     def sync(
-        self, networks: Sequence[Network], floating: Sequence[FloatingIp]
+        self,
+        networks: Sequence[Network],
+        floating: Sequence[FloatingIp],
+        verify: bool = False,
     ) -> SyncResult:
-        """Reconcile rules and binds (see module docstring).
+        """Reconcile rules and addresses (see module docstring);
+        ``verify`` re-reads everything first (see :meth:`refresh`).
 
         Raises InvalidInput for bad data (before touching anything),
         FirewallApplyError, DeviceNotFound or HostNetworkError.
         """
+        if verify:
+            self.refresh()
         desired = self.desired(networks, floating)
         wanted = self._wanted_binds(floating)
-        live_binds = self._live_binds(floating, wanted)
-        stale = self._ours(floating, live_binds) - wanted
-        live = self.backend.read()
-        before = floating_map(live, desired.prefix)
-        for device, address in sorted(stale):
+        bound, self._bound = self._bound, None  # unknown until done
+        if bound is None:
+            bound = self._ours(floating, self._live_binds(floating, wanted))
+        before = self._associations
+        if before is None:
+            nat = self.backend.read_table("nat")
+            before = floating_map({"nat": nat}, desired.prefix)
+        if not self._metadata_ip:
+            self.addresses.ensure_metadata_ip()
+            self._metadata_ip = True
+        for device, address in sorted(bound - wanted):
             self.addresses.delete_address(device, address)
-        tables: tuple[str, ...] = ()
-        if any(not p.empty for p in plan_ruleset(desired, live)):
-            tables = tuple(p.table for p in self.backend.apply(desired))
-        bound = self._bind(wanted - live_binds)
+        tables = tuple(p.table for p in self.backend.apply(desired))
+        result = SyncResult(
+            tables,
+            self._bind(wanted - bound),
+            tuple(f"{a} {d}" for d, a in sorted(bound - wanted)),
+            self._forget(before, floating),
+        )
+        self._bound = wanted
+        if result.changed:
+            LOG.info("Host rules synced: %s", result)
+        return result
+
+    def _forget(
+        self, before: Mapping[str, str], floating: Sequence[FloatingIp]
+    ) -> tuple[str, ...]:
+        """``conntrack -D -r`` each fixed IP whose association went away;
+        remembers the new associations once all succeeded."""
         after = {
             str(f.address): str(f.fixed_address)
             for f in plan.associated(floating)
         }
         forgotten = tuple(
             sorted(
-                {
-                    fixed
-                    for flt, fixed in before.items()
-                    if after.get(flt) != fixed
-                }
+                {fix for flt, fix in before.items() if after.get(flt) != fix}
             )
         )
         for fixed in forgotten:
             self.addresses.forget_connections(netaddr.IPAddress(fixed))
-        result = SyncResult(
-            tables,
-            bound,
-            tuple(f"{a} {d}" for d, a in sorted(stale)),
-            forgotten,
-        )
-        if result.changed:
-            LOG.info("Host rules synced: %s", result)
-        return result
+        self._associations = after
+        return forgotten
 
     def _bind(
         self, missing: set[tuple[str, netaddr.IPAddress]]

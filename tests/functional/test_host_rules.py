@@ -10,6 +10,7 @@ they saw, so every assertion is about what the packet looked like.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 import netaddr
 import pytest
 
+from flatnet.linux import iptables_iptc, netlink
 from flatnet.linux.address import FloatingAddresses
 from flatnet.linux.iptables_iptc import IptcBackend
 from flatnet.linux.iptables_restore import RestoreBackend
@@ -176,7 +178,11 @@ def test_snat_to_routing_source_ip_and_repair_after_flush(topo, kind):
         report = rules.verify([NET], [])
         assert any("nova-network-snat" in line for line in report)
         assert any("nova-network-INPUT" in line for line in report)
-        assert rules.sync([NET], []).tables == ("filter", "nat")
+        # an event-driven sync trusts what it applied (no read) ...
+        assert rules.sync([NET], []).tables == ()
+        # ... the periodic verifying sync re-reads and repairs
+        verified = rules.sync([NET], [], verify=True)
+        assert verified.tables == ("filter", "nat")
         assert rules.verify([NET], []) == []
         assert peer_seen(topo["inst"], "172.31.50.2", 9000) == "172.31.50.1"
 
@@ -226,3 +232,83 @@ def test_floating_ip_both_directions_then_removed(topo, kind):
         assert peer_seen(topo["out"], FLOAT, 9001) is None
         assert peer_seen(topo["inst"], "172.31.50.2", 9000) == "172.31.50.1"
         assert rules.verify([NET], [floating(None)]) == []
+
+
+@dataclasses.dataclass
+class Calls:
+    """Every subprocess, netlink socket and libiptc handle a sync used."""
+
+    argv: list[list[str]] = dataclasses.field(default_factory=list)
+    netlink: int = 0
+    libiptc: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.argv) + self.netlink + self.libiptc
+
+
+def watch(monkeypatch) -> Calls:
+    """Spies (the real calls still run) on the three ways out."""
+    calls = Calls()
+    real_run = subprocess.run
+    real_open = iptables_iptc._open
+    real_iproute = netlink.open_iproute
+
+    def run(argv, *args, **kwargs):
+        calls.argv.append(list(argv))
+        return real_run(argv, *args, **kwargs)
+
+    def open_(name):
+        calls.libiptc += 1
+        return real_open(name)
+
+    def iproute(*args, **kwargs):
+        calls.netlink += 1
+        return real_iproute(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(iptables_iptc, "_open", open_)
+    monkeypatch.setattr(netlink, "open_iproute", iproute)
+    return calls
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_unchanged_sync_is_free_and_one_more_float_is_one_commit(
+    topo, kind, monkeypatch
+):
+    rules = host_rules(topo, kind)
+    rules.sync([NET], [])
+    calls = watch(monkeypatch)
+    assert rules.sync([NET], []).changed is False
+    assert calls.total == 0  # no subprocess, no netlink, no libiptc
+
+    result = rules.sync([NET], [floating(FIXED)])
+    assert result.tables == ("nat",)
+    assert result.bound == (f"{FLOAT} pub0",)
+    restores = [a for a in calls.argv if a[-3].endswith("-restore")]
+    saves = [a for a in calls.argv if any(x.endswith("-save") for x in a)]
+    assert saves == []
+    if kind == "restore":
+        assert len(restores) == 1
+    else:
+        assert calls.libiptc == 1  # one handle, one commit
+    assert rules.verify([NET], [floating(FIXED)]) == []
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_periodic_verify_restores_the_metadata_ip_and_binds(topo, kind):
+    rules = host_rules(topo, kind)
+    rules.sync([NET], [floating(FIXED)])
+    host = topo["host"]
+    netns.run(["ip", "addr", "del", "169.254.169.254/32", "dev", "lo"],
+              netns=host)  # fmt: skip
+    netns.run(["ip", "addr", "del", f"{FLOAT}/32", "dev", "pub0"], netns=host)
+    assert rules.verify([NET], [floating(FIXED)]) == [
+        f"+addr {FLOAT}/32 dev pub0",
+        "+addr 169.254.169.254/32 dev lo",
+    ]
+    assert rules.sync([NET], [floating(FIXED)]).bound == ()  # trusted
+    assert rules.sync([NET], [floating(FIXED)], verify=True).bound == (
+        f"{FLOAT} pub0",
+    )
+    assert rules.verify([NET], [floating(FIXED)]) == []

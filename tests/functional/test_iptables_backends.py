@@ -6,6 +6,7 @@ FakeIptables used by service tests. Real backends run in a fresh netns.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from collections.abc import Callable
 
 import netaddr
@@ -13,6 +14,7 @@ import pytest
 
 from flatnet import exception
 from flatnet.linux import iptables as linux_iptables
+from flatnet.linux import iptables_iptc
 from flatnet.linux.iptables_iptc import IptcBackend
 from flatnet.linux.iptables_restore import RestoreBackend, variant
 from flatnet.model import FloatingIp, Network
@@ -64,6 +66,7 @@ class Subject:
     backend: linux_iptables.IptablesBackend
     command: Callable[[str, str], None]
     save: Callable[[], dict[str, ipt.SavedTable]]
+    kind: str = "fake"
 
 
 def _real(kind: str, ns: str) -> Subject:
@@ -80,7 +83,7 @@ def _real(kind: str, ns: str) -> Subject:
     def save() -> dict[str, ipt.SavedTable]:
         return ipt.parse_save(netns.run([f"{cli}-save"], netns=ns).stdout)
 
-    return Subject(backend, command, save)
+    return Subject(backend, command, save, kind)
 
 
 @pytest.fixture(
@@ -203,7 +206,8 @@ def test_stale_chain_of_ours_is_removed(subject):
     subject.command("filter", "-N nova-network-old")
     subject.command("filter", "-A nova-network-old -j ACCEPT")
     subject.command("filter", "-A INPUT -j nova-network-old")
-    subject.backend.apply(ruleset())
+    assert subject.backend.apply(ruleset()) == []  # trusts its cache
+    subject.backend.apply(ruleset(), verify=True)
     assert "nova-network-old" not in subject.save()["filter"].chains
     assert chain(subject, "filter", "INPUT") == ["-j nova-network-INPUT"]
 
@@ -253,3 +257,146 @@ def test_all_backends_give_identical_iptables_save(make_netns):
         saved[kind] = _ours(subj.save())
     assert saved["iptc"] == saved["restore-legacy"]
     assert saved["restore-nft"] == saved["restore-legacy"]
+
+
+# --- the applied-state cache ------------------------------------------------
+@dataclasses.dataclass
+class Spy:
+    """What a backend did: ``reads`` (live-table reads: iptables-save or
+    a libiptc handle) and ``commits`` (restore payloads, one per table).
+    For restore backends every subprocess counts, whatever it runs."""
+
+    reads: int = 0
+    commits: list[list[str]] = dataclasses.field(default_factory=list)
+    #: every subprocess, libiptc handle or fake call
+    calls: int = 0
+
+    def record_run(self, argv, **kwargs) -> None:
+        self.calls += 1
+        if any(a.endswith("-restore") for a in argv):
+            self.commits.append(kwargs["input"].splitlines())
+        else:
+            self.reads += 1
+
+
+def spy_on(subject: Subject, monkeypatch) -> Spy:
+    """Watch the one seam each backend's work passes through (wrapping
+    the real calls, which still run)."""
+    spy = Spy()
+    if subject.kind.startswith("restore"):
+        real_run = subprocess.run
+
+        def run(argv, *args, **kwargs):
+            spy.record_run(argv, **kwargs)
+            return real_run(argv, *args, **kwargs)
+
+        monkeypatch.setattr(subprocess, "run", run)
+    elif subject.kind == "iptc":
+        real_open, real_execute = iptables_iptc._open, iptables_iptc._execute
+        real_read = iptables_iptc._read_table
+
+        def open_(name):
+            spy.calls += 1
+            return real_open(name)
+
+        def read(table):
+            spy.reads += 1
+            return real_read(table)
+
+        def execute(table, plan):
+            spy.commits.append(plan.restore_lines())
+            return real_execute(table, plan)
+
+        monkeypatch.setattr(iptables_iptc, "_open", open_)
+        monkeypatch.setattr(iptables_iptc, "_read_table", read)
+        monkeypatch.setattr(iptables_iptc, "_execute", execute)
+    else:
+        fake = subject.backend
+        real_read, real_commit = fake.read_table, fake.commit
+
+        def read_table(name):
+            spy.reads += 1
+            spy.calls += 1
+            return real_read(name)
+
+        def commit(plan):
+            spy.calls += 1
+            spy.commits.append(plan.restore_lines())
+            return real_commit(plan)
+
+        monkeypatch.setattr(fake, "read_table", read_table)
+        monkeypatch.setattr(fake, "commit", commit)
+    return spy
+
+
+def test_noop_apply_touches_nothing(subject, monkeypatch):
+    rs = ruleset(fip("172.31.60.100", "10.203.0.3"))
+    subject.backend.apply(rs)
+    spy = spy_on(subject, monkeypatch)
+    same = ruleset(fip("172.31.60.100", "10.203.0.3"))  # equal, not `is`
+    assert subject.backend.apply(same) == []
+    assert subject.backend.apply(rs) == []
+    assert (spy.calls, spy.reads, spy.commits) == (0, 0, [])
+
+
+def test_one_more_floating_ip_sends_only_its_rules(subject, monkeypatch):
+    one = fip("172.31.60.100", "10.203.0.3")
+    subject.backend.apply(ruleset(one))
+    spy = spy_on(subject, monkeypatch)
+    plans = subject.backend.apply(
+        ruleset(one, fip("172.31.60.101", "10.203.0.4"))
+    )
+    assert [p.table for p in plans] == ["nat"]
+    assert spy.reads == 0
+    (payload,) = spy.commits
+    assert payload[0] == "*nat"
+    assert payload[-1] == "COMMIT"
+    body = payload[1:-1]
+    assert len(body) == 5
+    assert all(line.startswith("-A nova-network-") for line in body)
+    assert all("10.203.0.4" in line for line in body)
+    assert service.verify(subject.backend, ruleset(one, fip(
+        "172.31.60.101", "10.203.0.4"
+    ))) == []  # fmt: skip
+
+
+def test_stale_cache_falls_back_to_one_full_plan(subject, monkeypatch):
+    subject.backend.apply(ruleset(fip("172.31.60.100", "10.203.0.3")))
+    subject.command("nat", "-F nova-network-PREROUTING")  # drift
+    spy = spy_on(subject, monkeypatch)
+    # the delta's "-D nova-network-PREROUTING -d 172.31.60.100/32 ..."
+    # fails on the flushed chain: re-read nat once, plan in full
+    assert [p.table for p in subject.backend.apply(ruleset())] == ["nat"]
+    assert spy.reads == 1
+    assert len(spy.commits) == 2
+    assert service.verify(subject.backend, ruleset()) == []
+
+
+def test_drift_is_repaired_by_a_verifying_apply(subject, monkeypatch):
+    rs = ruleset()
+    subject.backend.apply(rs)
+    subject.command("filter", "-F nova-network-INPUT")
+    assert subject.backend.apply(rs) == []  # trusts the cache: no read
+    assert service.verify(subject.backend, rs) != []
+    spy = spy_on(subject, monkeypatch)
+    plans = subject.backend.apply(rs, verify=True)
+    assert [p.table for p in plans] == ["filter"]
+    assert spy.reads == 3  # one read per table
+    assert service.verify(subject.backend, rs) == []
+    subject.command("filter", "-F nova-network-INPUT")
+    subject.backend.refresh()
+    assert [p.table for p in subject.backend.apply(rs)] == ["filter"]
+
+
+def test_failed_delta_names_the_rule_and_forgets_the_table(subject):
+    subject.backend.apply(ruleset())
+    before = subject.save()
+    builder = ipt.RuleSetBuilder("nova-network")
+    builder.add("nat", "PREROUTING", "-d 172.31.60.9/32 -j NOSUCHCHAIN")
+    with pytest.raises(exception.FirewallApplyError, match="NOSUCHCHAIN"):
+        subject.backend.apply(builder.build())
+    assert subject.save()["nat"] == before["nat"]
+    # filter and mangle were committed (one commit per table); nat is
+    # unknown now, so the next apply reads it and puts ours back
+    subject.backend.apply(ruleset())
+    assert service.verify(subject.backend, ruleset()) == []

@@ -242,7 +242,7 @@ def test_plan_edits_only_the_chain_that_differs():
     assert len(plans) == 1
     assert plans[0].restore_lines() == [
         "*nat",
-        "-I nova-network-snat 2 -s 10.0.0.0/24 -j SNAT --to-source 1.2.3.4",
+        "-A nova-network-snat -s 10.0.0.0/24 -j SNAT --to-source 1.2.3.4",
         "COMMIT",
     ]
 
@@ -284,7 +284,7 @@ def test_big_change_or_duplicate_rules_mean_a_rewrite():
     )
     plan = ipt.plan_ruleset(_snat_rules(20), fake.read())[1]
     assert [c.name for c in plan.rewrite] == ["nova-network-snat"]
-    fake.apply(_snat_rules(20))
+    fake.apply(_snat_rules(20), verify=True)  # drift: re-read first
     assert ipt.diff_ruleset(_snat_rules(20), fake.read()) == []
 
 
@@ -301,7 +301,7 @@ def test_foreign_rules_keep_order_and_stale_ours_go():
     fake.command("filter", "-F nova-network-INPUT")
     diff = ipt.diff_ruleset(skeleton(), fake.read())
     assert "-[filter] -A INPUT -j nova-network-old" in diff
-    fake.apply(skeleton())
+    fake.apply(skeleton(), verify=True)
     assert fake.tables["filter"]["INPUT"] == [
         "-s 10.9.9.0/32 -j ACCEPT",
         "-s 10.9.9.1/32 -j ACCEPT",
@@ -317,7 +317,7 @@ def test_missing_jump_is_reinserted_after_its_predecessor():
     fake.apply(skeleton())
     fake.command("filter", "-I FORWARD 1 -s 10.9.9.9/32 -j DROP")
     fake.command("filter", "-D FORWARD -j nova-network-FORWARD")
-    fake.apply(skeleton())
+    fake.apply(skeleton(), verify=True)
     assert fake.tables["filter"]["FORWARD"] == [
         "-s 10.9.9.9/32 -j DROP",
         "-j nova-filter-top",
