@@ -26,6 +26,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,9 @@ import time
 import dhcp_client
 import dhcp_storm
 
+from flatnet.linux.dnsmasq import DnsmasqProcess
 from flatnet.plan import dhcp_hook
+from flatnet.plan import dnsmasq as plan
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -52,7 +55,9 @@ def write_script(tmp: pathlib.Path, kind: str, leased: int) -> str | None:
     ``leased`` pre-existing leases (written by :func:`dnsmasq_argv`)."""
     path = tmp / "hook.sh"
     init = tmp / "init.sh"
-    init.write_text(f"#!/bin/sh\n[ \"$1\" = init ] && cat {tmp}/leases\nexit 0\n")
+    init.write_text(
+        f'#!/bin/sh\n[ "$1" = init ] && cat {tmp}/leases\nexit 0\n'
+    )
     init.chmod(0o755)
     if kind == "none":
         return None
@@ -201,8 +206,24 @@ def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
                 + ["-p", str(pid)],
                 stderr=subprocess.DEVNULL,
             )
+        if args.events:
+            job = {
+                "files": args.events,
+                "per_file": args.per_file,
+                "first": args.hosts,
+                "dir": f"{tmp}/hosts.d",
+                "pid": pid,
+            }
+            argv = ["ip", "netns", "exec", host, sys.executable, __file__]
+            out = subprocess.run(
+                [*argv, "--events-job", json.dumps(job)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            print(out.strip(), flush=True)
         t0 = time.monotonic()
-        results = clients(cli, args)
+        results = clients(cli, args) if args.count else []
         if perf is not None:
             perf.send_signal(2)
             perf.wait()
@@ -217,7 +238,7 @@ def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
         proc.wait()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    seconds = max(r["seconds"] for r in results)
+    seconds = max([r["seconds"] for r in results] or [1.0])
     return {
         "hosts": args.hosts,
         "script": args.script,
@@ -236,6 +257,41 @@ def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
         "seconds": round(seconds, 2),
         "journal_done_s": journal and round(journal, 2),
     }
+
+
+def event_costs(job: str) -> None:
+    """(in the host namespace) time from writing one hostsdir file (or a
+    SIGHUP) until dnsmasq answers a DNS probe again, per event."""
+    spec = json.loads(job)
+    proc = DnsmasqProcess("bench", plan.dnsmasq_paths("/x", "bench"))
+    times = []
+    for i in range(spec["files"]):
+        lines = "".join(
+            f"{mac},h{n}.novalocal,{ip}\n"
+            for n in range(
+                spec["first"] + i * spec["per_file"],
+                spec["first"] + (i + 1) * spec["per_file"],
+            )
+            for mac, ip in [host_of(n)]
+        )
+        t0 = time.monotonic()
+        tmp = f"{spec['dir']}/.tmp{i}"
+        pathlib.Path(tmp).write_text(lines)
+        os.rename(tmp, f"{spec['dir']}/batch{i}")
+        proc.wait_served(dhcp_storm.SERVER, 120)
+        times.append(time.monotonic() - t0)
+    t0 = time.monotonic()
+    os.kill(spec["pid"], signal.SIGHUP)
+    proc.wait_served(dhcp_storm.SERVER, 120)
+    hup = time.monotonic() - t0
+    print(
+        json.dumps(
+            {
+                "file_ms": [round(x * 1000, 1) for x in times],
+                "sighup_ms": round(hup * 1000, 1),
+            }
+        )
+    )
 
 
 def run_client(job: str) -> None:
@@ -277,9 +333,20 @@ def main() -> None:
     parser.add_argument("--extra", action="append", default=[])
     parser.add_argument("--perf", help="perf record dnsmasq into FILE")
     parser.add_argument("--client")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=0,
+        help="write this many hostsdir files, then HUP",
+    )
+    parser.add_argument("--per-file", type=int, default=1)
+    parser.add_argument("--events-job")
     args = parser.parse_args()
     if args.client:
         run_client(args.client)
+        return
+    if args.events_job:
+        event_costs(args.events_job)
         return
     suffix = str(os.getpid())
     host, cli = f"fndh{suffix}", f"fndc{suffix}"

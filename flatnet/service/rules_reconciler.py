@@ -9,9 +9,10 @@ loop iteration, whichever networks asked:
 * a network's generation moved (new network) or the floating-IP rules
   generation moved (associate/disassociate): ``poll`` reports every
   network, ``sync_network`` syncs once and answers the rest from memory;
-* every ``verify_interval`` seconds a full sync is forced, which re-reads
-  the live rules, so a flushed chain or a deleted jump is repaired
-  (nova never noticed, peers §6).
+* between those, HostRules trusts its cache of what it applied (a sync
+  with no change costs no subprocess); every ``verify_interval`` seconds
+  a verifying sync re-reads the live rules, so a flushed chain or a
+  deleted jump is repaired (nova never noticed, peers §6).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class RulesReconciler:
         self._seen_generation: int | None = None
         self._synced: tuple[object, ...] | None = None
         self._next_verify = 0.0
+        self._verify = False
 
     def prepare(self) -> None:
         """nova's initialize_gateway_device: the host routes."""
@@ -68,7 +70,8 @@ class RulesReconciler:
         now = self.clock()
         if now >= self._next_verify:
             self._next_verify = now + self.verify_interval
-            self._synced = None  # force a full sync (re-reads live rules)
+            self._synced = None  # force a sync that re-reads live rules
+            self._verify = True
         elif generation == self._seen_generation:
             return set()
         self._seen_generation = generation
@@ -82,6 +85,7 @@ class RulesReconciler:
         if key == self._synced:
             return True
         floating = host_floating(db_api.floating_list(self.db), self.host)
-        self.rules.sync(networks, floating)
+        self.rules.sync(networks, floating, verify=self._verify)
         self._synced = key
+        self._verify = False
         return True

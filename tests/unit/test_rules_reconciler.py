@@ -17,8 +17,10 @@ class RecordingRules:
 
     def __init__(self) -> None:
         self.syncs: list[tuple[list[str], list[tuple[str, str | None]]]] = []
+        self.verified: list[bool] = []
 
-    def sync(self, networks, floating) -> None:
+    def sync(self, networks, floating, verify=False) -> None:
+        self.verified.append(verify)
         self.syncs.append((
             [n.label for n in networks],
             [(str(f.address), f.host) for f in floating
@@ -91,3 +93,4 @@ def test_floating_changes_and_periodic_verify_trigger_a_sync(db) -> None:
     clock.now += 61  # the periodic full verification (drift repair)
     daemon.run_once()
     assert len(rules.syncs) == 3
+    assert rules.verified == [True, False, True]
