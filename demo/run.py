@@ -190,6 +190,28 @@ def retry_fetch(url: str, netns: str, tries: int = 50) -> str:
     return ""
 
 
+def show_repair(host: str, conf: pathlib.Path, vm: str) -> bool:
+    """Flush a chain of ours behind flatnet's back, then verify/repair."""
+    cli = [str(BIN / "flatnet-manage"), "--config-file", str(conf)]
+    sh(["iptables", "-t", "nat", "-F", "nova-network-PREROUTING"],
+       netns=host)  # fmt: skip
+    url = "http://169.254.169.254/"
+    broken = fetch(url, vm)
+    diff = sh([*cli, "verify"], netns=host, check=False).splitlines()
+    print(
+        f"    after the flush: metadata {'works' if broken else 'broken'}"
+        f"; verify reports {len(diff)} difference(s), e.g. {diff[0]}"
+    )
+    sh([*cli, "repair"], netns=host)
+    fixed = fetch(url, vm)
+    clean = sh([*cli, "verify"], netns=host).strip()
+    print(
+        f"    after repair: metadata {'works' if fixed else 'broken'}; "
+        f"verify says: {clean}"
+    )
+    return bool(fixed) and not broken
+
+
 def print_table(
     rows: list[tuple[str, str, str, dict[str, str], str]],
     metadata: dict[str, str],
@@ -324,8 +346,12 @@ def main() -> int:  # noqa: PLR0915
         for name, source in seen.items():
             print(f"    {name} -> outside: seen as {''.join(source)}")
 
+        step("drift: someone flushes our metadata DNAT; verify, repair")
+        repaired = show_repair(host, conf, rows[1][4])
+
         step("result")
         ok = print_table(rows, metadata, floating, seen) and bool(inbound)
+        ok = ok and repaired
         print("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
