@@ -118,7 +118,7 @@ class FixedIpNotFound(NotFound):
 
 
 class FloatingIpNotFound(NotFound):
-    msg_fmt = "Floating IP %(address)s could not be found"
+    msg_fmt = "%(address)s is not in any floating IP pool"
 
 
 class FloatingIpPoolNotFound(NotFound):

@@ -60,9 +60,12 @@ def _floating_disassociate(ctx: cli.Context, args: argparse.Namespace) -> int:
     before = db_api.floating_disassociate(
         ctx.db, ipam.parse_address(args.address)
     )
-    ctx.out.write(
-        f"Disassociated {before.address} from {before.fixed_address}\n"
-    )
+    if before.fixed_address is None:
+        ctx.out.write(f"{before.address} was not associated\n")
+    else:
+        ctx.out.write(
+            f"Disassociated {before.address} from {before.fixed_address}\n"
+        )
     return 0
 
 

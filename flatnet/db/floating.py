@@ -144,6 +144,12 @@ def _associate(
     host: str,
 ) -> model.FloatingIp:
     fixed = _first_fixed_ip(conn, instance_ident)
+    if floating.fixed_address is not None:
+        if str(floating.fixed_address) == fixed.address:
+            return floating  # already there: idempotent, nothing to apply
+        raise exception.FloatingIpAssociated(
+            address=floating.address, instance=floating.instance_uuid
+        )
     with translate_errors(fixed_address=fixed.address):
         conn.execute(
             update(FLOATING)
@@ -162,9 +168,11 @@ def _associate(
 def floating_associate(
     db: Database, address: netaddr.IPAddress, instance_ident: str, host: str
 ) -> model.FloatingIp:
-    """Point ``address`` at the instance's first fixed IP (moving it if it
-    was associated elsewhere). Raises FloatingIpNotFound,
-    InstanceNotFound, Conflict (fixed IP already has a floating IP)."""
+    """Point ``address`` at the instance's first fixed IP; a no-op if it
+    already is. Raises FloatingIpNotFound, InstanceNotFound,
+    FloatingIpAssociated (it points at another instance: disassociate it
+    first; nova moved it silently), Conflict (the fixed IP already has a
+    floating IP)."""
     with db.write() as conn:
         return _associate(conn, _get(conn, address), instance_ident, host)
 
@@ -197,11 +205,12 @@ def floating_disassociate(
     db: Database, address: netaddr.IPAddress
 ) -> model.FloatingIp:
     """Detach ``address``; returns it as it was before (with the fixed
-    address). Raises FloatingIpNotFound, FloatingIpNotAssociated."""
+    address, None if it was not associated: idempotent). Raises
+    FloatingIpNotFound."""
     with db.write() as conn:
         floating = _get(conn, address)
         if floating.fixed_address is None:
-            raise exception.FloatingIpNotAssociated(address=address)
+            return floating
         conn.execute(
             update(FLOATING)
             .where(FLOATING.c.id == floating.id)

@@ -59,7 +59,7 @@ def test_empty_list_says_so(cli) -> None:
     )
 
 
-def test_associate_disassociate_and_move(cli) -> None:
+def test_associate_is_idempotent_and_refuses_to_steal(cli) -> None:
     cli.ok(
         "floating", "create", "--ip-range", "172.24.4.0/29", "--pool", "public"
     )
@@ -67,9 +67,22 @@ def test_associate_disassociate_and_move(cli) -> None:
         "floating", "associate", "--address", "172.24.4.3", "--instance", "vm1"
     )
     assert "172.24.4.3 with vm1 (10.0.0.2)" in out
-    # idempotent, and moving to another instance works (nova)
+    before = cli.dump()
     cli.ok(
         "floating", "associate", "--address", "172.24.4.3", "--instance", "vm1"
+    )
+    assert cli.dump() == before  # idempotent: nothing changed
+    # another instance: refused (nova moved it silently) ...
+    rc, _, err = cli(
+        "floating", "associate", "--address", "172.24.4.3", "--instance", "vm2"
+    )
+    assert rc == 2
+    assert "172.24.4.3 is associated with" in err
+    assert cli.dump() == before
+    # ... until it is disassociated (which is idempotent too)
+    cli.ok("floating", "disassociate", "--address", "172.24.4.3")
+    assert "was not associated" in cli.ok(
+        "floating", "disassociate", "--address", "172.24.4.3"
     )
     cli.ok(
         "floating", "associate", "--address", "172.24.4.3", "--instance", "vm2"
@@ -78,11 +91,6 @@ def test_associate_disassociate_and_move(cli) -> None:
         f for f in cli.json("floating", "list") if f["address"] == "172.24.4.3"
     ]
     assert (row["fixed_address"], row["host"]) == ("10.0.0.3", "node1")
-    cli.ok("floating", "disassociate", "--address", "172.24.4.3")
-    [row] = [
-        f for f in cli.json("floating", "list") if f["address"] == "172.24.4.3"
-    ]
-    assert row["fixed_address"] is None
 
 
 def test_associate_from_pool_until_exhausted(cli) -> None:
@@ -117,14 +125,16 @@ def test_instance_delete_disassociates_its_floating_ip(cli) -> None:
     (("create", "--ip-range", "1.2.3.4", "--pool", " bad"), "pool"),
     (("create", "--ip-range", "172.24.4.1"), "already exists"),
     (("associate", "--address", "172.24.4.99", "--instance", "vm1"),
-     "could not be found"),
+     "172.24.4.99 is not in any floating IP pool"),
+    (("associate", "--address", "172.24.4.1", "--instance", "vm2"),
+     "is associated with"),
     (("associate", "--address", "172.24.4.1", "--instance", "nope"),
      "Instance nope could not be found"),
     (("associate", "--pool", "nopool", "--instance", "vm1"),
      "pool nopool could not be found"),
-    (("disassociate", "--address", "172.24.4.2"), "is not associated"),
+    (("disassociate", "--address", "172.24.4.99"), "not in any floating"),
     (("delete", "--ip-range", "172.24.4.1"), "is associated"),
-    (("delete", "--ip-range", "172.24.4.4/30"), "could not be found"),
+    (("delete", "--ip-range", "172.24.4.4/30"), "not in any floating"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     cli, argv, message
