@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 import sys
 
+from flatnet import conf
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -32,8 +34,6 @@ def test_sample_config_is_up_to_date(tmp_path: pathlib.Path) -> None:
 
 
 def test_sample_config_loads(tmp_path: pathlib.Path) -> None:
-    from flatnet import conf
-
     cfg = conf.parse(
         ["--config-file", str(ROOT / "etc/flatnet/flatnet.conf.sample")]
     )
