@@ -22,9 +22,10 @@ from flatnet.linux import iptables_iptc, netlink
 from flatnet.linux.address import FloatingAddresses
 from flatnet.linux.iptables_iptc import IptcBackend
 from flatnet.linux.iptables_restore import RestoreBackend
-from flatnet.model import FloatingIp, Network
+from flatnet.model import FloatingIp
 from flatnet.plan.host_rules import HostRulesSettings
 from flatnet.service.host_rules import HostRules
+from tests.builders import flat_network
 from tests.functional import netns
 
 pytestmark = pytest.mark.root
@@ -46,19 +47,7 @@ CLIENT = (
     "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)\n"
     "print(c.recv(100).decode().strip())\n"
 )
-NET = Network(
-    id=1,
-    uuid="u1",
-    label="n1",
-    cidr=netaddr.IPNetwork("10.201.0.0/24"),
-    gateway=netaddr.IPAddress("10.201.0.1"),
-    dhcp_server=netaddr.IPAddress("10.201.0.1"),
-    dhcp_start=None,
-    broadcast=netaddr.IPAddress("10.201.0.255"),
-    netmask=netaddr.IPAddress("255.255.255.0"),
-    bridge="br100",
-    bridge_interface=None,
-)
+NET = flat_network("10.201.0.0/24")
 FIXED = "10.201.0.3"
 FLOAT = "172.31.50.100"
 

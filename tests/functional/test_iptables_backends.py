@@ -17,10 +17,11 @@ from flatnet.linux import iptables as linux_iptables
 from flatnet.linux import iptables_iptc
 from flatnet.linux.iptables_iptc import IptcBackend
 from flatnet.linux.iptables_restore import RestoreBackend, variant
-from flatnet.model import FloatingIp, Network
+from flatnet.model import FloatingIp
 from flatnet.plan import host_rules as hr
 from flatnet.plan import iptables as ipt
 from flatnet.service import host_rules as service
+from tests.builders import flat_network
 from tests.fakes_iptables import FakeIptables
 from tests.functional import netns
 
@@ -30,19 +31,7 @@ SETTINGS = hr.HostRulesSettings(
     metadata_host="172.31.60.1",
     dmz_cidr=("10.203.3.0/24",),
 )
-NET = Network(
-    id=1,
-    uuid="u1",
-    label="n1",
-    cidr=netaddr.IPNetwork("10.203.0.0/24"),
-    gateway=netaddr.IPAddress("10.203.0.1"),
-    dhcp_server=netaddr.IPAddress("10.203.0.1"),
-    dhcp_start=None,
-    broadcast=netaddr.IPAddress("10.203.0.255"),
-    netmask=netaddr.IPAddress("255.255.255.0"),
-    bridge="br100",
-    bridge_interface=None,
-)
+NET = flat_network("10.203.0.0/24")
 
 
 def fip(address: str, fixed: str | None) -> FloatingIp:

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_manage import Cli
+from tests.unit.cli_harness import Cli
 
 
 @pytest.fixture
-def cli(tmp_path, capsys) -> Cli:
-    c = Cli(tmp_path, capsys)
-    c.ok("db", "sync")
-    c.ok(
-        "network",
-        "create",
-        "--label",
-        "private",
-        "--fixed-range-v4",
-        "10.0.0.0/24",
-        "--bridge",
-        "br100",
-        "--bridge-interface",
-        "eth2",
-    )
-    c.ok("instance", "create", "vm1")
-    c.ok("instance", "create", "vm2")
-    return c
+def cli(cli: Cli) -> Cli:
+    """The base CLI fixture (one network) plus two instances."""
+    cli.ok("instance", "create", "vm1")
+    cli.ok("instance", "create", "vm2")
+    return cli
 
 
 def test_create_uses_hosts_of_the_cidr_and_defaults(cli) -> None:

@@ -141,8 +141,36 @@ def test_flatnet_additions_substitute_script_and_append_hostsdir():
     expected[expected.index("--dhcp-script=/usr/bin/nova-dhcpbridge")] = (
         f"--dhcp-script={NP}/flatnet-dhcp-script"
     )
+    expected.append(f"--addn-hosts={NP}/nova-br100.hosts")
+    expected.append(f"--hostsdir={NP}/nova-br100.hd")
     expected.append(f"--dhcp-hostsdir={NP}/nova-br100.d")
     assert ours == expected
+
+
+def test_hostsdir_on_multi_host_keeps_nova_addn_hosts_once():
+    argv = plan.dnsmasq_argv(
+        plan.dnsmasq_spec(
+            _network(multi_host=True), _settings(dhcp_hostsdir=True)
+        )
+    )
+    assert argv.count(f"--addn-hosts={NP}/nova-br100.hosts") == 1
+    assert argv[-2:] == [
+        f"--hostsdir={NP}/nova-br100.hd",
+        f"--dhcp-hostsdir={NP}/nova-br100.d",
+    ]
+
+
+def test_short_addn_hosts_lines_carry_fqdn_and_name():
+    entry = NW0[0]
+    name = plan.safe_hostname(entry.hostname, entry.address)
+    assert plan.addn_hosts_file([entry], "novalocal", short=True) == (
+        f"{entry.address}\t{name}.novalocal\t{name}\n"
+    )
+    assert plan.addn_hosts_line(entry, "", True) == f"{entry.address}\t{name}"
+    lines = plan.dns_host_lines([entry], "novalocal")
+    assert lines == {
+        plan.mac_text(entry.mac): f"{entry.address}\t{name}.novalocal\t{name}"
+    }
 
 
 def test_label_cannot_inject_into_dhcp_range():

@@ -8,27 +8,16 @@ import netaddr
 import pytest
 
 from flatnet import exception
-from flatnet.model import FloatingIp, Network
+from flatnet.model import FloatingIp
 from flatnet.plan import host_rules as hr
 from flatnet.plan import iptables as ipt
+from tests.builders import flat_network
 from tests.fakes_iptables import FakeIptables
 
 SETTINGS = hr.HostRulesSettings(
     public_interface="eth1", routing_source_ip="172.31.0.1"
 )
-NET = Network(
-    id=1,
-    uuid="u",
-    label="n",
-    cidr=netaddr.IPNetwork("10.0.0.0/16"),
-    gateway=netaddr.IPAddress("10.0.0.1"),
-    dhcp_server=netaddr.IPAddress("10.0.0.1"),
-    dhcp_start=None,
-    broadcast=netaddr.IPAddress("10.0.255.255"),
-    netmask=netaddr.IPAddress("255.255.0.0"),
-    bridge="br100",
-    bridge_interface=None,
-)
+NET = flat_network("10.0.0.0/16", uuid="u", label="n")
 
 
 def floats(count: int, skip: int = -1) -> list[FloatingIp]:

@@ -91,7 +91,67 @@ def test_new_hosts_go_live_through_hostsdir_without_hup(tmp_path):
     assert rig.proc.reloads == 0
     assert rig.proc.starts == 1
     assert set(rig.proc.loaded) == set(macs)
-    assert len(rig.hostsdir()) == 200
+    # one file per batch of hostsdir_batch (16): one inotify event each
+    assert len(rig.hostsdir()) == 13
+
+
+def test_slow_batches_switch_to_the_big_batch_size(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sync()
+    for n in range(1, 101):
+        rig.add(n)
+    rig.rec.tuning = dhcp.DhcpTuning(slow_batch=-1.0)  # always slow
+    rig.sync()
+    # first batch 16 (not known slow yet), then all 84 left in one file
+    assert len(rig.hostsdir()) == 2
+    assert len(rig.proc.loaded) == 100
+
+
+def test_hostsdir_batches_are_one_file_each_probed_in_turn(tmp_path):
+    rig = Rig(tmp_path)
+    rig.rec.tuning = dhcp.DhcpTuning(hostsdir_batch=16)
+    rig.sync()
+    macs = [rig.add(n) for n in range(1, 41)]
+    assert rig.sync() is True
+    assert rig.hostsdir() == [
+        "fa-16-3e-00-00-01",
+        "fa-16-3e-00-00-11",
+        "fa-16-3e-00-00-21",
+    ]
+    first = os.path.join(rig.np, "nova-br100.d", "fa-16-3e-00-00-01")
+    with open(first) as handle:
+        lines = handle.read().splitlines()
+    assert [x.split(",")[0] for x in lines] == macs[:16]
+    assert rig.proc.reloads == 0
+    assert set(rig.proc.loaded) == set(macs)
+
+
+def test_hostsdir_mode_makes_every_name_a_hosts_entry(tmp_path):
+    rig = Rig(tmp_path)
+    rig.add(1)
+    rig.sync()
+    rig.add(2)
+    rig.sync()
+    addn = os.path.join(rig.np, "nova-br100.hosts")
+    with open(addn) as handle:
+        assert handle.read() == "10.210.0.2\tvm1.novalocal\tvm1\n"
+    new = os.path.join(rig.np, "nova-br100.hd", "fa-16-3e-00-00-02")
+    with open(new) as handle:
+        assert handle.read() == "10.210.0.3\tvm2.novalocal\tvm2\n"
+    rig.rec.tuning = dhcp.DhcpTuning(compact_files=0)
+    rig.add(3)
+    rig.sync()  # compaction: both directories emptied, one HUP
+    assert os.listdir(os.path.join(rig.np, "nova-br100.hd")) == []
+    with open(addn) as handle:
+        assert handle.read().count("\n") == 3
+    assert rig.proc.reloads == 1
+
+
+def test_without_hostsdir_no_addn_hosts_for_single_host(tmp_path):
+    rig = Rig(tmp_path, dhcp_hostsdir=False)
+    rig.add(1)
+    rig.sync()
+    assert not os.path.exists(os.path.join(rig.np, "nova-br100.hosts"))
 
 
 def test_nothing_changed_means_no_write_and_no_hup(tmp_path):
