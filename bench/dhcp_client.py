@@ -124,6 +124,32 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _drain(
+    sock: socket.socket,
+    base: int,
+    pending: dict[int, float],
+    frames: list[tuple[bytes, bytes]],
+) -> tuple[int, int]:
+    """Handle every queued reply: OFFER -> send REQUEST, ACK -> done.
+    Returns (offers, acks)."""
+    offers = acks = 0
+    while True:
+        try:
+            frame = sock.recv(2048)
+        except BlockingIOError:
+            return offers, acks
+        reply = parse_reply(frame)
+        if reply is None or reply[0] - base not in pending:
+            continue
+        n = reply[0] - base
+        if reply[1] == 2:
+            offers += 1
+            sock.send(frames[n][1])
+        elif reply[1] == 5:
+            del pending[n]
+            acks += 1
+
+
 def dora(
     dev: str,
     hosts: Sequence[tuple[str, str]],
@@ -162,23 +188,9 @@ def dora(
             pending[n] = now
             sock.send(frames[n][0])
         select.select([sock], [], [], 0.02)
-        while True:
-            try:
-                frame = sock.recv(2048)
-            except BlockingIOError:
-                break
-            reply = parse_reply(frame)
-            if reply is None:
-                continue
-            n = reply[0] - base
-            if n not in pending:
-                continue
-            if reply[1] == 2:
-                offers += 1
-                sock.send(frames[n][1])
-            elif reply[1] == 5:
-                del pending[n]
-                done += 1
+        got, acked = _drain(sock, base, pending, frames)
+        offers += got
+        done += acked
         now = time.monotonic()
         if now >= next_check:
             next_check = now + 0.1

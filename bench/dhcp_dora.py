@@ -125,6 +125,8 @@ def dnsmasq_argv(args: argparse.Namespace, tmp: pathlib.Path) -> list[str]:
         )
         (tmp / "addn").write_text(text)
         argv.append(f"--addn-hosts={tmp}/addn")
+        (tmp / "hd").mkdir()
+        argv.append(f"--hostsdir={tmp}/hd")
     if args.hostsdir:
         argv.append(f"--dhcp-hostsdir={tmp}/hosts.d")
     return argv + args.extra
@@ -212,6 +214,7 @@ def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
                 "per_file": args.per_file,
                 "first": args.hosts,
                 "dir": f"{tmp}/hosts.d",
+                "names": args.addn != "none",
                 "pid": pid,
             }
             argv = ["ip", "netns", "exec", host, sys.executable, __file__]
@@ -275,6 +278,17 @@ def event_costs(job: str) -> None:
             for mac, ip in [host_of(n)]
         )
         t0 = time.monotonic()
+        if spec["names"]:
+            names = "".join(
+                f"{host_of(n)[1]}\th{n}.novalocal\th{n}\n"
+                for n in range(
+                    spec["first"] + i * spec["per_file"],
+                    spec["first"] + (i + 1) * spec["per_file"],
+                )
+            )
+            tmp = f"{spec['dir']}/../hd/.tmp{i}"
+            pathlib.Path(tmp).write_text(names)
+            os.rename(tmp, f"{spec['dir']}/../hd/batch{i}")
         tmp = f"{spec['dir']}/.tmp{i}"
         pathlib.Path(tmp).write_text(lines)
         os.rename(tmp, f"{spec['dir']}/batch{i}")

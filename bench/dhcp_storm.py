@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -239,7 +240,8 @@ def server(args: argparse.Namespace) -> None:
     rec = dhcp.DhcpReconciler(
         db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
     )
-    rec.tuning = dataclasses.replace(rec.tuning, hostsdir_batch=args.batch)
+    if args.batch:
+        rec.tuning = dataclasses.replace(rec.tuning, hostsdir_batch=args.batch)
     loop = daemon.Daemon(db, "bench", [rec])
     rec.prepare()
     t0 = time.monotonic()
@@ -277,11 +279,12 @@ def main() -> None:
         help="every preloaded host holds a lease (steady state)",
     )
     parser.add_argument(
-        "--batch", type=int, default=256, help="hosts per hostsdir file"
+        "--batch", type=int, help="hosts per hostsdir file (default: tuning)"
     )
     parser.add_argument(
         "--dnsmasq-conf", help="extra dnsmasq --conf-file (e.g. no-ping)"
     )
+    parser.add_argument("--log", help="flatnet debug log file")
     parser.add_argument("--client")
     parser.add_argument("--client-args")
     parser.add_argument("--server", action="store_true")
@@ -298,6 +301,8 @@ def main() -> None:
             print(json.dumps(result))
         return
     if args.server:
+        if args.log:
+            logging.basicConfig(filename=args.log, level=logging.DEBUG)
         server(args)
         return
     suffix = str(os.getpid())

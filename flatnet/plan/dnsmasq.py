@@ -48,6 +48,7 @@ class DnsmasqPaths:
     addn_hosts: str  # nova-<br>.hosts  --addn-hosts (multi_host)
     hostsdir: str  # nova-<br>.d      flatnet --dhcp-hostsdir
     events: str  # nova-<br>.events flatnet lease-event journal
+    dns_hostsdir: str = ""  # nova-<br>.hd  flatnet --hostsdir
 
 
 def _under(networks_path: str, name: str) -> str:
@@ -71,6 +72,7 @@ def dnsmasq_paths(networks_path: str, bridge: str) -> DnsmasqPaths:
         addn_hosts=f"{base}.hosts",
         hostsdir=f"{base}.d",
         events=f"{base}.events",
+        dns_hostsdir=f"{base}.hd",
     )
 
 
@@ -213,7 +215,10 @@ def dnsmasq_argv(spec: DnsmasqSpec) -> list[str]:
       is added to the ``env`` prefix after ``NETWORK_ID=`` and
       ``--dhcp-script=`` names the generated sh hook (``spec.script``);
     * ``hostsdir`` (dhcp_hostsdir): ``--dhcp-hostsdir=<np>/nova-<br>.d``
-      is appended as the very last argument.
+      is appended as the very last argument, preceded by
+      ``--addn-hosts=<np>/nova-<br>.hosts`` (unless multi_host already
+      passed it) and ``--hostsdir=<np>/nova-<br>.hd``: every host name
+      is then a hosts entry too, see :func:`addn_hosts_file`.
     """
     env = [
         "env",
@@ -247,9 +252,21 @@ def dnsmasq_argv(spec: DnsmasqSpec) -> list[str]:
     if spec.dns_servers:
         argv.append("--no-resolv")
         argv += [f"--server={server}" for server in spec.dns_servers]
-    if spec.hostsdir:
-        argv.append(f"--dhcp-hostsdir={spec.paths.hostsdir}")
-    return argv
+    return argv + _hostsdir_args(spec)
+
+
+def _hostsdir_args(spec: DnsmasqSpec) -> list[str]:
+    """flatnet's dhcp_hostsdir extras (none when it is off)."""
+    if not spec.hostsdir:
+        return []
+    extra = (
+        [] if spec.multi_host else [f"--addn-hosts={spec.paths.addn_hosts}"]
+    )
+    return [
+        *extra,
+        f"--hostsdir={spec.paths.dns_hostsdir}",
+        f"--dhcp-hostsdir={spec.paths.hostsdir}",
+    ]
 
 
 def safe_hostname(hostname: str | None, address: netaddr.IPAddress) -> str:
@@ -352,10 +369,39 @@ def opts_file(
     return "".join(line + "\n" for line in lines)
 
 
-def addn_hosts_file(entries: Iterable[HostEntry], domain: str) -> str:
-    """The --addn-hosts text: ``<ip>\\t<name>.<domain>`` per address."""
+# NOTE: dnsmasq 2.90 rebuilds the DNS records of ALL leases after every
+# lease change (lease_update_dns), and a lease name that is not also a
+# hosts entry costs a linear scan of the whole cache (cache_add_dhcp_entry
+# -> cache_find_by_addr): O(leases^2) per DHCPACK. A name found in a hosts
+# file with the same address returns early. So with dhcp_hostsdir every
+# host's FQDN and short name are hosts entries (measured, doc/dhcp.md).
+def addn_hosts_line(entry: HostEntry, domain: str, short: bool) -> str:
+    """``<ip>\t<name>.<domain>`` (nova), plus ``\t<name>`` if ``short``."""
+    name = safe_hostname(entry.hostname, entry.address)
+    if short and not domain:
+        return f"{entry.address}\t{name}"
+    line = f"{entry.address}\t{name}.{domain}"
+    return line + f"\t{name}" if short else line
+
+
+def dns_host_lines(
+    entries: Iterable[HostEntry], domain: str
+) -> dict[str, str]:
+    """MAC text -> short-form hosts line, for the same (first) entry of
+    each MAC as :func:`host_lines`."""
+    return {
+        mac_text(e.mac): addn_hosts_line(e, domain, True)
+        for e in _unique_by_mac(entries)
+    }
+
+
+def addn_hosts_file(
+    entries: Iterable[HostEntry], domain: str, short: bool = False
+) -> str:
+    """The --addn-hosts text: ``<ip>\t<name>.<domain>`` per address
+    (nova); with ``short`` each line also carries the bare name."""
     return "".join(
-        f"{e.address}\t{safe_hostname(e.hostname, e.address)}.{domain}\n"
+        addn_hosts_line(e, domain, short) + "\n"
         for e in sorted(entries, key=lambda e: int(e.address))
     )
 

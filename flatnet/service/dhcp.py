@@ -7,8 +7,9 @@
 * the running dnsmasq is restarted only if its command line or env
   prefix differs from the wanted argv (fixes nova §9.3); a pid that is
   not this network's dnsmasq is never signalled;
-* with ``dhcp_hostsdir`` a NEW host becomes one file in
-  ``nova-<br>.d/`` that dnsmasq reads by inotify, without a SIGHUP. A
+* with ``dhcp_hostsdir`` NEW hosts are written in batches, one file per
+  batch in ``nova-<br>.d/`` (and their names in ``nova-<br>.hd/``) that
+  dnsmasq reads by inotify, without a SIGHUP. A
   removed or changed host, or more than ``compact_files`` files,
   triggers a compaction: every host is written to ``nova-<br>.conf``,
   the directory emptied, and dnsmasq HUPed once (dnsmasq forgets
@@ -72,10 +73,19 @@ DnsmasqFactory = Callable[[str, plan.DnsmasqPaths], DnsmasqBackend]
 @dataclasses.dataclass(frozen=True, slots=True)
 class DhcpTuning:
     compact_files: int = 2000
-    # NOTE: dnsmasq handles all queued inotify events in one main-loop
-    # pass (~1-2 ms each at 10k hosts) before it answers DHCP again; so
-    # files are written in small batches, each confirmed by a probe.
+    # NOTE: dnsmasq answers nothing while it handles a hostsdir file.
+    # Each file costs a fixed pass over all leases x configs (inotify.c
+    # -> lease_update_from_configs: ~2 ms with no leases, +0.2 s per
+    # 1,000 leases at 10k hosts) plus ~0.5 ms per hosts line at 10k
+    # (doc/dhcp.md). So one file per batch, each confirmed by a probe:
+    # small batches (16 hosts: ~20 ms at 10k hosts), but
+    # ``hostsdir_batch_max`` once a small batch takes more than
+    # ``slow_batch`` to be served: the per-line part of 16 lines is
+    # < 10 ms, so that is dnsmasq's fixed pass (leases x configs), and
+    # then fewer events is all that helps.
     hostsdir_batch: int = 16
+    hostsdir_batch_max: int = 512
+    slow_batch: float = 0.2
     served_timeout: float = 5.0
     release_attempts: int = 3
     release_interval: float = 0.3
@@ -88,11 +98,13 @@ class _NetState:
     paths: plan.DnsmasqPaths
     main: dict[str, str] | None = None  # MAC -> line in nova-<br>.conf
     hostsdir: dict[str, str] = dataclasses.field(default_factory=dict)
+    dns: dict[str, str] = dataclasses.field(default_factory=dict)
     releases: dict[tuple[str, str], tuple[int, float]] = dataclasses.field(
         default_factory=dict
     )
     pending: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     network: Network | None = None
+    slow: bool = False  # a small hostsdir batch took > slow_batch
     reloads: int = 0
     starts: int = 0
 
@@ -203,11 +215,28 @@ class DhcpReconciler:
             state.reloads += 1
         live = proc.wait_served(str(spec.listen), self.tuning.served_timeout)
         while live and state.pending:
-            self._write_batch(state)
-            live = proc.wait_served(
-                str(spec.listen), self.tuning.served_timeout
-            )
+            live = self._feed_batch(network, spec, state, proc)
         self._release_stale(network, state, entries)
+        return live
+
+    def _feed_batch(
+        self,
+        network: Network,
+        spec: plan.DnsmasqSpec,
+        state: _NetState,
+        proc: DnsmasqBackend,
+    ) -> bool:
+        """Write one hostsdir batch and wait until dnsmasq serves again;
+        a small batch slower than ``slow_batch`` selects big batches."""
+        started = time.monotonic()
+        size = self._write_batch(state)
+        live = proc.wait_served(str(spec.listen), self.tuning.served_timeout)
+        took = time.monotonic() - started
+        LOG.debug(
+            "dnsmasq %s: %d hosts served in %.3f s", network.bridge, size, took
+        )
+        if not state.slow or took < self.tuning.slow_batch:
+            state.slow = took > self.tuning.slow_batch
         return live
 
     def _write_files(
@@ -226,7 +255,7 @@ class DhcpReconciler:
         hup = files.ensure_file(
             paths.opts, plan.opts_file(gateway, entries, single)
         )
-        if spec.multi_host:  # nova §9.10: always write what we pass
+        if spec.multi_host and not spec.hostsdir:  # nova §9.10
             hup |= files.ensure_file(
                 paths.addn_hosts, plan.addn_hosts_file(entries, spec.domain)
             )
@@ -234,7 +263,9 @@ class DhcpReconciler:
         if not spec.hostsdir:
             hup |= self._write_main(state, wanted)
             return hup
+        state.dns = plan.dns_host_lines(entries, spec.domain)
         files.ensure_dir(paths.hostsdir)
+        files.ensure_dir(paths.dns_hostsdir)
         if state.main is None:
             state.main, state.hostsdir = _load(paths)
         if compact or self._needs_compaction(state, wanted):
@@ -244,8 +275,13 @@ class DhcpReconciler:
         return hup
 
     def _write_main(self, state: _NetState, wanted: dict[str, str]) -> bool:
+        """The hosts file (and, with hostsdir, the addn-hosts file with
+        the same hosts' names); True if either changed."""
         text = "".join(line + "\n" for line in wanted.values())
         changed = files.ensure_file(state.paths.hosts, text)
+        if state.dns:
+            names = "".join(state.dns[mac] + "\n" for mac in wanted)
+            changed |= files.ensure_file(state.paths.addn_hosts, names)
         state.main = dict(wanted)
         return changed
 
@@ -261,9 +297,10 @@ class DhcpReconciler:
     def _compact(self, state: _NetState, wanted: dict[str, str]) -> bool:
         """All hosts into the main file, hostsdir emptied; True = HUP."""
         changed = self._write_main(state, wanted)
-        for name in files.list_dir(state.paths.hostsdir):
-            files.delete_file(os.path.join(state.paths.hostsdir, name))
-            changed = True
+        for folder in (state.paths.hostsdir, state.paths.dns_hostsdir):
+            for name in files.list_dir(folder):
+                files.delete_file(os.path.join(folder, name))
+                changed = True
         state.hostsdir = {}
         return changed
 
@@ -277,8 +314,9 @@ class DhcpReconciler:
             if mac not in main and mac not in state.hostsdir
         ]
 
-    def _write_batch(self, state: _NetState) -> None:
-        """Write the next ``hostsdir_batch`` pending hosts as ONE file.
+    def _write_batch(self, state: _NetState) -> int:
+        """Write the next batch of pending hosts as ONE file (see
+        :class:`DhcpTuning` for the size).
 
         dnsmasq handles each hostsdir file event with a full pass over
         its configs and leases (inotify.c: dhcp_update_configs,
@@ -287,14 +325,23 @@ class DhcpReconciler:
         the batch's first MAC (unique: a MAC is in the directory at most
         once between compactions).
         """
-        batch = state.pending[: self.tuning.hostsdir_batch]
-        del state.pending[: self.tuning.hostsdir_batch]
+        size = self.tuning.hostsdir_batch
+        if state.slow:
+            size = self.tuning.hostsdir_batch_max
+        batch = state.pending[:size]
+        del state.pending[:size]
         if not batch:
-            return
-        path = os.path.join(state.paths.hostsdir, _dir_name(batch[0][0]))
+            return 0
+        name = _dir_name(batch[0][0])
+        if state.dns:  # names first: the lease then finds them (plan NOTE)
+            names = "".join(state.dns[mac] + "\n" for mac, _line in batch)
+            path = os.path.join(state.paths.dns_hostsdir, name)
+            files.replace_file(path, names, durable=False)
         text = "".join(line + "\n" for _mac, line in batch)
+        path = os.path.join(state.paths.hostsdir, name)
         files.replace_file(path, text, durable=False)
         state.hostsdir.update(batch)
+        return len(batch)
 
     # --- releases -------------------------------------------------------
     def _release_stale(
