@@ -69,8 +69,10 @@ def opts() -> list[cfg.Opt]:
         cfg.BoolOpt(
             "dhcp_hostsdir",
             default=True,
-            help="flatnet: also pass --dhcp-hostsdir so that new "
-            "hosts go live by inotify without a reload.",
+            help="flatnet: also pass --addn-hosts (every network), "
+            "--hostsdir and --dhcp-hostsdir, so that new hosts go live "
+            "by inotify without a reload and every host name is a hosts "
+            "entry (keeps dnsmasq's per-lease DNS work linear).",
         ),
         cfg.BoolOpt(
             "dhcp_script_fast_path",
