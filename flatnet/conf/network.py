@@ -21,7 +21,8 @@ def default_my_ip() -> str:
         return "127.0.0.1"
 
 
-def opts() -> list[cfg.Opt]:
+def _host_opts() -> list[cfg.Opt]:
+    """This host."""
     return [
         cfg.StrOpt(
             "host",
@@ -40,6 +41,12 @@ def opts() -> list[cfg.Opt]:
             default="/var/lib/flatnet",
             help="Top-level directory for flatnet's state.",
         ),
+    ]
+
+
+def _flat_opts() -> list[cfg.Opt]:
+    """Flat networks and their bridge."""
+    return [
         cfg.StrOpt(
             "flat_network_bridge",
             help="Bridge for new flat networks (e.g. br100).",
@@ -60,6 +67,45 @@ def opts() -> list[cfg.Opt]:
             default="8.8.4.4",
             help="Default dns1 of new networks.",
         ),
+        cfg.BoolOpt(
+            "multi_host",
+            default=False,
+            help="Default multi_host value of new networks.",
+        ),
+        cfg.IntOpt(
+            "network_size",
+            default=256,
+            min=4,
+            help="Addresses per network when not given.",
+        ),
+        cfg.IntOpt(
+            "num_networks",
+            default=1,
+            min=1,
+            help="Networks per create (flatnet creates one).",
+        ),
+        cfg.BoolOpt(
+            "share_dhcp_address",
+            default=False,
+            help="Same DHCP address on every host (multi_host).",
+        ),
+        cfg.BoolOpt(
+            "use_ipv6",
+            default=False,
+            help="IPv6 (not supported yet; must stay False).",
+        ),
+        cfg.BoolOpt(
+            "fake_network",
+            default=False,
+            help="Accepted for nova.conf parity; flatnet "
+            "injects fake executors in tests instead.",
+        ),
+    ]
+
+
+def _nat_opts() -> list[cfg.Opt]:
+    """SNAT, metadata DNAT and forwarding on the network host."""
+    return [
         cfg.StrOpt(
             "public_interface",
             default="eth0",
@@ -84,23 +130,18 @@ def opts() -> list[cfg.Opt]:
             help="Metadata API address (DNAT target).",
         ),
         cfg.PortOpt("metadata_port", default=8775, help="Metadata API port."),
-        cfg.BoolOpt(
-            "multi_host",
-            default=False,
-            help="Default multi_host value of new networks.",
+        cfg.MultiStrOpt(
+            "forward_bridge_interface",
+            default=["all"],
+            help="Interfaces allowed to forward to/from the "
+            "bridge; 'all' for any.",
         ),
-        cfg.IntOpt(
-            "network_size",
-            default=256,
-            min=4,
-            help="Addresses per network when not given.",
-        ),
-        cfg.IntOpt(
-            "num_networks",
-            default=1,
-            min=1,
-            help="Networks per create (flatnet creates one).",
-        ),
+    ]
+
+
+def _address_opts() -> list[cfg.Opt]:
+    """Fixed and floating addresses."""
+    return [
         cfg.IntOpt(
             "fixed_ip_disassociate_timeout",
             default=600,
@@ -115,11 +156,6 @@ def opts() -> list[cfg.Opt]:
             help="Tries to find an unused random MAC.",
         ),
         cfg.BoolOpt(
-            "share_dhcp_address",
-            default=False,
-            help="Same DHCP address on every host (multi_host).",
-        ),
-        cfg.BoolOpt(
             "send_arp_for_ha",
             default=False,
             help="Send gratuitous ARP for gateway and floating addresses.",
@@ -129,12 +165,6 @@ def opts() -> list[cfg.Opt]:
             default=3,
             min=0,
             help="Number of gratuitous ARPs.",
-        ),
-        cfg.MultiStrOpt(
-            "forward_bridge_interface",
-            default=["all"],
-            help="Interfaces allowed to forward to/from the "
-            "bridge; 'all' for any.",
         ),
         cfg.StrOpt(
             "default_floating_pool",
@@ -146,17 +176,12 @@ def opts() -> list[cfg.Opt]:
             default=False,
             help="Give every new instance a floating IP.",
         ),
-        cfg.BoolOpt(
-            "use_ipv6",
-            default=False,
-            help="IPv6 (not supported yet; must stay False).",
-        ),
-        cfg.BoolOpt(
-            "fake_network",
-            default=False,
-            help="Accepted for nova.conf parity; flatnet "
-            "injects fake executors in tests instead.",
-        ),
+    ]
+
+
+def _loop_opts() -> list[cfg.Opt]:
+    """flatnet-network's loop."""
+    return [
         cfg.FloatOpt(
             "sync_interval",
             default=0.1,
@@ -171,4 +196,15 @@ def opts() -> list[cfg.Opt]:
             help="Seconds between periodic tasks (stale fixed "
             "IPs, full resync).",
         ),
+    ]
+
+
+def opts() -> list[cfg.Opt]:
+    """Every [DEFAULT] option of this area, in sample-file order."""
+    return [
+        *_host_opts(),
+        *_flat_opts(),
+        *_nat_opts(),
+        *_address_opts(),
+        *_loop_opts(),
     ]
