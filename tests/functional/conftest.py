@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import shutil
+import signal
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.functional import netns
+from tests.functional.dhcp_site import Site
 
 
 @pytest.fixture
@@ -24,3 +30,42 @@ def make_netns() -> Iterator[Callable[[str], str]]:
     yield factory
     for name in reversed(created):
         netns.delete(name)
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[pathlib.Path]:
+    """A fresh 0755 directory: dnsmasq drops to 'nobody' and must read
+    the files under it, which pytest's 0700 tmp_path does not allow."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="fntdhcp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def make_dhcp_site(
+    make_netns: Callable[[str], str], world_readable_dir: pathlib.Path
+) -> Iterator[Callable[..., Site]]:
+    """Factory for a DHCP test site (network host namespace with a real
+    flatnet-network, dnsmasq and a flat network); its dnsmasq logs to
+    ``<dir>/dnsmasq.log``. Everything is killed afterwards."""
+    made: list[Site] = []
+
+    def factory(**options: object) -> Site:
+        log_conf = world_readable_dir / "dnsmasq-extra.conf"
+        log_conf.write_text(f"log-facility={world_readable_dir}/dnsmasq.log\n")
+        site = Site(
+            make_netns,
+            world_readable_dir,
+            dnsmasq_config_file=str(log_conf),
+            **options,
+        )
+        made.append(site)
+        return site
+
+    yield factory
+    for site in made:
+        site.close()
+        pid = site.dnsmasq_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
