@@ -53,6 +53,23 @@ def process_environ(pid: int, proc: str = "/proc") -> dict[str, str]:
     return dict(item.split("=", 1) for item in items if "=" in item)
 
 
+def has_socket(pid: int, proc: str = "/proc") -> bool:
+    """True if ``pid`` holds a socket. dnsmasq's script helper (a fork
+    with the same command line) closes every socket; the server itself
+    always holds its DHCP/DNS sockets."""
+    try:
+        names = os.listdir(f"{proc}/{pid}/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(f"{proc}/{pid}/fd/{name}").startswith("socket:"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def split_env(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     """``env K=V ... cmd args`` -> ({K: V}, [cmd, args])."""
     args = list(argv)
@@ -99,8 +116,17 @@ class DnsmasqProcess:
             return None
 
     def _scan(self) -> int | None:
+        """Our dnsmasq found by its marker, never its script helper.
+
+        NOTE: the helper outlives a killed dnsmasq while it runs the
+        queued hook calls (dnsmasq sends ``old`` for EVERY lease at
+        start: thousands of calls); taking it for dnsmasq would delay
+        the restart until it is done.
+        """
         for name in os.listdir(self._proc):
-            if name.isdigit() and self.owns(int(name)):
+            if not name.isdigit() or not self.owns(int(name)):
+                continue
+            if has_socket(int(name), self._proc):
                 return int(name)
         return None
 
@@ -131,6 +157,7 @@ class DnsmasqProcess:
         dnsmasq's parent exits after the daemon wrote its pid file (and
         after the ``init`` script ran). Raises DnsmasqError.
         """
+        started = time.monotonic()
         with _errors(self.bridge, "start"):
             done = subprocess.run(
                 list(argv),
@@ -150,7 +177,12 @@ class DnsmasqProcess:
             raise exception.DnsmasqError(
                 bridge=self.bridge, reason="no pid file after start"
             )
-        LOG.info("dnsmasq %s: started pid %d", self.bridge, pid)
+        LOG.info(
+            "dnsmasq %s: started pid %d in %.3f s (incl. init)",
+            self.bridge,
+            pid,
+            time.monotonic() - started,
+        )
         return pid
 
     def reload(self, pid: int) -> None:

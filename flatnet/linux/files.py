@@ -14,6 +14,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 
@@ -33,9 +34,33 @@ def _os_errors(path: str) -> Iterator[None]:
 
 
 def ensure_dir(path: str, mode: int = 0o755) -> None:
-    """Create ``path`` (and parents) if missing. Raises HostNetworkError."""
+    """Create ``path`` (and parents) if missing; ``path`` itself ends up
+    with exactly ``mode`` whatever the umask. Raises HostNetworkError."""
     with _os_errors(path):
         os.makedirs(path, mode=mode, exist_ok=True)
+        if os.stat(path).st_mode & 0o7777 != mode:
+            os.chmod(path, mode)
+
+
+def closed_to_others(path: str) -> str | None:
+    """The first directory from ``path`` up to ``/`` that others
+    (dnsmasq after dropping to ``nobody``) cannot traverse (no o+x),
+    or None if every one can. A missing directory is skipped (it will
+    be created 0755). Raises HostNetworkError if one cannot be stat'ed.
+    """
+    current = os.path.abspath(path)
+    while True:
+        with _os_errors(current):
+            try:
+                mode = os.stat(current).st_mode
+            except FileNotFoundError:
+                mode = stat.S_IXOTH
+        if not mode & stat.S_IXOTH:
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
 
 
 def read_text(path: str) -> str | None:

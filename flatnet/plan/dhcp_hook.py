@@ -11,8 +11,14 @@ dnsmasq runs is this small sh script (about 1 ms). It:
   by ``$FLATNET_EVENTS`` with a single ``printf >>`` (O_APPEND, one
   write(2), so concurrent lines never interleave). The client's host
   name and vendor strings (attacker controlled) are never written;
+* for ``init`` prints the daemon's snapshot ``${FLATNET_EVENTS%.events}.init``
+  (written just before the daemon starts dnsmasq, removed once dnsmasq
+  answers) with shell builtins only: a ``read``/``printf`` loop, no
+  external program, no Python start;
 * ``exec``s the Python ``flatnet-dhcpbridge`` with the same arguments and
-  environment for ``init`` and anything it does not recognise.
+  environment for ``init`` without a snapshot (a dnsmasq started by
+  anything else gets the exact database path) and for anything it does
+  not recognise.
 
 The daemon ingests the journal into the database (service/leases.py).
 """
@@ -33,6 +39,18 @@ _TEMPLATE = """\
 PYHOOK={pyhook}
 case "$1" in
 add|old|del) ;;
+init)
+    # The daemon's snapshot, if any: builtins only. A snapshot removed
+    # before the redirection opens it falls through to the Python hook.
+    case "$FLATNET_EVENTS" in
+    /*.events)
+        INIT="${{FLATNET_EVENTS%.events}}.init"
+        if [ -f "$INIT" ]; then
+            {{ while IFS= read -r line; do printf '%s\\n' "$line"; done
+              exit 0; }} 2>/dev/null < "$INIT"
+        fi ;;
+    esac
+    exec "$PYHOOK" "$@" ;;
 *) exec "$PYHOOK" "$@" ;;
 esac
 case "$2" in

@@ -34,6 +34,12 @@ _DOMAIN = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 )
 _TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+# One dnsmasq lease-file line as ``init`` prints it (and the sh hook
+# copies verbatim from the snapshot): nothing else may get through.
+_LEASE_LINE = re.compile(
+    r"[0-9]{1,20} [0-9a-f]{2}(?::[0-9a-f]{2}){5} [0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+    r" (?:\*|[A-Za-z0-9_-]{1,63}) \*"
+)
 HOOK_SCRIPT_NAME = "flatnet-dhcp-script"
 EVENTS_ENV = "FLATNET_EVENTS"
 
@@ -49,6 +55,7 @@ class DnsmasqPaths:
     hostsdir: str  # nova-<br>.d      flatnet --dhcp-hostsdir
     events: str  # nova-<br>.events flatnet lease-event journal
     dns_hostsdir: str = ""  # nova-<br>.hd  flatnet --hostsdir
+    init: str = ""  # nova-<br>.init  flatnet ``init`` snapshot (transient)
 
 
 def _under(networks_path: str, name: str) -> str:
@@ -73,6 +80,7 @@ def dnsmasq_paths(networks_path: str, bridge: str) -> DnsmasqPaths:
         hostsdir=f"{base}.d",
         events=f"{base}.events",
         dns_hostsdir=f"{base}.hd",
+        init=f"{base}.init",
     )
 
 
@@ -410,14 +418,22 @@ def leases_text(leases: Iterable[Lease], now: int, lease_time: int) -> str:
     """dhcpbridge ``init`` output: ``<expiry> <mac> <ip> <name|*> *``.
 
     One line per lease, sorted by address (nova ``get_dhcp_leases``).
+    Every line is checked against the lease-file shape (the sh hook
+    prints a snapshot of this text verbatim). Raises InvalidInput if a
+    line does not match (cannot happen with valid leases).
     """
     lines = []
     for lease in sorted(leases, key=lambda x: int(x.address)):
         name = "*"
         if lease.hostname:
             name = safe_hostname(lease.hostname, lease.address)
-        lines.append(
+        line = (
             f"{now + lease_time} {mac_text(lease.mac)} {lease.address} "
             f"{name} *"
         )
+        if not _LEASE_LINE.fullmatch(line):
+            raise exception.InvalidInput(
+                reason=f"bad init line {line[:100]!r}"
+            )
+        lines.append(line)
     return "".join(line + "\n" for line in lines)

@@ -17,7 +17,14 @@
 * otherwise (or for opts/addn-hosts changes) files are rewritten
   atomically and dnsmasq is HUPed only if some content changed;
 * "live" means dnsmasq answered a DNS probe sent after the last write or
-  HUP (see :meth:`DnsmasqProcess.wait_served`).
+  HUP (see :meth:`DnsmasqProcess.wait_served`);
+* before (re)starting dnsmasq it checks that ``nobody`` can traverse
+  ``networks_path`` (ConfigError naming the directory otherwise) and, with
+  the fast path, writes the ``init`` snapshot the sh hook prints (the
+  journal ingested first, so it is exact); the snapshot is removed once
+  dnsmasq answered or failed to start.
+
+The host files and batching live in :mod:`flatnet.service.dhcp_hostsdir`.
 
 :meth:`poll` runs every loop: it ingests lease journals, reports dead
 dnsmasqs for a restart, and drives lease releases (dhcp_release, checked
@@ -28,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -41,6 +47,7 @@ from flatnet.linux import files
 from flatnet.model import HostEntry, Network
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
+from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import leases
 
 LOG = logging.getLogger(__name__)
@@ -91,45 +98,6 @@ class DhcpTuning:
     release_interval: float = 0.3
 
 
-@dataclasses.dataclass(slots=True)
-class _NetState:
-    """What this daemon believes dnsmasq has loaded for one network."""
-
-    paths: plan.DnsmasqPaths
-    main: dict[str, str] | None = None  # MAC -> line in nova-<br>.conf
-    hostsdir: dict[str, str] = dataclasses.field(default_factory=dict)
-    dns: dict[str, str] = dataclasses.field(default_factory=dict)
-    releases: dict[tuple[str, str], tuple[int, float]] = dataclasses.field(
-        default_factory=dict
-    )
-    pending: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    network: Network | None = None
-    slow: bool = False  # a small hostsdir batch took > slow_batch
-    reloads: int = 0
-    starts: int = 0
-
-
-def _mac_of(line: str) -> str:
-    return line.split(",", 1)[0]
-
-
-def _dir_name(mac: str) -> str:
-    return mac.replace(":", "-")
-
-
-def _load(paths: plan.DnsmasqPaths) -> tuple[dict[str, str], dict[str, str]]:
-    """Parse our own files back (used once after a daemon restart)."""
-    text = files.read_text(paths.hosts) or ""
-    main = {_mac_of(x): x for x in text.splitlines() if x}
-    hostsdir = {}
-    for name in files.list_dir(paths.hostsdir):
-        text = files.read_text(os.path.join(paths.hostsdir, name)) or ""
-        for line in text.splitlines():
-            if line.strip():
-                hostsdir[_mac_of(line.strip())] = line.strip()
-    return main, hostsdir
-
-
 class DhcpReconciler:
     """One dnsmasq per served network, kept equal to the database."""
 
@@ -150,10 +118,11 @@ class DhcpReconciler:
         self.tuning = DhcpTuning()
         self.ingest_policy = leases.IngestPolicy()
         self.clock: Callable[[], float] = time.monotonic
+        self.wallclock: Callable[[], float] = time.time
         self._factory = dnsmasq
         self._release = release
         self._bridge = bridge
-        self._nets: dict[int, _NetState] = {}
+        self._nets: dict[int, hostsdir.NetState] = {}
         self._procs: dict[int, DnsmasqBackend] = {}
 
     # --- helpers --------------------------------------------------------
@@ -164,20 +133,23 @@ class DhcpReconciler:
         )
 
     def prepare(self) -> None:
-        """Create networks_path and write the fast-path hook (0755)."""
+        """Create networks_path (0755) and write the fast-path hook
+        (0755)."""
         files.ensure_dir(self.settings.networks_path)
         script = dhcp_hook.hook_script(self.settings.dhcpbridge)
         path = plan.hook_script_path(self.settings.networks_path)
         files.ensure_file(path, script, mode=0o755)
 
-    def state(self, network_id: int) -> _NetState | None:
+    def state(self, network_id: int) -> hostsdir.NetState | None:
         return self._nets.get(network_id)
 
-    def _net(self, network: Network) -> tuple[_NetState, DnsmasqBackend]:
+    def _net(
+        self, network: Network
+    ) -> tuple[hostsdir.NetState, DnsmasqBackend]:
         paths = plan.dnsmasq_paths(self.settings.networks_path, network.bridge)
         state = self._nets.get(network.id)
         if state is None or state.paths != paths:
-            state = self._nets[network.id] = _NetState(paths=paths)
+            state = self._nets[network.id] = hostsdir.NetState(paths=paths)
             self._procs[network.id] = self._factory(network.bridge, paths)
         return state, self._procs[network.id]
 
@@ -185,7 +157,8 @@ class DhcpReconciler:
     def sync_network(self, network: Network) -> bool:
         """Apply ``network``'s DHCP state; True once dnsmasq serves it.
 
-        Raises HostNetworkError/DnsmasqError on executor failures.
+        Raises HostNetworkError/DnsmasqError on executor failures,
+        ConfigError if dnsmasq (as ``nobody``) could not read our files.
         """
         if not self.serves(network):
             return True
@@ -207,29 +180,91 @@ class DhcpReconciler:
             network, spec, state, entries, compact=pid is None
         )
         if pid is None:
-            proc.start(argv)
-            state.starts += 1
-        elif hup:
-            LOG.info("dnsmasq %s: HUP pid %d", network.bridge, pid)
-            proc.reload(pid)
-            state.reloads += 1
-        live = proc.wait_served(str(spec.listen), self.tuning.served_timeout)
+            live = self._start(network, spec, state, proc)
+        else:
+            if hup:
+                LOG.info("dnsmasq %s: HUP pid %d", network.bridge, pid)
+                proc.reload(pid)
+                state.reloads += 1
+            live = proc.wait_served(
+                str(spec.listen), self.tuning.served_timeout
+            )
         while live and state.pending:
             live = self._feed_batch(network, spec, state, proc)
         self._release_stale(network, state, entries)
         return live
 
+    def _start(
+        self,
+        network: Network,
+        spec: plan.DnsmasqSpec,
+        state: hostsdir.NetState,
+        proc: DnsmasqBackend,
+    ) -> bool:
+        """Start dnsmasq; True once it answers.
+
+        With the fast path, the ``init`` snapshot (every leased address,
+        from the database after ingesting the journal) is written first
+        and removed once dnsmasq answered, or its start failed: the
+        snapshot never outlives this start, so a dnsmasq started later
+        by anything else gets the exact Python ``init``.
+        Raises ConfigError (see :meth:`check_access`), DnsmasqError.
+        """
+        self.check_access()
+        snapshot = spec.paths.init if spec.events_env else ""
+        if snapshot:
+            leases.ingest_journal(
+                self.db, spec.paths.events, self.ingest_policy
+            )
+            text = leases.init_text(
+                self.db,
+                network.id,
+                self.settings.dhcp_lease_time,
+                int(self.wallclock()),
+            )
+            files.replace_file(snapshot, text, durable=False)
+        try:
+            proc.start(plan.dnsmasq_argv(spec))
+            state.starts += 1
+            return proc.wait_served(
+                str(spec.listen), self.tuning.served_timeout
+            )
+        finally:
+            if snapshot:
+                files.delete_file(snapshot)
+
+    def check_access(self) -> None:
+        """Raise ConfigError unless ``networks_path`` and every parent
+        directory up to ``/`` are traversable by others (o+x).
+
+        dnsmasq drops to ``nobody`` before it reads its hosts files; a
+        0700 parent (``mktemp -d``, a home directory) makes it silently
+        serve nobody.
+        """
+        closed = files.closed_to_others(self.settings.networks_path)
+        if closed is not None:
+            raise exception.ConfigError(
+                reason=(
+                    f"dnsmasq runs as 'nobody' and cannot read "
+                    f"{self.settings.networks_path}: directory {closed} "
+                    f"is not traversable by others; fix: chmod o+x {closed}"
+                )
+            )
+
     def _feed_batch(
         self,
         network: Network,
         spec: plan.DnsmasqSpec,
-        state: _NetState,
+        state: hostsdir.NetState,
         proc: DnsmasqBackend,
     ) -> bool:
         """Write one hostsdir batch and wait until dnsmasq serves again;
         a small batch slower than ``slow_batch`` selects big batches."""
         started = time.monotonic()
-        size = self._write_batch(state)
+        size = self.tuning.hostsdir_batch
+        if state.slow:
+            size = self.tuning.hostsdir_batch_max
+        size = hostsdir.write_batch(state, size)
         live = proc.wait_served(str(spec.listen), self.tuning.served_timeout)
         took = time.monotonic() - started
         LOG.debug(
@@ -243,7 +278,7 @@ class DhcpReconciler:
         self,
         network: Network,
         spec: plan.DnsmasqSpec,
-        state: _NetState,
+        state: hostsdir.NetState,
         entries: list[HostEntry],
         compact: bool,
     ) -> bool:
@@ -261,91 +296,26 @@ class DhcpReconciler:
             )
         wanted = plan.host_lines(entries, spec.domain, single)
         if not spec.hostsdir:
-            hup |= self._write_main(state, wanted)
+            hup |= hostsdir.write_main(state, wanted)
             return hup
         state.dns = plan.dns_host_lines(entries, spec.domain)
         files.ensure_dir(paths.hostsdir)
         files.ensure_dir(paths.dns_hostsdir)
         if state.main is None:
-            state.main, state.hostsdir = _load(paths)
-        if compact or self._needs_compaction(state, wanted):
+            state.main, state.hostsdir = hostsdir.load(paths)
+        limit = self.tuning.compact_files
+        if compact or hostsdir.needs_compaction(state, wanted, limit):
             state.pending = []
-            return self._compact(state, wanted) or hup
-        self._add_to_hostsdir(state, wanted)
+            return hostsdir.compact(state, wanted) or hup
+        hostsdir.queue_new(state, wanted)
         return hup
-
-    def _write_main(self, state: _NetState, wanted: dict[str, str]) -> bool:
-        """The hosts file (and, with hostsdir, the addn-hosts file with
-        the same hosts' names); True if either changed."""
-        text = "".join(line + "\n" for line in wanted.values())
-        changed = files.ensure_file(state.paths.hosts, text)
-        if state.dns:
-            names = "".join(state.dns[mac] + "\n" for mac in wanted)
-            changed |= files.ensure_file(state.paths.addn_hosts, names)
-        state.main = dict(wanted)
-        return changed
-
-    def _needs_compaction(
-        self, state: _NetState, wanted: dict[str, str]
-    ) -> bool:
-        known = {**(state.main or {}), **state.hostsdir}
-        if any(wanted.get(mac) != line for mac, line in known.items()):
-            return True  # a removal or change: only a HUP forgets
-        new = sum(1 for mac in wanted if mac not in known)
-        return len(state.hostsdir) + new > self.tuning.compact_files
-
-    def _compact(self, state: _NetState, wanted: dict[str, str]) -> bool:
-        """All hosts into the main file, hostsdir emptied; True = HUP."""
-        changed = self._write_main(state, wanted)
-        for folder in (state.paths.hostsdir, state.paths.dns_hostsdir):
-            for name in files.list_dir(folder):
-                files.delete_file(os.path.join(folder, name))
-                changed = True
-        state.hostsdir = {}
-        return changed
-
-    def _add_to_hostsdir(
-        self, state: _NetState, wanted: dict[str, str]
-    ) -> None:
-        main = state.main or {}
-        state.pending = [
-            (mac, line)
-            for mac, line in wanted.items()
-            if mac not in main and mac not in state.hostsdir
-        ]
-
-    def _write_batch(self, state: _NetState) -> int:
-        """Write the next batch of pending hosts as ONE file (see
-        :class:`DhcpTuning` for the size).
-
-        dnsmasq handles each hostsdir file event with a full pass over
-        its configs and leases (inotify.c: dhcp_update_configs,
-        lease_update_from_configs, lease_update_dns), whatever the
-        number of lines in the file; so one file per batch, named after
-        the batch's first MAC (unique: a MAC is in the directory at most
-        once between compactions).
-        """
-        size = self.tuning.hostsdir_batch
-        if state.slow:
-            size = self.tuning.hostsdir_batch_max
-        batch = state.pending[:size]
-        del state.pending[:size]
-        if not batch:
-            return 0
-        name = _dir_name(batch[0][0])
-        if state.dns:  # names first: the lease then finds them (plan NOTE)
-            names = "".join(state.dns[mac] + "\n" for mac, _line in batch)
-            path = os.path.join(state.paths.dns_hostsdir, name)
-            files.replace_file(path, names, durable=False)
-        text = "".join(line + "\n" for _mac, line in batch)
-        path = os.path.join(state.paths.hostsdir, name)
-        files.replace_file(path, text, durable=False)
-        state.hostsdir.update(batch)
-        return len(batch)
 
     # --- releases -------------------------------------------------------
     def _release_stale(
-        self, network: Network, state: _NetState, entries: list[HostEntry]
+        self,
+        network: Network,
+        state: hostsdir.NetState,
+        entries: list[HostEntry],
     ) -> None:
         """Track leases whose address is no longer allocated to that MAC
         (force_dhcp_release) and send the first release now."""
@@ -359,7 +329,9 @@ class DhcpReconciler:
         state.releases = {k: state.releases.get(k, (0, 0.0)) for k in stale}
         self._drive_releases(network, state)
 
-    def _drive_releases(self, network: Network, state: _NetState) -> None:
+    def _drive_releases(
+        self, network: Network, state: hostsdir.NetState
+    ) -> None:
         if self._release is None:
             return
         now = self.clock()
@@ -409,7 +381,9 @@ class DhcpReconciler:
                 dead.add(network_id)
         return dead
 
-    def _check_releases(self, network: Network, state: _NetState) -> None:
+    def _check_releases(
+        self, network: Network, state: hostsdir.NetState
+    ) -> None:
         leased = {
             (str(x.address), plan.mac_text(x.mac))
             for x in db_api.leases(self.db, network.id)

@@ -130,9 +130,7 @@ class FlatDHCPManager:
             layout,
             label=label,
             bridge=validate_device_name(bridge),
-            bridge_interface=(
-                validate_device_name(iface) if iface else None
-            ),
+            bridge_interface=(validate_device_name(iface) if iface else None),
             dns1=ipam.parse_address(dns1) if dns1 else None,
             dns2=ipam.parse_address(req.dns2) if req.dns2 else None,
             mtu=_check_mtu(req.mtu),

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -66,6 +64,4 @@ def make_dhcp_site(
     yield factory
     for site in made:
         site.close()
-        pid = site.dnsmasq_pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+        site.kill_dnsmasqs()

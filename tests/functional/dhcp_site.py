@@ -9,6 +9,7 @@ the other end plugged into br100 in the host ns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -223,6 +224,22 @@ class Site:
             return None
         marker = f"--dhcp-hostsfile={self.np}/nova-br100.conf".encode()
         return pid if marker in cmdline.split(b"\0") else None
+
+    def kill_dnsmasqs(self) -> None:
+        """SIGKILL every process carrying this site's dnsmasq marker:
+        the server and its script helper (which outlives a killed server
+        while it runs queued hook calls)."""
+        marker = f"--dhcp-hostsfile={self.np}/nova-br100.conf".encode()
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in argv:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGKILL)
 
     def create(self, name: str, mac: str) -> dict[str, object]:
         out = self.manage(

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import netaddr
@@ -24,25 +22,8 @@ MAC2 = "fa:16:3e:00:01:02"
 
 
 @pytest.fixture
-def state_dir():
-    # dnsmasq drops to 'nobody': its files must be world-traversable,
-    # which pytest's 0700 tmp_path is not.
-    path = pathlib.Path(tempfile.mkdtemp(prefix="fntdhcp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def site(make_netns, state_dir):
-    dnsmasq_conf = state_dir / "dnsmasq-extra.conf"
-    dnsmasq_conf.write_text(f"log-facility={state_dir}/dnsmasq.log\n")
-    made = Site(make_netns, state_dir, dnsmasq_config_file=str(dnsmasq_conf))
-    yield made
-    made.close()
-    pid = made.dnsmasq_pid()
-    if pid is not None:
-        os.kill(pid, signal.SIGKILL)
+def site(make_dhcp_site) -> Site:
+    return make_dhcp_site()
 
 
 def _db(site: Site) -> db_api.Database:
@@ -90,6 +71,8 @@ def test_kill_9_dnsmasq_restarts_fast_and_clients_renew(site):
     restart = time.monotonic() - killed
     assert restart < 2.0, restart
     assert client.renew() == "renew"  # init gave it the lease: no NAK
+    # the init snapshot lived only for that start
+    assert not (site.np / "nova-br100.init").exists()
 
 
 def test_daemon_restart_adopts_dnsmasq_and_loses_nothing(site):

@@ -53,3 +53,32 @@ def test_dir_helpers(tmp_path):
     assert files.delete_file(os.path.join(d, "x")) is False
     assert files.list_dir(str(tmp_path / "missing")) == []
     assert files.read_text(str(tmp_path / "missing")) is None
+
+
+def test_ensure_dir_sets_the_mode_whatever_the_umask(tmp_path):
+    path = tmp_path / "networks"
+    old = os.umask(0o077)
+    try:
+        files.ensure_dir(str(path))
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o755
+    path.chmod(0o700)
+    files.ensure_dir(str(path))  # an existing directory is fixed too
+    assert os.stat(path).st_mode & 0o777 == 0o755
+
+
+def test_closed_to_others_names_the_first_closed_directory(tmp_path):
+    top = tmp_path / "top"
+    inner = top / "a" / "b"
+    inner.mkdir(parents=True, mode=0o755)
+    for folder in (top, top / "a", inner):
+        folder.chmod(0o755)
+    tmp_path.chmod(0o755)
+    (top / "a").chmod(0o700)
+    assert files.closed_to_others(str(inner / "missing")) == str(top / "a")
+    (top / "a").chmod(0o755)
+    found = files.closed_to_others(str(inner))
+    # next closed one (if any) is above tmp_path: pytest's 0700 base
+    assert found is None or str(tmp_path).startswith(found + "/")
+    assert files.closed_to_others("/") is None

@@ -84,3 +84,64 @@ def test_missing_or_odd_journal_env_goes_to_the_python_hook(hook, tmp_path):
     assert hook.record.read_text().count("4:add") == 0
     assert hook.record.read_text().count("3:add") == 3
     assert not os.path.exists(tmp_path / "x.log")
+
+
+def test_script_text_has_a_builtin_only_init_branch():
+    text = dhcp_hook.hook_script("/usr/bin/flatnet-dhcpbridge")
+    branch = text[text.index("init)") : text.index("*) exec")]
+    assert 'INIT="${FLATNET_EVENTS%.events}.init"' in branch
+    assert "while IFS= read -r line; do printf '%s\\n' \"$line\"" in branch
+    assert 'exec "$PYHOOK" "$@"' in branch  # the fallback
+    for program in ("cat", "sed", "awk", "head"):
+        assert f"{program} " not in branch
+
+
+SNAPSHOT = (
+    "1700000120 fa:16:3e:00:00:01 10.0.0.3 vm1 *\n"
+    "1700000120 fa:16:3e:00:00:02 10.0.0.4 * *\n"
+)
+
+
+def _init(tmp_path, hook, env: dict[str, str]) -> str:
+    script = tmp_path / "flatnet-dhcp-script"
+    done = subprocess.run(
+        [str(script), "init"],
+        env=env,
+        check=True,
+        timeout=10,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stderr == ""
+    return done.stdout
+
+
+def test_init_prints_the_snapshot_with_builtins_only(hook, tmp_path):
+    (tmp_path / "nova-br100.init").write_text(SNAPSHOT)
+    events = str(tmp_path / "nova-br100.events")
+    # PATH empty: any external program would fail to run
+    out = _init(tmp_path, hook, {"PATH": "", "FLATNET_EVENTS": events})
+    assert out == SNAPSHOT
+    assert not hook.record.exists()  # the Python hook was not run
+    (tmp_path / "nova-br100.init").write_text("")
+    assert _init(tmp_path, hook, {"FLATNET_EVENTS": events}) == ""
+    assert not hook.record.exists()  # empty snapshot = no leases
+
+
+def test_init_without_snapshot_falls_back_to_the_python_hook(hook, tmp_path):
+    events = str(tmp_path / "nova-br100.events")
+    env = {"PATH": "/usr/bin:/bin", "FLATNET_EVENTS": events}
+    assert _init(tmp_path, hook, env) == ""
+    assert hook.record.read_text() == "1:init\n"
+    (tmp_path / "nova-br100.init").mkdir()  # not a regular file
+    assert _init(tmp_path, hook, env) == ""
+    assert hook.record.read_text() == "1:init\n" * 2
+
+
+def test_init_snapshot_is_ignored_without_a_journal_env(hook, tmp_path):
+    (tmp_path / "nova-br100.init").write_text(SNAPSHOT)
+    env = {"PATH": "/usr/bin:/bin"}
+    assert _init(tmp_path, hook, env) == ""
+    env["FLATNET_EVENTS"] = str(tmp_path / "nova-br100.log")
+    assert _init(tmp_path, hook, env) == ""
+    assert hook.record.read_text() == "1:init\n" * 2

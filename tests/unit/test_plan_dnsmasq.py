@@ -322,3 +322,43 @@ def test_missing_dhcp_address_is_invalid_input():
         plan.dnsmasq_spec(
             _network(dhcp_server=None, gateway=None), _settings()
         )
+
+
+@pytest.mark.parametrize(
+    ("lease", "now"),
+    [
+        (
+            Lease(
+                netaddr.EUI("fa:16:3e:00:00:01"),
+                netaddr.IPAddress("::1"),
+                None,
+            ),
+            1,
+        ),
+        (
+            Lease(
+                netaddr.EUI("fa:16:3e:00:00:01"),
+                netaddr.IPAddress("10.0.0.3"),
+                None,
+            ),
+            -5000,
+        ),
+        (
+            Lease(
+                netaddr.EUI("fa:16:3e:00:00:01"),
+                netaddr.IPAddress("10.0.0.3"),
+                None,
+            ),
+            10**25,
+        ),
+    ],
+)
+def test_leases_text_refuses_a_line_of_the_wrong_shape(lease, now):
+    with pytest.raises(exception.InvalidInput, match="bad init line"):
+        plan.leases_text([lease], now=now, lease_time=10)
+
+
+def test_snapshot_path_sits_beside_the_journal():
+    paths = plan.dnsmasq_paths("/var/lib/flatnet/networks", "br100")
+    assert paths.init == "/var/lib/flatnet/networks/nova-br100.init"
+    assert paths.init == paths.events.removesuffix(".events") + ".init"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
+import tempfile
 
 import netaddr
 import pytest
 
+from flatnet import exception
 from flatnet.db import api as db_api
 from flatnet.model import LeaseEvent
 from flatnet.plan import dnsmasq as plan
@@ -21,13 +25,44 @@ from tests.fakes_dnsmasq import (
 )
 
 
+@pytest.fixture
+def tmp_open():
+    """A tmp dir dnsmasq (as 'nobody') could traverse: pytest's tmp_path
+    sits under a 0700 directory, which the reconciler refuses."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="fnudhcp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class InitRecordingDnsmasq(FakeDnsmasq):
+    """FakeDnsmasq that records the init snapshot present at start,
+    the way the real one's ``init`` hook would read it."""
+
+    fail_start = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.init_seen: list[str | None] = []
+
+    def start(self, argv: list[str]) -> int:
+        try:
+            with open(self.paths.init) as handle:
+                self.init_seen.append(handle.read())
+        except FileNotFoundError:
+            self.init_seen.append(None)
+        if self.fail_start:
+            raise exception.DnsmasqError(bridge=self.bridge, reason="boom")
+        return super().start(argv)
+
+
 class Rig:
-    def __init__(self, tmp_path, **settings: object) -> None:
-        self.db = new_db(tmp_path)
+    def __init__(self, tmp_open, **settings: object) -> None:
+        self.db = new_db(tmp_open)
         self.network = new_network(self.db)
-        self.np = str(tmp_path / "networks")
+        self.np = str(tmp_open / "networks")
         self.table = FakeProcessTable()
-        self.procs: dict[str, FakeDnsmasq] = {}
+        self.procs: dict[str, InitRecordingDnsmasq] = {}
         self.release = FakeRelease()
         values: dict[str, object] = {
             "networks_path": self.np,
@@ -48,11 +83,12 @@ class Rig:
     def _factory(self, bridge, paths):
         proc = self.procs.get(bridge)
         if proc is None:
-            proc = self.procs[bridge] = FakeDnsmasq(bridge, paths, self.table)
+            proc = InitRecordingDnsmasq(bridge, paths, self.table)
+            self.procs[bridge] = proc
         return proc
 
     @property
-    def proc(self) -> FakeDnsmasq:
+    def proc(self) -> InitRecordingDnsmasq:
         return self.procs["br100"]
 
     def sync(self) -> bool:
@@ -68,8 +104,8 @@ class Rig:
         return sorted(os.listdir(os.path.join(self.np, "nova-br100.d")))
 
 
-def test_first_sync_starts_dnsmasq_with_all_hosts_in_main_file(tmp_path):
-    rig = Rig(tmp_path)
+def test_first_sync_starts_dnsmasq_with_all_hosts_in_main_file(tmp_open):
+    rig = Rig(tmp_open)
     mac = rig.add(1)
     assert rig.sync() is True
     assert rig.proc.starts == 1
@@ -83,8 +119,8 @@ def test_first_sync_starts_dnsmasq_with_all_hosts_in_main_file(tmp_path):
     ).st_mode & 0o777 == (0o644)
 
 
-def test_new_hosts_go_live_through_hostsdir_without_hup(tmp_path):
-    rig = Rig(tmp_path)
+def test_new_hosts_go_live_through_hostsdir_without_hup(tmp_open):
+    rig = Rig(tmp_open)
     rig.sync()
     macs = [rig.add(n) for n in range(1, 201)]  # a burst of 200
     assert rig.sync() is True
@@ -95,8 +131,8 @@ def test_new_hosts_go_live_through_hostsdir_without_hup(tmp_path):
     assert len(rig.hostsdir()) == 13
 
 
-def test_slow_batches_switch_to_the_big_batch_size(tmp_path):
-    rig = Rig(tmp_path)
+def test_slow_batches_switch_to_the_big_batch_size(tmp_open):
+    rig = Rig(tmp_open)
     rig.sync()
     for n in range(1, 101):
         rig.add(n)
@@ -107,8 +143,8 @@ def test_slow_batches_switch_to_the_big_batch_size(tmp_path):
     assert len(rig.proc.loaded) == 100
 
 
-def test_hostsdir_batches_are_one_file_each_probed_in_turn(tmp_path):
-    rig = Rig(tmp_path)
+def test_hostsdir_batches_are_one_file_each_probed_in_turn(tmp_open):
+    rig = Rig(tmp_open)
     rig.rec.tuning = dhcp.DhcpTuning(hostsdir_batch=16)
     rig.sync()
     macs = [rig.add(n) for n in range(1, 41)]
@@ -126,8 +162,8 @@ def test_hostsdir_batches_are_one_file_each_probed_in_turn(tmp_path):
     assert set(rig.proc.loaded) == set(macs)
 
 
-def test_hostsdir_mode_makes_every_name_a_hosts_entry(tmp_path):
-    rig = Rig(tmp_path)
+def test_hostsdir_mode_makes_every_name_a_hosts_entry(tmp_open):
+    rig = Rig(tmp_open)
     rig.add(1)
     rig.sync()
     rig.add(2)
@@ -147,15 +183,15 @@ def test_hostsdir_mode_makes_every_name_a_hosts_entry(tmp_path):
     assert rig.proc.reloads == 1
 
 
-def test_without_hostsdir_no_addn_hosts_for_single_host(tmp_path):
-    rig = Rig(tmp_path, dhcp_hostsdir=False)
+def test_without_hostsdir_no_addn_hosts_for_single_host(tmp_open):
+    rig = Rig(tmp_open, dhcp_hostsdir=False)
     rig.add(1)
     rig.sync()
     assert not os.path.exists(os.path.join(rig.np, "nova-br100.hosts"))
 
 
-def test_nothing_changed_means_no_write_and_no_hup(tmp_path):
-    rig = Rig(tmp_path, dhcp_hostsdir=False)
+def test_nothing_changed_means_no_write_and_no_hup(tmp_open):
+    rig = Rig(tmp_open, dhcp_hostsdir=False)
     rig.add(1)
     rig.sync()
     conf = os.path.join(rig.np, "nova-br100.conf")
@@ -165,8 +201,8 @@ def test_nothing_changed_means_no_write_and_no_hup(tmp_path):
     assert os.stat(conf).st_ino == before
 
 
-def test_without_hostsdir_a_batch_costs_one_hup(tmp_path):
-    rig = Rig(tmp_path, dhcp_hostsdir=False)
+def test_without_hostsdir_a_batch_costs_one_hup(tmp_open):
+    rig = Rig(tmp_open, dhcp_hostsdir=False)
     rig.sync()
     for n in range(1, 51):
         rig.add(n)
@@ -175,8 +211,8 @@ def test_without_hostsdir_a_batch_costs_one_hup(tmp_path):
     assert len(rig.proc.loaded) == 50
 
 
-def test_too_many_hostsdir_files_are_compacted_with_one_hup(tmp_path):
-    rig = Rig(tmp_path)
+def test_too_many_hostsdir_files_are_compacted_with_one_hup(tmp_open):
+    rig = Rig(tmp_open)
     rig.rec.tuning = dhcp.DhcpTuning(compact_files=10)
     rig.sync()
     for n in range(1, 12):
@@ -195,8 +231,8 @@ def _lease(rig: Rig, action: str, mac: str, ip: str) -> None:
     rig.rec.poll()
 
 
-def test_deallocate_compacts_hups_and_releases_until_del_arrives(tmp_path):
-    rig = Rig(tmp_path)
+def test_deallocate_compacts_hups_and_releases_until_del_arrives(tmp_open):
+    rig = Rig(tmp_open)
     rig.sync()
     mac = rig.add(1)
     other = rig.add(2)
@@ -218,8 +254,8 @@ def test_deallocate_compacts_hups_and_releases_until_del_arrives(tmp_path):
     assert fixed["10.210.0.2"].instance_uuid is None
 
 
-def test_release_is_retried_three_times_at_most(tmp_path):
-    rig = Rig(tmp_path)
+def test_release_is_retried_three_times_at_most(tmp_open):
+    rig = Rig(tmp_open)
     mac = rig.add(1)
     rig.sync()
     _lease(rig, "add", mac, "10.210.0.2")
@@ -233,8 +269,8 @@ def test_release_is_retried_three_times_at_most(tmp_path):
     assert len(rig.release.sent) == 3
 
 
-def test_changed_argv_restarts_and_foreign_pid_is_left_alone(tmp_path):
-    rig = Rig(tmp_path)
+def test_changed_argv_restarts_and_foreign_pid_is_left_alone(tmp_open):
+    rig = Rig(tmp_open)
     rig.sync()
     first = rig.proc.pid()
     rig.rec.settings = plan.DhcpSettings(
@@ -246,8 +282,8 @@ def test_changed_argv_restarts_and_foreign_pid_is_left_alone(tmp_path):
     assert any(a.endswith(",600s") for a in rig.table.running[rig.proc.pid()])
 
 
-def test_poll_reports_a_dead_dnsmasq(tmp_path):
-    rig = Rig(tmp_path)
+def test_poll_reports_a_dead_dnsmasq(tmp_open):
+    rig = Rig(tmp_open)
     rig.sync()
     assert rig.rec.poll() == set()
     rig.proc.kill()
@@ -256,8 +292,8 @@ def test_poll_reports_a_dead_dnsmasq(tmp_path):
     assert rig.proc.starts == 2
 
 
-def test_restarted_daemon_adopts_state_from_files(tmp_path):
-    rig = Rig(tmp_path)
+def test_restarted_daemon_adopts_state_from_files(tmp_open):
+    rig = Rig(tmp_open)
     rig.sync()
     rig.add(1)
     rig.sync()  # vm1 is a hostsdir file now
@@ -278,8 +314,73 @@ def test_restarted_daemon_adopts_state_from_files(tmp_path):
 
 
 @pytest.mark.parametrize("host", ["otherhost"])
-def test_networks_of_other_hosts_are_not_served(tmp_path, host):
-    rig = Rig(tmp_path)
+def test_networks_of_other_hosts_are_not_served(tmp_open, host):
+    rig = Rig(tmp_open)
     db_api.network_set_host(rig.db, rig.network.id, host)
     assert rig.sync() is True
     assert "br100" not in rig.procs
+
+
+def test_start_writes_the_init_snapshot_first_and_removes_it_after(tmp_open):
+    rig = Rig(tmp_open)
+    rig.rec.wallclock = lambda: 1000.0
+    mac = rig.add(1)
+    rig.sync()
+    assert rig.proc.init_seen == [""]  # nothing leased yet
+    # a lease event still only in the journal (not polled) when dnsmasq
+    # dies: the restart ingests it before writing the snapshot
+    path = plan.dnsmasq_paths(rig.np, "br100").events
+    leases.record_event(
+        path,
+        LeaseEvent("add", netaddr.EUI(mac), netaddr.IPAddress("10.210.0.2")),
+    )
+    rig.proc.kill()
+    assert rig.sync() is True
+    assert rig.proc.init_seen[-1] == f"87400 {mac} 10.210.0.2 vm1 *\n"
+    assert not os.path.exists(os.path.join(rig.np, "nova-br100.init"))
+    assert rig.proc.starts == 2
+
+
+def test_no_snapshot_without_the_fast_path(tmp_open):
+    rig = Rig(tmp_open, dhcp_script_fast_path=False)
+    rig.add(1)
+    rig.sync()
+    assert rig.proc.init_seen == [None]
+
+
+def test_snapshot_is_removed_when_the_start_fails(tmp_open):
+    rig = Rig(tmp_open)
+    rig.add(1)
+    rig._factory("br100", plan.dnsmasq_paths(rig.np, "br100"))
+    rig.proc.fail_start = True
+    with pytest.raises(exception.DnsmasqError):
+        rig.sync()
+    assert rig.proc.init_seen == [""]
+    assert not os.path.exists(os.path.join(rig.np, "nova-br100.init"))
+
+
+def test_closed_parent_directory_fails_loudly_before_start(tmp_open):
+    closed = tmp_open / "private"
+    closed.mkdir(mode=0o700)
+    closed.chmod(0o700)
+    rig = Rig(tmp_open, networks_path=str(closed / "state" / "networks"))
+    with pytest.raises(exception.ConfigError) as info:
+        rig.sync()
+    assert f"chmod o+x {closed}" in str(info.value)
+    assert rig.proc.starts == 0
+    closed.chmod(0o711)  # the fix the message names
+    assert rig.sync() is True
+    assert rig.proc.starts == 1
+
+
+def test_networks_path_is_created_0755_whatever_the_umask(tmp_open):
+    old = os.umask(0o077)
+    try:
+        rig = Rig(tmp_open)
+        rig.add(1)
+        rig.sync()
+    finally:
+        os.umask(old)
+    for name in ("", "nova-br100.d", "nova-br100.hd"):
+        mode = os.stat(os.path.join(rig.np, name)).st_mode & 0o777
+        assert mode == 0o755, name

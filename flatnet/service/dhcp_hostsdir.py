@@ -1,0 +1,135 @@
+"""The host files of one network's dnsmasq (part of component ``dhcp``).
+
+What :class:`~flatnet.service.dhcp.DhcpReconciler` believes dnsmasq has
+loaded (:class:`NetState`) and how the hosts reach it:
+
+* the main ``--dhcp-hostsfile`` (``nova-<br>.conf``, with hostsdir also
+  the names in ``nova-<br>.hosts``), re-read only on SIGHUP;
+* NEW hosts in batches, ONE file per batch in ``nova-<br>.d/`` (names
+  first in ``nova-<br>.hd/``), read by dnsmasq through inotify;
+* a compaction (all hosts into the main file, directories emptied)
+  when a host was removed or changed, or too many accumulated: dnsmasq
+  forgets hostsdir entries only on SIGHUP.
+
+Every function here writes through :mod:`flatnet.linux.files` and raises
+HostNetworkError on a file error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from flatnet.linux import files
+from flatnet.model import Network
+from flatnet.plan import dnsmasq as plan
+
+
+@dataclasses.dataclass(slots=True)
+class NetState:
+    """What this daemon believes dnsmasq has loaded for one network."""
+
+    paths: plan.DnsmasqPaths
+    main: dict[str, str] | None = None  # MAC -> line in nova-<br>.conf
+    hostsdir: dict[str, str] = dataclasses.field(default_factory=dict)
+    dns: dict[str, str] = dataclasses.field(default_factory=dict)
+    releases: dict[tuple[str, str], tuple[int, float]] = dataclasses.field(
+        default_factory=dict
+    )
+    pending: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    network: Network | None = None  # the last network synced
+    slow: bool = False  # a small hostsdir batch took > slow_batch
+    reloads: int = 0
+    starts: int = 0
+
+
+def _mac_of(line: str) -> str:
+    return line.split(",", 1)[0]
+
+
+def _dir_name(mac: str) -> str:
+    return mac.replace(":", "-")
+
+
+def load(paths: plan.DnsmasqPaths) -> tuple[dict[str, str], dict[str, str]]:
+    """Parse our own files back (used once after a daemon restart)."""
+    text = files.read_text(paths.hosts) or ""
+    main = {_mac_of(x): x for x in text.splitlines() if x}
+    hostsdir = {}
+    for name in files.list_dir(paths.hostsdir):
+        text = files.read_text(os.path.join(paths.hostsdir, name)) or ""
+        for line in text.splitlines():
+            if line.strip():
+                hostsdir[_mac_of(line.strip())] = line.strip()
+    return main, hostsdir
+
+
+def write_main(state: NetState, wanted: dict[str, str]) -> bool:
+    """The hosts file (and, with hostsdir, the addn-hosts file with the
+    same hosts' names); True if either changed."""
+    text = "".join(line + "\n" for line in wanted.values())
+    changed = files.ensure_file(state.paths.hosts, text)
+    if state.dns:
+        names = "".join(state.dns[mac] + "\n" for mac in wanted)
+        changed |= files.ensure_file(state.paths.addn_hosts, names)
+    state.main = dict(wanted)
+    return changed
+
+
+def needs_compaction(
+    state: NetState, wanted: dict[str, str], compact_files: int
+) -> bool:
+    """True if a host was removed or changed (only a HUP forgets), or
+    the hostsdir would hold more than ``compact_files`` hosts."""
+    known = {**(state.main or {}), **state.hostsdir}
+    if any(wanted.get(mac) != line for mac, line in known.items()):
+        return True
+    new = sum(1 for mac in wanted if mac not in known)
+    return len(state.hostsdir) + new > compact_files
+
+
+def compact(state: NetState, wanted: dict[str, str]) -> bool:
+    """All hosts into the main file, hostsdir emptied; True = HUP."""
+    changed = write_main(state, wanted)
+    for folder in (state.paths.hostsdir, state.paths.dns_hostsdir):
+        for name in files.list_dir(folder):
+            files.delete_file(os.path.join(folder, name))
+            changed = True
+    state.hostsdir = {}
+    return changed
+
+
+def queue_new(state: NetState, wanted: dict[str, str]) -> None:
+    """Queue the hosts dnsmasq does not know yet for :func:`write_batch`."""
+    main = state.main or {}
+    state.pending = [
+        (mac, line)
+        for mac, line in wanted.items()
+        if mac not in main and mac not in state.hostsdir
+    ]
+
+
+def write_batch(state: NetState, size: int) -> int:
+    """Write the next ``size`` pending hosts as ONE file; how many.
+
+    dnsmasq handles each hostsdir file event with a full pass over its
+    configs and leases (inotify.c: dhcp_update_configs,
+    lease_update_from_configs, lease_update_dns), whatever the number of
+    lines in the file; so one file per batch, named after the batch's
+    first MAC (unique: a MAC is in the directory at most once between
+    compactions).
+    """
+    batch = state.pending[:size]
+    del state.pending[:size]
+    if not batch:
+        return 0
+    name = _dir_name(batch[0][0])
+    if state.dns:  # names first: the lease then finds them (plan NOTE)
+        names = "".join(state.dns[mac] + "\n" for mac, _line in batch)
+        path = os.path.join(state.paths.dns_hostsdir, name)
+        files.replace_file(path, names, durable=False)
+    text = "".join(line + "\n" for _mac, line in batch)
+    path = os.path.join(state.paths.hostsdir, name)
+    files.replace_file(path, text, durable=False)
+    state.hostsdir.update(batch)
+    return len(batch)
