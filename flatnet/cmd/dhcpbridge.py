@@ -75,7 +75,7 @@ def _events_path(env: Mapping[str, str]) -> str:
 
 
 def _event(args: Sequence[str], env: Mapping[str, str]) -> int:
-    from flatnet.service import leases  # noqa: PLC0415
+    from flatnet.service import lease_events as leases  # noqa: PLC0415
 
     if len(args) < 3:
         _say(f"ignoring {args[0]} without MAC and IP")

@@ -177,3 +177,24 @@ print('ok', len({modules!r}))
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
+
+
+def test_dhcp_hook_event_path_is_import_light(tmp_path) -> None:
+    """dnsmasq runs the hook per lease event (ARCHITECTURE §2.5): the
+    add/old/del path must not pull in the database, oslo.config,
+    netlink, iptables, libvirt or eventlet."""
+    events = tmp_path / "nova-br100.events"
+    script = """
+import sys
+from flatnet.cmd import dhcpbridge
+rc = dhcpbridge.main(["add", "fa:16:3e:00:00:01", "10.0.0.2", "x\\ny"])
+heavy = {"sqlalchemy", "alembic", "oslo_config", "pyroute2", "iptc",
+         "libvirt", "eventlet", "psycopg"}
+print(rc, sorted(heavy & {m.split(".")[0] for m in sys.modules}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True,
+        check=False, cwd=ROOT, env={"FLATNET_EVENTS": str(events)},
+    )  # fmt: skip
+    assert out.stdout.split("\n")[0] == "0 []", out.stdout + out.stderr
+    assert events.read_text() == "add fa:16:3e:00:00:01 10.0.0.2\n"
