@@ -48,21 +48,24 @@ start() {
         -o "-c listen_addresses='' -k $dir -p $PORT -c fsync=off" start \
         >/dev/null || { cat "$dir/server.log" >&2; rm -rf "$dir"; exit 1; }
     as_pg "$bin/createdb" -h "$dir" -p $PORT -U postgres "$DBNAME"
-    echo "$dir" >"$STATE"
+    echo "$dir" >>"$STATE"  # one line per server: a second start never
+                            # orphans the first
     echo "postgresql+psycopg://postgres@/$DBNAME?host=$dir&port=$PORT"
 }
 
 stop() {
     local bin dir
     [ -f "$STATE" ] || { echo "no server recorded in $STATE" >&2; exit 0; }
-    dir=$(cat "$STATE")
     bin=$(pg_bindir) || true
-    if [ -n "$bin" ] && [ -d "$dir/data" ]; then
-        as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null || true
-    fi
-    case "$dir" in
-        /tmp/flatnet-pg.*) rm -rf "$dir" ;;
-    esac
+    while IFS= read -r dir; do
+        if [ -n "$bin" ] && [ -d "$dir/data" ]; then
+            as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop \
+                >/dev/null || true
+        fi
+        case "$dir" in
+            /tmp/flatnet-pg.*) rm -rf "$dir" ;;
+        esac
+    done <"$STATE"
     rm -f "$STATE"
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -45,3 +46,18 @@ def test_sync_twice_is_a_no_op(empty) -> None:
     api.sync(empty)
     api.sync(empty)
     assert migration.current(empty) == "0001"
+
+
+def test_downgrade_removes_everything_and_upgrade_again(empty) -> None:
+    db = empty
+    api.sync(db)
+    cfg = migration.alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+    api.sync(db)
+    assert migration.current(db) == "0001"
+    assert {"fixed_ips", "floating_ips", "networks"} <= set(
+        inspect(db.engine).get_table_names()
+    )
