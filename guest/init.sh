@@ -126,7 +126,9 @@ run_one() {  # run_one NAME ARGS...: print RESULT NAME rc=..
                  ping -c 2 -W 1 -I "$1" "$2" > /dev/null || rc=$?
                  ip addr del "$1/32" dev eth0 ;;
         spoofmac) with_mac "$(echo "$1" | tr - :)" ping -c 2 -W 1 "$2" > /dev/null || rc=$? ;;
-        arpspoof) arping -U -c 2 -w 2 -I eth0 -s "$1" "$1" > /dev/null 2>&1 || rc=$? ;;
+        arpspoof) ip addr add "$1/32" dev eth0
+                  arping -U -c 2 -w 2 -I eth0 -s "$1" "$1" > /dev/null 2>&1 || rc=$?
+                  ip addr del "$1/32" dev eth0 ;;
         vlan) vlan "$1" "$2" || rc=$? ;;
         rogue-dhcp) rogue_dhcp "$1" || rc=$? ;;
         sleep) sleep "$1" ;;

@@ -21,6 +21,7 @@ bridge by veth pairs (see :mod:`tests.functional.vm_site`).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import functools
@@ -88,7 +89,9 @@ def connection():  # -> libvirt.virConnect
         raise VmUnavailable(up.stderr.strip())
     if up.returncode != 0:
         raise RuntimeError(f"libvirt-up.sh failed: {up.stderr.strip()}")
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     conn = libvirt.open(URI)
+    atexit.register(conn.close)  # before libvirt's module is torn down
     sweep_leftovers(conn)
     return conn
 
@@ -249,10 +252,13 @@ class Guest:
         self.console = self.dir / "console.log"
         self.xml = domain_xml(self.name, nic, cmdline, self.console)
         self.started = time.monotonic()
+        self.final_lines: list[str] | None = None  # kept after destroy
         # a paused domain has its tap and nwfilter binding but runs nothing
         self.dom = conn.createXML(self.xml, 1 if paused else 0)
 
     def lines(self) -> list[str]:
+        if self.final_lines is not None:
+            return self.final_lines
         if not self.console.exists():
             return []
         text = self.console.read_bytes().decode("utf-8", "replace")
@@ -305,6 +311,8 @@ class Guest:
             30,
             f"nwfilter binding of {self.nic.tap} gone",
         )
+        if self.final_lines is None:
+            self.final_lines = self.lines()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
