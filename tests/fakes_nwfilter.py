@@ -56,14 +56,16 @@ class FakeNWFilter:
         if name in self.filters:
             old = self.filters[name][0]
             if uuid is not None and uuid != old:
-                raise _error(name, linux.VIR_ERR_OPERATION_FAILED,
-                             f"filter '{name}' already exists with uuid {old}")  # fmt: skip
+                why = f"filter '{name}' already exists with uuid {old}"
+                raise _error(name, linux.VIR_ERR_OPERATION_FAILED, why)
             uuid = old
         elif uuid is not None:
             for other, (used, _) in self.filters.items():
                 if used == uuid:
-                    raise _error(name, 9, f"filter with same UUID but "
-                                 f"different name ('{other}') already exists")  # fmt: skip
+                    why = (
+                        f"filter with same UUID but different name ('{other}')"
+                    )
+                    raise _error(name, 9, why + " already exists")
         uuid = uuid or str(uuidlib.uuid4())
         self.filters[name] = (uuid, flt)
         self.defines += 1

@@ -179,9 +179,9 @@ class NWFilterSync:
             self.forget()
             self._known_names = backend.names()
         names = self._known_names
-        for flt, ref in plan.undefined_refs(desired, names):
+        for name, ref in plan.undefined_refs(desired, names):
             raise exception.NWFilterError(
-                name=flt, code=None, reason=f"references undefined {ref}"
+                name=name, code=None, reason=f"references undefined {ref}"
             )
         result = ApplyResult()
         for flt in desired:
@@ -217,7 +217,9 @@ class NWFilterSync:
     ) -> None:
         names = self._known_names if self._known_names is not None else set()
         stale = sorted(
-            n for n in names if n.startswith(self.prune_prefix) and n not in wanted
+            n
+            for n in names
+            if n.startswith(self.prune_prefix) and n not in wanted
         )
         for name in stale:
             try:

@@ -110,7 +110,9 @@ class NWFilter:
 
     @property
     def refs(self) -> tuple[str, ...]:
-        return tuple(e.filter for e in self.entries if isinstance(e, FilterRef))
+        return tuple(
+            e.filter for e in self.entries if isinstance(e, FilterRef)
+        )
 
     def element(self, uuid: str | None = None) -> ET.Element:
         root = ET.Element("filter", name=self.name, chain=self.chain)
@@ -178,7 +180,8 @@ def static_filters(prefix: str = "") -> tuple[NWFilter, ...]:
         "ipv4",
         (
             Rule("accept", "out", 100, "udp", (
-                ("srcipaddr", "0.0.0.0"), ("dstipaddr", "255.255.255.255"),
+                ("srcipaddr", "0.0.0.0"),  # noqa: S104 (DHCP discover)
+                ("dstipaddr", "255.255.255.255"),
                 ("srcportstart", "68"), ("dstportstart", "67"),
             )),
             Rule("accept", "in", 100, "udp", (

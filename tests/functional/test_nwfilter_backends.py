@@ -92,7 +92,9 @@ def _undefine_ours(backend: linux.LibvirtNWFilter) -> None:
             backend.undefine(name)
 
 
-@pytest.fixture(params=[pytest.param("libvirt", marks=pytest.mark.root), "fake"])
+@pytest.fixture(
+    params=[pytest.param("libvirt", marks=pytest.mark.root), "fake"]
+)
 def subject(request) -> Iterator[Subject]:
     if request.param == "fake":
         yield _fake()
@@ -106,7 +108,9 @@ def desired(*specs: plan.NicFilterSpec) -> tuple[plan.NWFilter, ...]:
 
 
 def test_apply_defines_everything_and_again_nothing(subject):
-    want = desired(nic("vm1", "10.77.0.5"), nic("vm2", "10.77.0.6", "fa:16:3e:00:00:02"))
+    want = desired(
+        nic("vm1", "10.77.0.5"), nic("vm2", "10.77.0.6", "fa:16:3e:00:00:02")
+    )
     result = subject.sync().apply(subject.backend, want)
     assert result.defined == [f.name for f in want]
     for flt in want:
@@ -120,13 +124,17 @@ def test_apply_defines_everything_and_again_nothing(subject):
 def test_changed_instance_is_redefined_with_the_same_uuid(subject):
     sync = subject.sync()
     sync.apply(subject.backend, desired(nic("vm1", "10.77.0.5")))
-    name = plan.instance_filter_name("vm1", netaddr.EUI("fa:16:3e:00:00:01"), PREFIX)
+    name = plan.instance_filter_name(
+        "vm1", netaddr.EUI("fa:16:3e:00:00:01"), PREFIX
+    )
     before = subject.backend.lookup(name)
     result = sync.apply(subject.backend, desired(nic("vm1", "10.77.0.9")))
     assert result.defined == [name]
     after = subject.backend.lookup(name)
     assert after.uuid == before.uuid
-    assert ("IP", "10.77.0.9") in plan.parse(after.xml)[0].entries[0].parameters
+    assert ("IP", "10.77.0.9") in plan.parse(after.xml)[0].entries[
+        0
+    ].parameters
 
 
 def test_a_new_uuid_for_an_existing_name_is_refused(subject):
@@ -146,7 +154,9 @@ def test_removed_instance_is_undefined_static_filters_stay(subject):
     sync.apply(subject.backend, desired(nic("vm1", "10.77.0.5")))
     result = sync.apply(subject.backend, desired())
     assert [n for n in result.removed] == [
-        plan.instance_filter_name("vm1", netaddr.EUI("fa:16:3e:00:00:01"), PREFIX)
+        plan.instance_filter_name(
+            "vm1", netaddr.EUI("fa:16:3e:00:00:01"), PREFIX
+        )
     ]
     assert {f.name for f in desired()} <= subject.backend.names()
 

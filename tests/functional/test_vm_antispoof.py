@@ -95,7 +95,9 @@ def _victim_dhcp(ns: str, workdir: pathlib.Path) -> str:
     any offer comes from the rogue); returns its event lines."""
     log = workdir / "victim.log"
     script = workdir / "victim.sh"
-    script.write_text(f'#!/bin/sh\necho "$1 ip=$ip server=$serverid" >> {log}\n')
+    script.write_text(
+        f'#!/bin/sh\necho "$1 ip=$ip server=$serverid" >> {log}\n'
+    )
     script.chmod(0o755)
     netns.run(["udhcpc", "-i", "eth0", "-n", "-q", "-t", "4", "-T", "1",
                "-s", str(script)], ns, check=False, timeout=30)  # fmt: skip
@@ -103,7 +105,9 @@ def _victim_dhcp(ns: str, workdir: pathlib.Path) -> str:
 
 
 def _from_guest(ev: Evidence, **match: object) -> list[dict[str, object]]:
-    return [f for f in ev.frames if all(f.get(k) == v for k, v in match.items())]
+    return [
+        f for f in ev.frames if all(f.get(k) == v for k, v in match.items())
+    ]
 
 
 def _rc(ev: Evidence, name: str) -> str:
@@ -114,9 +118,12 @@ def test_filtered_guest_is_dropped_when_it_spoofs_legit_traffic_passes(
     conn, site, filters
 ):
     spec = plan.NicFilterSpec(
-        "attacker", netaddr.EUI(MAC), (netaddr.IPAddress(f"{site.prefix}.10"),),
-        netaddr.IPAddress(site.gateway), netaddr.IPNetwork(f"{site.prefix}.0/24"),
-    )  # fmt: skip
+        "attacker",
+        netaddr.EUI(MAC),
+        (netaddr.IPAddress(f"{site.prefix}.10"),),
+        netaddr.IPAddress(site.gateway),
+        netaddr.IPNetwork(f"{site.prefix}.0/24"),
+    )
     assert not filters(spec).failed
     name = plan.instance_filter_name("attacker", spec.mac, PREFIX)
     ev = attack(conn, site, plan.filterref_element(name))
@@ -125,7 +132,8 @@ def test_filtered_guest_is_dropped_when_it_spoofs_legit_traffic_passes(
     assert f"LEASE ip={ev.ip} " in console
     assert f"DHCPACK({SITE_IF}) {ev.ip}" in site.dhcp_log()
     assert _rc(ev, "ping") == "0", console
-    assert _rc(ev, "get") == "0" and "body=i-fnt0001" in console, console
+    assert _rc(ev, "get") == "0", console
+    assert "body=i-fnt0001" in console
     assert _from_guest(ev, ipsrc=ev.ip, proto=1)  # its pings were seen
     # spoofed IP, MAC, ARP claim, 802.1Q: nothing on the wire
     assert _rc(ev, "spoofip") != "0"
@@ -134,7 +142,8 @@ def test_filtered_guest_is_dropped_when_it_spoofs_legit_traffic_passes(
     assert _rc(ev, "spoofmac") != "0"
     assert not _from_guest(ev, src=FAKE_MAC)
     assert not _from_guest(ev, psrc=f"{site.prefix}.66")
-    assert not _from_guest(ev, vlan=5) and not _from_guest(ev, type="0x8100")
+    assert not _from_guest(ev, vlan=5)
+    assert not _from_guest(ev, type="0x8100")
     # rogue DHCP server: no reply left the guest, the victim got nothing
     assert not _from_guest(ev, src=MAC, sport=67)
     assert "bound" not in ev.victim_events, ev.victim_events

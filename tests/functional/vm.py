@@ -163,7 +163,10 @@ class TestBridge:
         self.created = True
         run(["ip", "link", "set", self.name, "alias",
              f"{TAG} pid={os.getpid()}"])  # fmt: skip
-        for key in ("ipv6.conf.{}.disable_ipv6=1", "ipv4.conf.{}.forwarding=0"):
+        for key in (
+            "ipv6.conf.{}.disable_ipv6=1",
+            "ipv4.conf.{}.forwarding=0",
+        ):
             run(["sysctl", "-qw", "net." + key.format(self.name)])
         for rule in self.guards:
             run(["iptables", "-w", "-I", *rule])
@@ -224,7 +227,9 @@ def domain_xml(
     ET.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
     ET.SubElement(os_, "kernel").text = str(image.kernel)
     ET.SubElement(os_, "initrd").text = str(image.initrd)
-    ET.SubElement(os_, "cmdline").text = f"console=ttyS0 quiet panic=-1 {cmdline}"
+    ET.SubElement(
+        os_, "cmdline"
+    ).text = f"console=ttyS0 quiet panic=-1 {cmdline}"
     ET.SubElement(ET.SubElement(dom, "features"), "acpi")
     for event in ("on_poweroff", "on_reboot", "on_crash"):
         ET.SubElement(dom, event).text = "destroy"

@@ -34,7 +34,10 @@ class VmSite:
         self.bridge = vm.TestBridge().create()
         self.ns = make_netns("site")
         self.bridge.plug(self.ns, SITE_IF)
-        netns.run(["ip", "addr", "add", f"{self.gateway}/24", "dev", SITE_IF], self.ns)
+        netns.run(
+            ["ip", "addr", "add", f"{self.gateway}/24", "dev", SITE_IF],
+            self.ns,
+        )
         self.hosts = self.dir / "dhcp-hosts"
         self.hosts.write_text("")
         self.procs: list[subprocess.Popen[str]] = []
@@ -45,11 +48,11 @@ class VmSite:
             [sys.executable, "-m", "tests.functional.vm_sniff", SITE_IF,
              str(self.frames_path)], cwd=vm.ROOT,
         )  # fmt: skip
-        vm.wait_until(lambda: self.frames_path.exists(), 10, "sniffer ready")
+        vm.wait_until(self.frames_path.exists, 10, "sniffer ready")
 
     def _start(self, argv: list[str], **kw: object) -> None:
-        self.procs.append(netns.popen(argv, self.ns, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, **kw))  # fmt: skip
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.procs.append(netns.popen(argv, self.ns, **quiet, **kw))
 
     def _start_dnsmasq(self) -> None:
         self.dnsmasq_log = self.dir / "dnsmasq.log"
@@ -70,8 +73,10 @@ class VmSite:
         (self.www / "latest/meta-data").mkdir(parents=True)
         (self.www / "latest/meta-data/instance-id").write_text("i-fnt0001")
         self.http_port = 8775
-        self._start([sys.executable, "-m", "http.server", str(self.http_port),
-                     "--bind", self.gateway, "--directory", str(self.www)])  # fmt: skip
+        self._start([
+            sys.executable, "-m", "http.server", str(self.http_port),
+            "--bind", self.gateway, "--directory", str(self.www),
+        ])  # fmt: skip
         self.url = f"http://{self.gateway}:{self.http_port}/"
 
     def add_host(self, mac: str, ip: str, hostname: str) -> None:
@@ -92,7 +97,9 @@ class VmSite:
         return [f for f in map(json.loads, lines) if "ready" not in f]
 
     def dhcp_log(self) -> str:
-        return self.dnsmasq_log.read_text() if self.dnsmasq_log.exists() else ""
+        return (
+            self.dnsmasq_log.read_text() if self.dnsmasq_log.exists() else ""
+        )
 
     def close(self) -> None:
         for proc in self.procs:

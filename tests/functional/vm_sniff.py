@@ -68,7 +68,9 @@ def _vlan(ancdata: list[tuple[int, int, bytes]]) -> int | None:
 
 
 def main(iface: str, path: str) -> None:
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock = socket.socket(
+        socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
+    )
     sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
     sock.bind((iface, 0))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
