@@ -120,7 +120,7 @@ run_one() {  # run_one NAME ARGS...: print RESULT NAME rc=..
         tcp) timeout 5 nc "$1" "$2" < /dev/null > /dev/null || rc=$? ;;
         get) fetch "$1" || rc=$? ;;
         crawl) CRAWLED=0; CRAWL_ERRORS=0; crawl "$1"
-               echo "RESULT crawl rc=$CRAWL_ERRORS requests=$CRAWLED errors=$CRAWL_ERRORS"
+               echo "RESULT crawl rc=$CRAWL_ERRORS requests=$CRAWLED errors=$CRAWL_ERRORS args=$1"
                return ;;
         spoofip) ip addr add "$1/32" dev eth0
                  ping -c 2 -W 1 -I "$1" "$2" > /dev/null || rc=$?

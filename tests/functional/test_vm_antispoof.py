@@ -70,7 +70,7 @@ class Evidence:
     ip: str
 
 
-def attack(conn, site: VmSite, filterref) -> Evidence:
+def attack(conn, site: VmSite, filterref, *extra: str) -> Evidence:
     """Boot the attacker, let it run every test, collect the evidence."""
     ip, gw = f"{site.prefix}.10", site.gateway
     site.add_host(MAC, ip, "attacker")
@@ -80,7 +80,7 @@ def attack(conn, site: VmSite, filterref) -> Evidence:
         f"spoofip,{site.prefix}.77,{gw}",
         f"spoofmac,{FAKE_MAC.replace(':', '-')},{gw}",
         f"arpspoof,{site.prefix}.66", f"vlan,5,{site.prefix}.55",
-        "rogue-dhcp,8",
+        *extra, "rogue-dhcp,8",
     ])  # fmt: skip
     nic = vm.Nic(site.bridge.name, MAC, filterref)
     with vm.booted(conn, nic, f"fnt.run={run}") as guest:
@@ -126,7 +126,8 @@ def test_filtered_guest_is_dropped_when_it_spoofs_legit_traffic_passes(
     )
     assert not filters(spec).failed
     name = plan.instance_filter_name("attacker", spec.mac, PREFIX)
-    ev = attack(conn, site, plan.filterref_element(name))
+    crawl = f"crawl,{site.url}latest/meta-data/"
+    ev = attack(conn, site, plan.filterref_element(name), crawl)
     console = "\n".join(ev.guest.lines())
     # legitimate: DHCP lease from dnsmasq, ping and HTTP (TCP) to the site
     assert f"LEASE ip={ev.ip} " in console
@@ -134,6 +135,10 @@ def test_filtered_guest_is_dropped_when_it_spoofs_legit_traffic_passes(
     assert _rc(ev, "ping") == "0", console
     assert _rc(ev, "get") == "0", console
     assert "body=i-fnt0001" in console
+    # a metadata-style crawl: 2 directories + 2 leaves, all answered
+    assert ev.guest.results()["crawl"] == [
+        {"rc": "0", "requests": "4", "errors": "0", "args": crawl[6:]}
+    ], console
     assert _from_guest(ev, ipsrc=ev.ip, proto=1)  # its pings were seen
     # spoofed IP, MAC, ARP claim, 802.1Q: nothing on the wire
     assert _rc(ev, "spoofip") != "0"

@@ -70,8 +70,13 @@ class VmSite:
 
     def _start_http(self) -> None:
         self.www = self.dir / "www"
-        (self.www / "latest/meta-data").mkdir(parents=True)
-        (self.www / "latest/meta-data/instance-id").write_text("i-fnt0001")
+        # an EC2-style tree: a directory URL answers its entries
+        md = self.www / "latest/meta-data"
+        (md / "placement").mkdir(parents=True)
+        (md / "index.html").write_text("instance-id\nplacement/\n")
+        (md / "instance-id").write_text("i-fnt0001")
+        (md / "placement/index.html").write_text("availability-zone\n")
+        (md / "placement/availability-zone").write_text("nova")
         self.http_port = 8775
         self._start([
             sys.executable, "-m", "http.server", str(self.http_port),
