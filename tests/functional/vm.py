@@ -131,6 +131,7 @@ def guest_image() -> GuestImage:
     )  # fmt: skip
     shared = pathlib.Path(tempfile.mkdtemp(prefix=f"fntguest{os.getpid()}-"))
     shared.chmod(0o755)
+    atexit.register(shutil.rmtree, shared, ignore_errors=True)
     for name in ("vmlinuz", "initramfs.cpio.gz"):
         shutil.copy(cache / name, shared / name)
         (shared / name).chmod(0o644)

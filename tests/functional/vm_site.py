@@ -11,6 +11,7 @@ import http.server  # noqa: F401 (python -m http.server runs in the site)
 import itertools
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,3 +117,4 @@ class VmSite:
                 proc.kill()
         netns.delete(self.ns)
         self.bridge.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
