@@ -107,6 +107,19 @@ def test_libvirt_and_flatnet_rules_coexist(conn):
         assert any(f"FO-{nic.tap}" in ln for ln in theirs), during
         ebt = netns.run(["ebtables", "-t", "nat", "-L"]).stdout
         assert f"libvirt-I-{nic.tap}" in ebt
+        # flatnet's guards became ebtables rules on the guest's port
+        # (RA and DHCPv6 are checked here; the rest on the wire too)
+        for rule in (
+            "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP",
+            "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP",
+            "--ip6-icmp-type router-advertisement -j DROP",
+        ):
+            assert rule in ebt, ebt
+        root = ebt.split(f"chain: libvirt-I-{nic.tap},")[1].split("chain:")[0]
+        assert [ln for ln in root.split("\n") if ln][-4:] == [
+            "-p ARP -j ACCEPT", "-p IPv4 -j ACCEPT", "-p IPv6 -j ACCEPT",
+            "-j DROP",
+        ], root  # fmt: skip
         assert our_lines(during) == ours
         # flatnet verifies and re-applies: nothing of libvirt's moves
         iptables.apply(ruleset(bridge.name), verify=True)
