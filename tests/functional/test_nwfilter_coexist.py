@@ -115,7 +115,7 @@ def test_libvirt_and_flatnet_rules_coexist(conn):
             "--ip6-icmp-type router-advertisement -j DROP",
         ):
             assert rule in ebt, ebt
-        root = ebt.split(f"chain: libvirt-I-{nic.tap},")[1].split("chain:")[0]
+        root = ebt.split(f"chain: libvirt-I-{nic.tap},")[1].split("\n\n")[0]
         assert [ln for ln in root.split("\n") if ln][-4:] == [
             "-p ARP -j ACCEPT", "-p IPv4 -j ACCEPT", "-p IPv6 -j ACCEPT",
             "-j DROP",
