@@ -12,7 +12,10 @@ DEB_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev \
 	iproute2 kmod procps util-linux \
 	dnsmasq-base dnsmasq-utils iptables ebtables conntrack arping \
 	busybox udhcpc isc-dhcp-client \
-	postgresql
+	postgresql \
+	libvirt-daemon-system libvirt-daemon-config-nwfilter \
+	libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
+	libvirt-dev pkg-config
 
 .PHONY: all deps install test unit functional lint typecheck demo bench \
 	genconfig clean

@@ -25,6 +25,7 @@ setup(
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
+        "libvirt": ["libvirt-python>=9.0"],
         "test": [
             "pytest>=8",
             "hypothesis>=6",
@@ -32,6 +33,7 @@ setup(
             "ruff==0.17.6",
             "mypy==2.4.1",
             "psycopg[binary]>=3.1",
+            "libvirt-python>=9.0",
         ],
     },
     entry_points={

@@ -16,9 +16,21 @@ if [ -z "${FLATNET_TEST_PG_URL:-}" ] && [ "$(id -u)" = 0 ]; then
     fi
 fi
 
+# libvirtd/virtlogd for the VM tests (tools/libvirt-up.sh; exit 3 = qemu
+# or libvirt not installed: those tests then skip and say why). Daemons
+# started here are stopped afterwards.
+libvirt_cleanup=""
+if [ "$(id -u)" = 0 ]; then
+    started=/run/flatnet-libvirt/started
+    had_state=$([ -s "$started" ] && echo 1 || true)
+    bash tools/libvirt-up.sh up || echo "note: no libvirtd; VM tests will skip or fail" >&2
+    [ -z "$had_state" ] && [ -s "$started" ] && libvirt_cleanup=1
+fi
+
 $PY -m pytest -q "$@" tests
 rc=$?
 [ -n "$pg_cleanup" ] && bash tools/pg-test-server.sh stop
+[ -n "$libvirt_cleanup" ] && bash tools/libvirt-up.sh down
 if [ $rc -eq 5 ]; then
     echo "error: pytest collected no tests" >&2
     exit 1

@@ -198,3 +198,14 @@ print(rc, sorted(heavy & {m.split(".")[0] for m in sys.modules}))
     )  # fmt: skip
     assert out.stdout.split("\n")[0] == "0 []", out.stdout + out.stderr
     assert events.read_text() == "add fa:16:3e:00:00:01 10.0.0.2\n"
+
+
+def test_libvirt_is_imported_by_linux_nwfilter_only() -> None:
+    """libvirt-python is linux/nwfilter.py's one external library (an
+    optional extra): no other module may import it."""
+    users = [
+        _module_name(p)
+        for p in _sources()
+        if any(i.split(".")[0] == "libvirt" for i in _imports(p))
+    ]
+    assert users == ["flatnet.linux.nwfilter"]
