@@ -9,7 +9,8 @@ when it can tell (see :func:`read_chunk`) and the parser rejects. The
 reader returns only complete lines after a known ``(inode, offset)`` and
 the offset just past them. Rotation renames the journal to
 ``<path>.old`` (a writer that opened it just before the rename finishes
-into the old inode, drained later) and creates the next one at once.
+into the old inode, drained later) and the next one is created
+anew.
 
 Disk full: :func:`reserve` keeps space allocated past the end of the
 journal (fallocate(2) ``FALLOC_FL_KEEP_SIZE``), so appends go on while
@@ -21,7 +22,6 @@ root, its ``nobody`` server never reads them.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import dataclasses
 import errno
@@ -130,17 +130,15 @@ def _mark_torn(raw: list[str]) -> tuple[str, ...]:
 
 
 def rotate(path: str) -> int | None:
-    """Rename ``path`` to ``path.old`` and create the next journal with
-    its reserve; the moved inode, or None if there was nothing to rotate
-    or a previous ``.old`` still exists."""
+    """Rename ``path`` to ``path.old``; the moved inode, or None if there
+    was nothing to rotate or a previous ``.old`` still exists. The next
+    journal is created by the next writer (0600) or by :func:`reserve`."""
     old = path + OLD_SUFFIX
     inode = journal_inode(path)
     if inode is None or os.path.exists(old):
         return None
     os.rename(path, old)
     LOG.info("rotated journal %s", path)
-    with contextlib.suppress(OSError):
-        reserve(path)
     return inode
 
 

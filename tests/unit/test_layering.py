@@ -197,4 +197,4 @@ print(rc, sorted(heavy & {m.split(".")[0] for m in sys.modules}))
         check=False, cwd=ROOT, env={"FLATNET_EVENTS": str(events)},
     )  # fmt: skip
     assert out.stdout.split("\n")[0] == "0 []", out.stdout + out.stderr
-    assert events.read_text() == "add fa:16:3e:00:00:01 10.0.0.2\n"
+    assert events.read_text() == "\nadd fa:16:3e:00:00:01 10.0.0.2\n"
