@@ -158,8 +158,11 @@ class DnsmasqProcess:
                 self._stale = hint
                 LOG.info("dnsmasq %s: pid %d is stale", self.bridge, hint)
             return
-        if self.owns(hint) or (hint, start) in self._reported:
-            return  # reported by proven()
+        if (hint, start) in self._reported:
+            return
+        if self.owns(hint):
+            self.proven(hint)  # reports it, with the reason
+            return
         self._reported.add((hint, start))
         LOG.warning(
             "dnsmasq %s: pid file %s names pid %d (uid %s, exe %s), which "

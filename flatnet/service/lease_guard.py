@@ -7,8 +7,9 @@ networks_path is full) counts it in the journal's loss file
 called by the DHCP reconciler every loop:
 
 1. tops up the journal's reserve (fallocate past the end of the file:
-   appends go on while the filesystem is full, ~28,000 records per MiB)
-   and warns once when it cannot (no space left);
+   appends go on while the filesystem is full, ~30,000 records per MiB;
+   1 MiB, at most an eighth of the filesystem) and warns once when it
+   cannot (no space left);
 2. warns with the number of records lost since the last poll (the
    figure the operator sees; the loss file keeps the totals);
 3. once the reserve is back, makes dnsmasq replay its leases: a SIGHUP
@@ -33,6 +34,7 @@ import dataclasses
 import errno
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -88,7 +90,9 @@ class JournalGuard:
         """True if the journal has its reserve (or no fallocate)."""
         try:
             journal.ensure_loss_file(journal.loss_path(self.events))
-            journal.reserve(self.events, self.reserve_bytes)
+            info = os.statvfs(os.path.dirname(self.events))
+            size = min(self.reserve_bytes, info.f_blocks * info.f_frsize // 8)
+            journal.reserve(self.events, size)
         except OSError as exc:
             if exc.errno == errno.EOPNOTSUPP:
                 return True  # no preallocation here: appends may fail
