@@ -39,7 +39,9 @@ def hook(tmp_path):
         env = {"PATH": "/usr/bin:/bin"}
         if events is not None:
             env["FLATNET_EVENTS"] = events
-        done = subprocess.run([str(script), *args], env=env, timeout=10)
+        done = subprocess.run(
+            [str(script), *args], env=env, timeout=10, check=False
+        )
         assert done.returncode == status
         return journal.read_text() if journal.is_file() else ""
 
@@ -79,7 +81,10 @@ def test_unwritable_journal_counts_losses_in_place(hook, tmp_path):
     env = {"PATH": "", "FLATNET_EVENTS": str(tmp_path / "nova-br100.events")}
     for _ in range(3):
         done = subprocess.run(
-            [str(script), "add", MAC, "10.0.0.3"], env=env, timeout=10
+            [str(script), "add", MAC, "10.0.0.3"],
+            env=env,
+            timeout=10,
+            check=False,
         )
         assert done.returncode == 1
     assert lost.read_text() == f"{3:12d}\n{0:12d}\n"  # line 2 untouched
