@@ -3,6 +3,7 @@ this very process, and linux/dhcp_release.py's error translation."""
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import socket
@@ -94,3 +95,15 @@ def test_dhcp_release_failures_are_translated_once(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # no ``ip`` to run
     with pytest.raises(exception.DhcpReleaseError, match="ip: "):
         in_netns.release("lo", address, mac)
+
+
+def test_a_stale_pid_file_is_reported_once_not_every_loop(
+    tmp_path, fake_proc, caplog
+):
+    paths = plan.dnsmasq_paths(str(tmp_path), "br100")
+    pathlib.Path(paths.pid).write_text("4242\n")
+    proc = DnsmasqProcess("br100", paths, proc=str(fake_proc))
+    with caplog.at_level(logging.INFO, logger="flatnet.linux.dnsmasq"):
+        for _ in range(10):
+            assert proc.pid() is None
+    assert caplog.text.count("pid 4242 is stale") == 1
