@@ -1,4 +1,4 @@
-"""flatnet-dhcpbridge: dnsmasq's --dhcp-script (nova-dhcpbridge, §4).
+"""flatnet-dhcpbridge: dnsmasq's --dhcp-script (nova bin/nova-dhcpbridge).
 
 ``flatnet-dhcpbridge add|old|del <mac> <ip> [<hostname>]`` appends one
 validated event line to the network's journal and exits (the daemon
@@ -10,6 +10,13 @@ Environment (set by the ``env`` prefix of dnsmasq's command line):
 ``CONFIG_FILE`` (JSON list of config files), ``NETWORK_ID``, and with
 the fast path ``FLATNET_EVENTS`` (the journal). Without FLATNET_EVENTS
 the journal is found from the network's bridge in the database.
+
+The database is used only if the config files set ``[database]
+connection`` (a hook never falls back to the default path), and an
+SQLite file must already exist: the hook refuses, in one line, rather
+than create an empty database. A record that cannot be written (disk
+full) is counted in the journal's loss file (exit 1), as the sh hook
+does; the daemon recovers it.
 
 This module stays import-light: oslo.config and the database are
 imported only when needed. It never raises: bad input is reported on
@@ -27,6 +34,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from oslo_config import cfg
+
+    from flatnet.db import api as db_api
 
 EVENT_ACTIONS = ("add", "old", "del")
 _USAGE = "usage: flatnet-dhcpbridge add|old|del MAC IP [HOSTNAME] | init"
@@ -46,6 +55,29 @@ def _config(env: Mapping[str, str]) -> cfg.ConfigOpts:
     ):
         raise ValueError("CONFIG_FILE must be a JSON list of paths")
     return conf.parse([], default_config_files=files)
+
+
+def _database(conf: cfg.ConfigOpts) -> db_api.Database:
+    """The configured database. Raises ValueError if no config file sets
+    ``[database] connection`` or its SQLite file does not exist."""
+    from oslo_config import cfg as oslo_cfg  # noqa: PLC0415
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    from flatnet.db import api as db_api  # noqa: PLC0415
+
+    where = conf.get_location("connection", "database")
+    defaults = (oslo_cfg.Locations.opt_default, oslo_cfg.Locations.set_default)
+    if where is None or where.location in defaults:
+        raise ValueError(
+            "no [database] connection in the config files of "
+            "$CONFIG_FILE; refusing to use a default database"
+        )
+    url = make_url(conf.database.connection)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        if not path or not os.path.isfile(path):
+            raise ValueError(f"database {path or ':memory:'} does not exist")
+    return db_api.Database(conf.database.connection)
 
 
 def _network_id(env: Mapping[str, str]) -> int:
@@ -68,7 +100,7 @@ def _events_path(env: Mapping[str, str]) -> str:
     from flatnet.plan import dnsmasq as plan  # noqa: PLC0415
 
     cfg = _config(env)
-    db = db_api.Database(cfg.database.connection)
+    db = _database(cfg)
     network = db_api.network_get(db, str(_network_id(env)))
     networks_path = os.path.abspath(cfg.networks_path)
     return plan.dnsmasq_paths(networks_path, network.bridge).events
@@ -84,17 +116,31 @@ def _event(args: Sequence[str], env: Mapping[str, str]) -> int:
     if event is None:
         _say(f"ignoring invalid {args[0]} event {args[1:3]!r}")
         return 0
-    leases.record_event(_events_path(env), event)
+    path = _events_path(env)
+    try:
+        leases.record_event(path, event)
+    except OSError as exc:
+        _count_lost(path)
+        _say(f"{args[0]} event not journaled, counted as lost: {exc}")
+        return 1
     return 0
 
 
+def _count_lost(events_path: str) -> None:
+    from flatnet.linux import journal  # noqa: PLC0415
+
+    try:
+        journal.count_lost(journal.loss_path(events_path))
+    except OSError as exc:
+        _say(f"cannot count the lost event either: {exc}")
+
+
 def _init(env: Mapping[str, str]) -> int:
-    from flatnet.db import api as db_api  # noqa: PLC0415
     from flatnet.service import leases  # noqa: PLC0415
 
     network_id = _network_id(env)
     cfg = _config(env)
-    db = db_api.Database(cfg.database.connection)
+    db = _database(cfg)
     text = leases.init_text(
         db, network_id, cfg.dhcp_lease_time, int(time.time())
     )

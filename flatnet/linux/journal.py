@@ -1,15 +1,31 @@
 """EXECUTOR: an append-only event journal (append, read from an offset).
 
-Writers (the dnsmasq hooks) append whole lines with one O_APPEND write;
-the reader returns only complete lines after a known ``(inode, offset)``
-and the offset just past them, so a torn tail is read again next time.
-Rotation renames the journal to ``<path>.old`` (a writer that opened it
-just before the rename finishes into the old inode, drained later).
+Writers (the dnsmasq hooks, running as root) append each record as ONE
+O_APPEND write of ``\n<line>\n``: it starts on a fresh line, so a torn
+tail (a full disk cuts a write at a block boundary, e.g.
+``add fa:16:3e:08:9e:2f 10``) can never swallow the next record: it
+becomes a line of its own, which the reader marks torn (:data:`TORN`)
+when it can tell (see :func:`read_chunk`) and the parser rejects. The
+reader returns only complete lines after a known ``(inode, offset)`` and
+the offset just past them. Rotation renames the journal to
+``<path>.old`` (a writer that opened it just before the rename finishes
+into the old inode, drained later) and the next one is created
+anew.
+
+Disk full: :func:`reserve` keeps space allocated past the end of the
+journal (fallocate(2) ``FALLOC_FL_KEEP_SIZE``), so appends go on while
+the filesystem is full; a record that still cannot be written is counted
+by the hook in the loss file (:func:`read_losses`), rewritten in place.
+Journal and loss file are root-only (0600): dnsmasq's script runs as
+root, its ``nobody`` server never reads them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import errno
+import functools
 import logging
 import os
 import time
@@ -18,6 +34,12 @@ LOG = logging.getLogger(__name__)
 
 OLD_SUFFIX = ".old"
 MAX_LINE = 512
+MODE = 0o600
+TORN = "#torn "
+RESERVE_BYTES = 1 << 20
+_FALLOC_FL_KEEP_SIZE = 1
+_COUNTER = "{:12d}\n"
+_COUNTER_LEN = 13
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,17 +54,19 @@ class JournalChunk:
 
 
 def append_line(path: str, line: str) -> None:
-    """Append ``line`` + newline with ONE O_APPEND write(2).
+    """Append ``\n`` + ``line`` + ``\n`` with ONE O_APPEND write(2)
+    (a new journal is created 0600).
 
     Raises ValueError for a line with a newline or over MAX_LINE bytes,
-    OSError if the file cannot be written.
+    OSError if the file cannot be written (a short write included).
     """
-    data = (line + "\n").encode("ascii")
+    data = ("\n" + line + "\n").encode("ascii")
     if "\n" in line or len(data) > MAX_LINE:
         raise ValueError("journal lines are single short ASCII lines")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, MODE)
     try:
-        os.write(fd, data)
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
     finally:
         os.close(fd)
 
@@ -81,13 +105,34 @@ def read_chunk(
         start=start,
         end=start + cut,
         size=stat.st_size,
-        lines=tuple(line for line in text.split("\n") if line),
+        lines=_mark_torn(text.split("\n")),
     )
+
+
+def _mark_torn(raw: list[str]) -> tuple[str, ...]:
+    """Non-empty lines; a torn record gets the :data:`TORN` prefix.
+
+    Writers emit ``\n<record>\n``, so records are separated by an empty
+    line. A record cut short has no newline of its own: the next
+    record's leading newline ends it and that record follows at once.
+    So a line that comes right after an empty line and is followed by
+    a non-empty one is torn. (Lines of older writers, without empty
+    lines between them, are taken as they are.)
+    """
+    lines: list[str] = []
+    for index, line in enumerate(raw):
+        if not line:
+            continue
+        after = raw[index + 1] if index + 1 < len(raw) else ""
+        torn = index > 0 and not raw[index - 1] and after
+        lines.append(TORN + line if torn else line)
+    return tuple(lines)
 
 
 def rotate(path: str) -> int | None:
     """Rename ``path`` to ``path.old``; the moved inode, or None if there
-    was nothing to rotate or a previous ``.old`` still exists."""
+    was nothing to rotate or a previous ``.old`` still exists. The next
+    journal is created by the next writer (0600) or by :func:`reserve`."""
     old = path + OLD_SUFFIX
     inode = journal_inode(path)
     if inode is None or os.path.exists(old):
@@ -111,3 +156,117 @@ def delete(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         return
+
+
+@functools.cache
+def _fallocate() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    libc = ctypes.CDLL(None, use_errno=True)
+    func = libc.fallocate
+    func.argtypes = [
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int64,
+        ctypes.c_int64,
+    ]
+    func.restype = ctypes.c_int
+    return func
+
+
+def reserve(path: str, nbytes: int = RESERVE_BYTES) -> int:
+    """Keep at least ``nbytes // 2`` allocated past the end of ``path``
+    (created 0600 if missing, chmod 0600 if not), topping it up to
+    ``nbytes`` with fallocate(2) ``FALLOC_FL_KEEP_SIZE``: the size is
+    unchanged, appends then need no new block.
+
+    Returns the bytes reserved past the end. Raises OSError (ENOSPC
+    while the filesystem is full; EOPNOTSUPP where fallocate is not
+    supported).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, MODE)
+    try:
+        info = os.fstat(fd)
+        if info.st_mode & 0o777 != MODE:
+            os.fchmod(fd, MODE)
+        spare = info.st_blocks * 512 - info.st_size
+        if spare >= nbytes // 2:
+            return spare
+        if _fallocate()(fd, _FALLOC_FL_KEEP_SIZE, info.st_size, nbytes):
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), path)
+        info = os.fstat(fd)
+        return info.st_blocks * 512 - info.st_size
+    finally:
+        os.close(fd)
+
+
+def loss_path(path: str) -> str:
+    """The loss file of journal ``path`` (``.events`` -> ``.lost``)."""
+    return path.removesuffix(".events") + ".lost"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Losses:
+    """Records the hooks could not write, and how many were recovered."""
+
+    lost: int = 0
+    recovered: int = 0
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.lost - self.recovered)
+
+
+def _counter(text: str) -> int:
+    value = text.strip()
+    return int(value) if value.isdigit() else 0
+
+
+def read_losses(path: str) -> Losses:
+    """The counters of loss file ``path`` (zeros if missing or bad).
+
+    Line 1 (13 bytes) is written by the hooks, line 2 by the daemon;
+    each is rewritten in place, never truncated.
+    """
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            text = handle.read(2 * _COUNTER_LEN)
+    except FileNotFoundError:
+        return Losses()
+    first, second = text[:_COUNTER_LEN], text[_COUNTER_LEN:]
+    return Losses(lost=_counter(first), recovered=_counter(second))
+
+
+def ensure_loss_file(path: str) -> None:
+    """Create loss file ``path`` (0600, two zero counters) if missing,
+    so a hook can count in place on a full disk. Raises OSError."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE)
+    except FileExistsError:
+        return
+    try:
+        os.write(fd, (_COUNTER.format(0) * 2).encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+def mark_recovered(path: str, lost: int) -> None:
+    """Record (in place) that losses up to ``lost`` were recovered.
+    Raises OSError."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, _COUNTER.format(lost).encode("ascii"), _COUNTER_LEN)
+    finally:
+        os.close(fd)
+
+
+def count_lost(path: str) -> None:
+    """Add one to the hooks' counter of loss file ``path``, in place
+    (what the sh hook does; for the Python hook). Raises OSError."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, MODE)
+    try:
+        value = _counter(
+            os.pread(fd, _COUNTER_LEN, 0).decode("ascii", "replace")
+        )
+        os.pwrite(fd, _COUNTER.format(value + 1).encode("ascii"), 0)
+    finally:
+        os.close(fd)

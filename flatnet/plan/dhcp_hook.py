@@ -1,16 +1,25 @@
 """PURE: the text of the fast-path dnsmasq ``--dhcp-script`` (POSIX sh).
 
-dnsmasq runs its script once per lease event, one at a time. A Python
-start costs ~110 ms here, far too slow for a DHCP storm, so the hook that
-dnsmasq runs is this small sh script (about 1 ms). It:
+dnsmasq runs its script once per lease event, one at a time, as root
+(dnsmasq(8) ``--dhcp-scriptuser``). A Python start costs ~110 ms here,
+far too slow for a DHCP storm, so the hook that dnsmasq runs is this
+small sh script (about 1 ms). It:
 
 * accepts only ``add``/``old``/``del`` with ``$2`` shaped like an
-  Ethernet MAC and ``$3`` shaped like a dotted IPv4 address (``case``
-  patterns, no external programs);
-* appends exactly ONE line ``<action> <mac> <ip>`` to the journal named
+  Ethernet MAC and ``$3`` a dotted IPv4 address (four decimal octets
+  0-255 without leading zeros, what ``inet_pton`` accepts), with
+  ``case`` patterns and builtins only;
+* appends ONE record ``\n<action> <mac> <ip>\n`` to the journal named
   by ``$FLATNET_EVENTS`` with a single ``printf >>`` (O_APPEND, one
-  write(2), so concurrent lines never interleave). The client's host
-  name and vendor strings (attacker controlled) are never written;
+  write(2), so concurrent records never interleave). The record starts
+  on a fresh line, so a torn tail left by a full disk costs only itself
+  (see :mod:`flatnet.linux.journal`). The client's host name and vendor
+  strings (attacker controlled) are never written. A new journal is
+  created 0600 (``umask 077``);
+* if the record could not be written (a full disk), adds one to the
+  loss counter ``${FLATNET_EVENTS%.events}.lost`` IN PLACE (``1<>``: no
+  truncation, so no new block is needed) and exits 1; the daemon sees
+  the count and makes dnsmasq replay its leases once space is back;
 * for ``init`` prints the daemon's snapshot ``${FLATNET_EVENTS%.events}.init``
   (written just before the daemon starts dnsmasq, removed once dnsmasq
   answers) with shell builtins only: a ``read``/``printf`` loop, no
@@ -57,18 +66,39 @@ case "$2" in
 {mac}) ;;
 *) exec "$PYHOOK" "$@" ;;
 esac
-case "$3" in
-''|*[!0-9.]*|.*|*.|*..*|*.*.*.*.*|????????????????*)
-    exec "$PYHOOK" "$@" ;;
-*.*.*.*) ;;
-*) exec "$PYHOOK" "$@" ;;
-esac
+octet_ok() {{
+    case "$1" in
+    [0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]) return 0 ;;
+    esac
+    return 1
+}}
+ipv4_ok() {{
+    case "$1" in
+    ''|*[!0-9.]*|.*|*.|*..*|????????????????*) return 1 ;;
+    esac
+    saved_ifs=$IFS
+    IFS=.
+    set -- $1
+    IFS=$saved_ifs
+    [ $# -eq 4 ] && octet_ok "$1" && octet_ok "$2" && octet_ok "$3" &&
+        octet_ok "$4"
+}}
+ipv4_ok "$3" || exec "$PYHOOK" "$@"
 case "$FLATNET_EVENTS" in
 /*.events) ;;
 *) exec "$PYHOOK" "$@" ;;
 esac
-printf '%s %s %s\\n' "$1" "$2" "$3" >> "$FLATNET_EVENTS" || exit 1
-exit 0
+umask 077
+printf '\\n%s %s %s\\n' "$1" "$2" "$3" >> "$FLATNET_EVENTS" && exit 0
+# Not written (disk full?): count the loss in place, the daemon recovers.
+LOST="${{FLATNET_EVENTS%.events}}.lost"
+n=0
+{{ read -r n rest; }} 2>/dev/null < "$LOST"
+case "$n" in
+''|*[!0-9]*|??????????*) n=0 ;;
+esac
+printf '%12d\\n' $((n + 1)) 2>/dev/null 1<> "$LOST"
+exit 1
 """
 
 

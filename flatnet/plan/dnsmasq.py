@@ -4,9 +4,10 @@ Everything here is a function of its arguments (no I/O, no CONF, no
 clock): :func:`dnsmasq_spec` turns a :class:`~flatnet.model.Network` and
 the :class:`DhcpSettings` into a :class:`DnsmasqSpec`, and
 :func:`dnsmasq_argv` renders nova's exact command line from it (nova
-§3.5/§8.2). flatnet's two additions are documented on
-:func:`dnsmasq_argv`; with both switched off the argv is nova's byte for
-byte.
+``linux_net.restart_dhcp``, as checked by nova's
+``test_linux_net._test_dnsmasq_execute``). flatnet's two additions are
+documented on :func:`dnsmasq_argv`; with both switched off the argv is
+nova's byte for byte.
 
 Anything that reaches a dnsmasq file is validated here a second time
 (defence in depth): host names are reduced to a DNS label, so a newline,
@@ -49,7 +50,8 @@ EVENTS_ENV = "FLATNET_EVENTS"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DnsmasqPaths:
-    """The per-network files under ``networks_path`` (nova §3.3)."""
+    """The per-network files under ``networks_path`` (nova
+    ``linux_net._dhcp_file``), plus flatnet's own."""
 
     hosts: str  # nova-<br>.conf   --dhcp-hostsfile
     opts: str  # nova-<br>.opts   --dhcp-optsfile
@@ -59,6 +61,7 @@ class DnsmasqPaths:
     events: str  # nova-<br>.events flatnet lease-event journal
     dns_hostsdir: str = ""  # nova-<br>.hd  flatnet --hostsdir
     init: str = ""  # nova-<br>.init  flatnet ``init`` snapshot (transient)
+    lost: str = ""  # nova-<br>.lost  flatnet journal loss counters
 
 
 def _under(networks_path: str, name: str) -> str:
@@ -84,6 +87,7 @@ def dnsmasq_paths(networks_path: str, bridge: str) -> DnsmasqPaths:
         events=f"{base}.events",
         dns_hostsdir=f"{base}.hd",
         init=f"{base}.init",
+        lost=f"{base}.lost",
     )
 
 
@@ -150,7 +154,8 @@ def dns_servers(network: Network, settings: DhcpSettings) -> tuple[str, ...]:
     """Upstream servers: CONF.dns_server, then dns1/dns2 when
     use_network_dns_servers; validated and de-duplicated in order.
 
-    Fixes nova §9.7: builds a new tuple, never extends the option's list.
+    Builds a new tuple: nova's ``linux_net.restart_dhcp`` extended the
+    ``dns_server`` option's own list, so duplicates accumulated.
     Raises ConfigError on a value that is not an IP address.
     """
     wanted: list[str] = list(settings.dns_server)
@@ -218,7 +223,8 @@ def range_tag(label: str) -> str:
 
 
 def dnsmasq_argv(spec: DnsmasqSpec) -> list[str]:
-    """nova's dnsmasq command line (§3.5), in nova's order.
+    """nova's dnsmasq command line (``linux_net.restart_dhcp``), in
+    nova's order.
 
     flatnet additions, both off gives nova's argv byte for byte:
 

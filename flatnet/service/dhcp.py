@@ -48,7 +48,7 @@ from flatnet.model import HostEntry, Network
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
-from flatnet.service import leases
+from flatnet.service import lease_guard, leases
 
 LOG = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class DhcpReconciler:
         self._bridge = bridge
         self._nets: dict[int, hostsdir.NetState] = {}
         self._procs: dict[int, DnsmasqBackend] = {}
+        self._guards: dict[int, lease_guard.JournalGuard] = {}
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -151,6 +152,9 @@ class DhcpReconciler:
         if state is None or state.paths != paths:
             state = self._nets[network.id] = hostsdir.NetState(paths=paths)
             self._procs[network.id] = self._factory(network.bridge, paths)
+            self._guards[network.id] = lease_guard.JournalGuard(
+                paths.events, network.bridge
+            )
         return state, self._procs[network.id]
 
     # --- reconcile ------------------------------------------------------
@@ -222,7 +226,7 @@ class DhcpReconciler:
                 self.settings.dhcp_lease_time,
                 int(self.wallclock()),
             )
-            files.replace_file(snapshot, text, durable=False)
+            files.replace_file(snapshot, text, mode=0o600, durable=False)
         try:
             proc.start(plan.dnsmasq_argv(spec))
             state.starts += 1
@@ -371,6 +375,7 @@ class DhcpReconciler:
             )
             if state.network is None:
                 continue
+            self._guards[network_id].poll(self._procs[network_id])
             if state.releases and self._release is not None:
                 self._check_releases(state.network, state)
             if self._procs[network_id].pid() is None:

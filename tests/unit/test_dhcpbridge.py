@@ -44,14 +44,15 @@ def test_event_goes_to_flatnet_events_journal(setup, tmp_path):
     assert dhcpbridge.run(["add", MAC, "10.210.0.2", "vm1"], env) == 0
     assert dhcpbridge.run(["old", MAC.upper(), "10.210.0.2"], env) == 0
     assert journal.read_text() == (
-        f"add {MAC} 10.210.0.2\nold {MAC} 10.210.0.2\n"
+        f"\nadd {MAC} 10.210.0.2\n\nold {MAC} 10.210.0.2\n"
     )
+    assert journal.stat().st_mode & 0o777 == 0o600
 
 
 def test_without_flatnet_events_the_journal_comes_from_the_db(setup):
     _, env, journal = setup
     assert dhcpbridge.run(["del", MAC, "10.210.0.2"], env) == 0
-    assert journal.read_text() == f"del {MAC} 10.210.0.2\n"
+    assert journal.read_text() == f"\ndel {MAC} 10.210.0.2\n"
 
 
 def test_init_prints_leases_of_the_network(setup):
@@ -93,10 +94,6 @@ def test_init_without_network_id_fails_like_nova(setup):
         (["add"], {}),
         (["old", MAC, "10.0.0.1"], {"CONFIG_FILE": "not json"}),
         (["del", MAC, "10.0.0.1"], {"NETWORK_ID": "1; rm -rf /"}),
-        (
-            ["add", MAC, "10.0.0.1"],
-            {"FLATNET_EVENTS": "/nonexistent/x.events"},
-        ),
         (["tftp", "0", "10.0.0.1", "/f"], {}),
         (["\udcff\udcfe", MAC, "10.0.0.1"], {}),
     ],
@@ -120,3 +117,44 @@ def test_console_script_exits_zero_on_garbage(setup):
     assert done.returncode == 0
     assert "ignoring invalid add" in done.stderr
     assert not journal.exists()
+
+
+def test_unwritable_journal_counts_the_loss(setup, tmp_path):
+    _, env, _ = setup
+    events = tmp_path / "gone" / "nova-br100.events"
+    env = {**env, "FLATNET_EVENTS": str(events)}
+    assert dhcpbridge.main_with(["add", MAC, "10.0.0.1"], env) == 1
+    assert not events.parent.exists()  # nothing created anywhere
+    events.parent.mkdir()
+    (events.parent / "nova-br100.events").mkdir()  # EISDIR on append
+    for _ in range(2):
+        assert dhcpbridge.main_with(["add", MAC, "10.0.0.1"], env) == 1
+    lost = events.parent / "nova-br100.lost"
+    assert lost.read_text().split() == ["2"]
+    assert lost.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("action", ["init", "add"])
+def test_without_database_section_refuses_and_creates_nothing(
+    tmp_path, action, capsys
+):
+    state = tmp_path / "state"
+    conf = tmp_path / "flatnet.conf"
+    conf.write_text(f"[DEFAULT]\nstate_path = {state}\n")
+    env = {"CONFIG_FILE": json.dumps([str(conf)]), "NETWORK_ID": "1"}
+    rc = dhcpbridge.main_with([action, MAC, "10.0.0.1"], env)
+    assert rc == (1 if action == "init" else 0)
+    assert "no [database] connection" in capsys.readouterr().err
+    assert not state.exists()
+
+
+def test_missing_sqlite_file_is_refused_not_created(tmp_path, capsys):
+    db_path = tmp_path / "none.sqlite"
+    conf = tmp_path / "flatnet.conf"
+    conf.write_text(f"[database]\nconnection = sqlite:///{db_path}\n")
+    env = {"CONFIG_FILE": json.dumps([str(conf)]), "NETWORK_ID": "1"}
+    assert dhcpbridge.main_with(["init"], env) == 1
+    err = capsys.readouterr().err
+    assert f"database {db_path} does not exist" in err
+    assert err.count("\n") == 1
+    assert not db_path.exists()

@@ -197,7 +197,7 @@ print(rc, sorted(heavy & {m.split(".")[0] for m in sys.modules}))
         check=False, cwd=ROOT, env={"FLATNET_EVENTS": str(events)},
     )  # fmt: skip
     assert out.stdout.split("\n")[0] == "0 []", out.stdout + out.stderr
-    assert events.read_text() == "add fa:16:3e:00:00:01 10.0.0.2\n"
+    assert events.read_text() == "\nadd fa:16:3e:00:00:01 10.0.0.2\n"
 
 
 def test_libvirt_is_imported_by_linux_nwfilter_only() -> None:

@@ -17,7 +17,7 @@ def test_script_text_quotes_the_python_hook():
     text = dhcp_hook.hook_script("/opt/it's here/flatnet-dhcpbridge")
     assert text.startswith("#!/bin/sh\n")
     assert "PYHOOK='/opt/it'\"'\"'s here/flatnet-dhcpbridge'\n" in text
-    assert 'printf \'%s %s %s\\n\' "$1" "$2" "$3" >> ' in text
+    assert 'printf \'\\n%s %s %s\\n\' "$1" "$2" "$3" >> ' in text
 
 
 @pytest.fixture
@@ -33,12 +33,17 @@ def hook(tmp_path):
     script.chmod(0o755)
     journal = tmp_path / "nova-br100.events"
 
-    def run(*args: str, events: str | None = str(journal)) -> str:
+    def run(
+        *args: str, events: str | None = str(journal), status: int = 0
+    ) -> str:
         env = {"PATH": "/usr/bin:/bin"}
         if events is not None:
             env["FLATNET_EVENTS"] = events
-        subprocess.run([str(script), *args], env=env, check=True, timeout=10)
-        return journal.read_text() if journal.exists() else ""
+        done = subprocess.run(
+            [str(script), *args], env=env, timeout=10, check=False
+        )
+        assert done.returncode == status
+        return journal.read_text() if journal.is_file() else ""
 
     run.record = record  # type: ignore[attr-defined]
     return run
@@ -49,8 +54,40 @@ def test_valid_events_are_journaled_one_line_each(hook):
     hook("old", MAC, "10.0.0.3")
     text = hook("del", MAC, "10.0.0.3", "evil\nname")
     assert text == (
-        f"add {MAC} 10.0.0.3\nold {MAC} 10.0.0.3\ndel {MAC} 10.0.0.3\n"
+        f"\nadd {MAC} 10.0.0.3\n\nold {MAC} 10.0.0.3\n\ndel {MAC} 10.0.0.3\n"
     )
+    assert not hook.record.exists()
+
+
+def test_new_journal_is_root_only(hook, tmp_path):
+    hook("add", MAC, "10.0.0.3")
+    mode = (tmp_path / "nova-br100.events").stat().st_mode
+    assert mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "address", ["0.0.0.0", "9.99.199.249", "255.255.255.255", "10.0.0.250"]
+)
+def test_every_octet_0_to_255_is_journaled(hook, address):
+    assert hook("add", MAC, address) == f"\nadd {MAC} {address}\n"
+
+
+def test_unwritable_journal_counts_losses_in_place(hook, tmp_path):
+    """PATH empty: the failure path uses builtins only."""
+    (tmp_path / "nova-br100.events").mkdir()  # any append fails
+    lost = tmp_path / "nova-br100.lost"
+    lost.write_text(f"{0:12d}\n{0:12d}\n")
+    script = tmp_path / "flatnet-dhcp-script"
+    env = {"PATH": "", "FLATNET_EVENTS": str(tmp_path / "nova-br100.events")}
+    for _ in range(3):
+        done = subprocess.run(
+            [str(script), "add", MAC, "10.0.0.3"],
+            env=env,
+            timeout=10,
+            check=False,
+        )
+        assert done.returncode == 1
+    assert lost.read_text() == f"{3:12d}\n{0:12d}\n"  # line 2 untouched
     assert not hook.record.exists()
 
 
@@ -64,6 +101,11 @@ def test_valid_events_are_journaled_one_line_each(hook):
         ("add", MAC, "1.2.3.4.5"),
         ("add", MAC, "1..2.3"),
         ("add", MAC, "1111111111111111.1.1.1"),
+        ("add", MAC, "10.0.0.256"),
+        ("add", MAC, "999.1.1.1"),
+        ("add", MAC, "1.300.1.1"),
+        ("add", MAC, "10.0.01.3"),
+        ("add", MAC, "10.0.0.00"),
         ("add", "01-fa:16:3e:00:00:01", "10.0.0.3"),
         ("add", MAC),
         ("add",),

@@ -1,4 +1,6 @@
-"""plan/dnsmasq.py: nova's literal argv and file texts (§8.1, §8.2)."""
+"""plan/dnsmasq.py: nova's literal argv and file texts (nova
+tests/unit/network/test_linux_net.py: _test_dnsmasq_execute and the
+hosts/opts/leases expectations)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import netaddr
 import pytest
 
 from flatnet import exception
+from flatnet.linux import journal
 from flatnet.model import HostEntry, Lease, Network
 from flatnet.plan import dnsmasq as plan
 
@@ -99,7 +102,7 @@ def test_argv_with_network_dns_servers():
 def test_dns_servers_deduplicated_and_option_never_mutated():
     servers = ("8.8.4.4", "1.1.1.1", "8.8.4.4")
     settings = _settings(dns_server=servers, use_network_dns_servers=True)
-    for _ in range(3):  # nova §9.7: repeated launches grew the list
+    for _ in range(3):  # nova restart_dhcp: repeated launches grew it
         spec = plan.dnsmasq_spec(_network(), settings)
         assert spec.dns_servers == ("8.8.4.4", "1.1.1.1")
     assert settings.dns_server == servers
@@ -187,7 +190,7 @@ def test_bad_domain_and_relative_path_are_config_errors():
         plan.dnsmasq_paths("relative/dir", "br100")
 
 
-# --- hosts/opts files (§8.1) ------------------------------------------
+# --- hosts/opts files (nova test_linux_net) ---------------------------
 def _entry(n: int, ip: str, name: str) -> HostEntry:
     return HostEntry(
         mac=netaddr.EUI(f"DE:AD:BE:EF:00:0{n}"),
@@ -362,3 +365,5 @@ def test_snapshot_path_sits_beside_the_journal():
     paths = plan.dnsmasq_paths("/var/lib/flatnet/networks", "br100")
     assert paths.init == "/var/lib/flatnet/networks/nova-br100.init"
     assert paths.init == paths.events.removesuffix(".events") + ".init"
+    # the hooks derive the loss file from $FLATNET_EVENTS the same way
+    assert paths.lost == journal.loss_path(paths.events)
