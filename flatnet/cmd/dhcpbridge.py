@@ -25,8 +25,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from flatnet import exception
+
 if TYPE_CHECKING:
-    from oslo_config import cfg
+    from flatnet.db.api import Database
+    from flatnet.settings import Settings
 
 EVENT_ACTIONS = ("add", "old", "del")
 _USAGE = "usage: flatnet-dhcpbridge add|old|del MAC IP [HOSTNAME] | init"
@@ -36,16 +39,23 @@ def _say(message: str) -> None:
     sys.stderr.write(f"flatnet-dhcpbridge: {message[:300]}\n")
 
 
-def _config(env: Mapping[str, str]) -> cfg.ConfigOpts:
-    """Parsed oslo.config from $CONFIG_FILE. Raises ValueError/KeyError."""
-    from flatnet import conf  # noqa: PLC0415 - keep the hook light
+def _config(env: Mapping[str, str]) -> Settings:
+    """The validated settings of $CONFIG_FILE (an empty list: the
+    default search). Raises ValueError/KeyError, ConfigError."""
+    from flatnet import settings  # noqa: PLC0415 - keep the hook light
 
     files = json.loads(env["CONFIG_FILE"])
     if not isinstance(files, list) or not all(
         isinstance(f, str) for f in files
     ):
         raise ValueError("CONFIG_FILE must be a JSON list of paths")
-    return conf.parse([], default_config_files=files)
+    return settings.load(files)
+
+
+def _database(settings: Settings) -> Database:
+    from flatnet import wiring  # noqa: PLC0415
+
+    return wiring.database(settings)
 
 
 def _network_id(env: Mapping[str, str]) -> int:
@@ -67,11 +77,12 @@ def _events_path(env: Mapping[str, str]) -> str:
     from flatnet.db import api as db_api  # noqa: PLC0415
     from flatnet.plan import dnsmasq as plan  # noqa: PLC0415
 
-    cfg = _config(env)
-    db = db_api.Database(cfg.database.connection)
+    settings = _config(env)
+    db = _database(settings)
     network = db_api.network_get(db, str(_network_id(env)))
-    networks_path = os.path.abspath(cfg.networks_path)
-    return plan.dnsmasq_paths(networks_path, network.bridge).events
+    return plan.dnsmasq_paths(
+        settings.dhcp.networks_path, network.bridge
+    ).events
 
 
 def _event(args: Sequence[str], env: Mapping[str, str]) -> int:
@@ -89,14 +100,15 @@ def _event(args: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 def _init(env: Mapping[str, str]) -> int:
-    from flatnet.db import api as db_api  # noqa: PLC0415
     from flatnet.service import leases  # noqa: PLC0415
 
     network_id = _network_id(env)
-    cfg = _config(env)
-    db = db_api.Database(cfg.database.connection)
+    settings = _config(env)
     text = leases.init_text(
-        db, network_id, cfg.dhcp_lease_time, int(time.time())
+        _database(settings),
+        network_id,
+        settings.dhcp.dhcp_lease_time,
+        int(time.time()),
     )
     sys.stdout.write(text)
     return 0
@@ -120,6 +132,9 @@ def main_with(args: Sequence[str], env: Mapping[str, str]) -> int:
     args = list(args)
     try:
         return run(args, env)
+    except exception.ConfigError as exc:
+        _say(str(exc))
+        return 2
     except Exception as exc:  # noqa: BLE001 - the hook must not crash
         _say(f"{args[:1]!r} failed: {type(exc).__name__}: {exc}")
         return 1 if args[:1] == ["init"] else 0
