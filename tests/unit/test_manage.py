@@ -94,7 +94,9 @@ def test_instance_delete_frees_a_never_leased_address(cli) -> None:
     assert "10.0.0.2" in cli.ok("instance", "delete", "vm1")
     assert cli.json("instance", "list") == []
     row = [
-        f for f in cli.json("fixed", "list", "--all") if f["address"] == "10.0.0.2"
+        f
+        for f in cli.json("fixed", "list", "--all")
+        if f["address"] == "10.0.0.2"
     ]
     assert row[0]["instance_uuid"] is None
     assert not row[0]["allocated"]
