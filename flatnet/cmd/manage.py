@@ -74,8 +74,13 @@ def _database_error(settings: Settings | None, exc: Exception) -> str:
                 f"pid {pid} ({command})" for pid, command in holders[:3]
             )
     origin = settings.database.origin
-    where = "the default" if origin == "default" else f"set in {origin}"
-    return f"{message} ([database] connection {where})"
+    if origin == "default":
+        files = ", ".join(settings.source.files)
+        return (
+            f"{message} ([database] connection: the default, not set in "
+            f"{files})"
+        )
+    return f"{message} ([database] connection set in {origin})"
 
 
 def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:

@@ -266,11 +266,13 @@ def _daemon(r: OptionReader) -> DaemonTiming:
 def build(r: OptionReader, with_origins: bool = False) -> Settings:
     """The Settings of the options ``r`` reads. Raises ConfigError."""
     _parity(r)
+    host = r.get("host", check=_text)
+    state_path = r.get("state_path", check=_absolute)  # before its users
     dhcp, notes = _dhcp(r)
     return Settings(
         source=r.source,
-        host=r.get("host", check=_text),
-        state_path=r.get("state_path", check=_absolute),
+        host=host,
+        state_path=state_path,
         database=_database(r, dhcp.networks_path),
         manager=_manager(r),
         default_floating_pool=r.get("default_floating_pool", check=_text),
