@@ -1,4 +1,4 @@
-"""Floating IPs (nova §1.9), DB side only.
+"""Floating IPs (nova.network.floating_ips.FloatingIP), DB side only.
 
 Private to :mod:`flatnet.db`; use :mod:`flatnet.db.api`. Every change to
 an association bumps the global ``rules`` counter in the same

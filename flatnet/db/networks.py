@@ -242,7 +242,8 @@ def network_generations(db: Database) -> dict[int, int]:
 
 def network_set_host(db: Database, network_id: int, host: str) -> str:
     """Claim a network for ``host`` if it has none (compare-and-set, not
-    nova's read-modify-save, bug §9.8). Returns the owner afterwards."""
+    nova's read-modify-save in nova.network.manager
+    NetworkManager.set_network_host). Returns the owner afterwards."""
     with db.write() as conn:
         conn.execute(
             update(NETWORKS)

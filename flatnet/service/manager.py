@@ -1,4 +1,6 @@
-"""FlatDHCPManager: allocation orchestration (nova §1.4, §1.5, §2.2).
+"""FlatDHCPManager: allocation orchestration (nova.network.manager
+NetworkManager.allocate_for_instance, deallocate_for_instance and
+_do_create_networks).
 
 Validates operator input with the pure modules (:mod:`flatnet.ipam`,
 :mod:`flatnet.mac`, :mod:`flatnet.hostname`), then makes one short DB call
