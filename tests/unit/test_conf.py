@@ -71,8 +71,8 @@ def test_dns_server_lists_are_not_shared_between_configs() -> None:
 
 def test_oslo_returns_the_cached_list_object(nova) -> None:
     """Documents the hazard behind that nova bug: oslo.config hands out
-    its cached list, so code building dnsmasq argv must copy it (list(...)) before
-    appending network DNS servers."""
+    its cached list, so code building dnsmasq argv must copy it
+    (list(...)) before appending network DNS servers."""
     assert nova.dns_server is nova.dns_server
 
 
