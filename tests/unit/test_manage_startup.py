@@ -209,3 +209,14 @@ def test_bin_shims_work_from_a_checkout(tmp_path, shim) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "--config-file" in out.stdout
+
+
+def test_python_hook_never_creates_a_database(tmp_path, capsys) -> None:
+    """The hook given a config without [database] used to create
+    $state_path/flatnet.sqlite; now it says the database is missing."""
+    conf = tmp_path / "hook.conf"
+    conf.write_text(f"[DEFAULT]\nstate_path = {tmp_path}/state\n")
+    env = {"CONFIG_FILE": json.dumps([str(conf)]), "NETWORK_ID": "1"}
+    assert dhcpbridge.main_with(["init"], env) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
