@@ -220,3 +220,18 @@ def test_python_hook_never_creates_a_database(tmp_path, capsys) -> None:
     assert dhcpbridge.main_with(["init"], env) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(("private", "mode"), [(True, 0o700), (False, 0o755)])
+def test_database_directory_mode(tmp_path, private, mode) -> None:
+    from flatnet.db import api as db_api  # noqa: PLC0415
+
+    db = db_api.Database(
+        f"sqlite:///{tmp_path}/db/flatnet.sqlite", private_directory=private
+    )
+    db_api.sync(db)
+    db.dispose()
+    assert stat.S_IMODE((tmp_path / "db").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "db/flatnet.sqlite").stat().st_mode) == (
+        0o600
+    )
