@@ -17,8 +17,19 @@ DEB_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev \
 	libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
 	libvirt-dev pkg-config
 
-.PHONY: all deps install test unit functional lint typecheck demo bench \
-	genconfig clean
+.PHONY: all deps install install-system test unit functional lint \
+	typecheck demo bench genconfig clean
+
+# make install-system: flatnet for operators, outside this checkout:
+# a venv under $(PREFIX) with `pip install .` (EXTRAS: postgresql, mysql),
+# the commands linked into $(BINDIR), the systemd unit (pointing at
+# $(PREFIX)) in $(UNITDIR), and /etc/flatnet/flatnet.conf if missing.
+# doc/operator-guide.md describes it.
+PREFIX ?= /opt/flatnet
+BINDIR ?= /usr/local/bin
+SYSCONFDIR ?= /etc/flatnet
+UNITDIR ?= /etc/systemd/system
+EXTRAS ?= postgresql
 
 all: test
 
@@ -41,6 +52,22 @@ $(VENV)/.installed: setup.py pyproject.toml
 	touch $@
 
 install: deps $(VENV)/.installed
+
+install-system: deps
+	$(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/pip install -q --upgrade pip
+	$(PREFIX)/bin/pip install -q '.[$(EXTRAS)]'
+	install -d -m 0755 $(BINDIR) $(UNITDIR)
+	install -d -m 0755 $(SYSCONFDIR)
+	for c in flatnet-manage flatnet-network flatnet-dhcpbridge; do \
+	    ln -sf $(PREFIX)/bin/$$c $(BINDIR)/$$c; done
+	sed 's#@PREFIX@#$(PREFIX)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
+	    etc/flatnet/flatnet-network.service.in \
+	    > $(UNITDIR)/flatnet-network.service
+	[ -e $(SYSCONFDIR)/flatnet.conf ] || \
+	    install -m 0640 etc/flatnet/flatnet.conf $(SYSCONFDIR)/flatnet.conf
+	@echo "installed in $(PREFIX); next: edit $(SYSCONFDIR)/flatnet.conf," \
+	    "flatnet-manage db sync, systemctl enable --now flatnet-network"
 
 lint: install
 	$(VENV)/bin/ruff check flatnet tests bench demo

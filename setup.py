@@ -24,8 +24,11 @@ setup(
         "python-iptables>=1.0",
     ],
     extras_require={
+        # Database drivers: [database] connection = postgresql+psycopg://
+        # or mysql+pymysql:// (MySQL and MariaDB).
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9.0"],
+        "mysql": ["PyMySQL>=1.0"],
         "test": [
             "pytest>=8",
             "hypothesis>=6",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -244,6 +245,16 @@ def print_table(
     return ok
 
 
+def _show_log_on_failure(workdir: pathlib.Path) -> None:
+    """Print the daemon log's tail if it logged an error (the folder is
+    removed next)."""
+    log = workdir / "flatnet-network.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    if any(" ERROR " in line for line in lines):
+        print("flatnet-network log (last 20 lines):")
+        print("\n".join(lines[-20:]))
+
+
 def main() -> int:  # noqa: PLR0915
     if os.geteuid() != 0:
         print("make demo needs root (network namespaces)", file=sys.stderr)
@@ -358,7 +369,7 @@ def main() -> int:  # noqa: PLR0915
         if os.environ.get("FLATNET_DEMO_KEEP"):
             names = " ".join(box.namespaces)
             print(
-                f"FLATNET_DEMO_KEEP: sandbox {tag} left running; remove "
+                f"FLATNET_DEMO_KEEP: sandbox {tag} and {workdir} left; remove "
                 f"it with: for n in {names}; do ip netns pids $n | "
                 "xargs -r kill -9; ip netns delete $n; done"
             )
@@ -367,7 +378,9 @@ def main() -> int:  # noqa: PLR0915
                 daemon.terminate()
                 daemon.wait(timeout=10)
             box.close()
-            print(f"sandbox {tag} removed (logs kept in {workdir})")
+            _show_log_on_failure(workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
+            print(f"sandbox {tag} and {workdir} removed")
 
 
 if __name__ == "__main__":

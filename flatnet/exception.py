@@ -17,6 +17,7 @@ and tests can assert on the structured fields.
     |   +-- InvalidDeviceName                      bad bridge/interface name
     |   +-- InvalidIptablesRule                    bad chain/rule/prefix text
     +-- ConfigError(FlatnetError, ValueError)      bad options, at startup
+    |   +-- ForeignDatabase                        nova's database, refused
     +-- NotFound(FlatnetError, LookupError)
     |   +-- NetworkNotFound
     |   +-- InstanceNotFound
@@ -38,6 +39,11 @@ and tests can assert on the structured fields.
     |   +-- NoMoreFloatingIps
     |   +-- MacAddressGenerationFailed
     +-- NotReady                                    wait_ready timed out
+    +-- DatabaseError                               the database failed
+    |   +-- DatabaseLocked                          lock not granted in time
+    |   +-- DatabaseNotInitialised                  no file / no schema
+    |   +-- DatabaseFull                            no space left
+    |   +-- DatabaseUnavailable                     cannot open / connect
     +-- HostNetworkError                            executor failures
         +-- DeviceNotFound
         +-- BridgeSetupError
@@ -231,3 +237,39 @@ class InvalidDeviceName(InvalidInput):
 # --- appended: iptables rule engine ---------------------------------------
 class InvalidIptablesRule(InvalidInput):
     msg_fmt = "Invalid iptables rule %(rule)r: %(reason)s"
+
+
+# --- appended: the database as an external system -------------------------
+class ForeignDatabase(ConfigError):
+    msg_fmt = (
+        "the database %(database)s holds nova's schema (table %(table)s); "
+        "flatnet must never write there: give it a database of its own"
+    )
+
+
+class DatabaseError(FlatnetError):
+    """The database failed (not bad input): flatnet-manage exits 1."""
+
+    msg_fmt = "database %(database)s: %(reason)s"
+
+
+class DatabaseLocked(DatabaseError):
+    msg_fmt = (
+        "database %(database)s is locked: another process held its "
+        "write lock for more than %(seconds)s s"
+    )
+
+
+class DatabaseNotInitialised(DatabaseError):
+    msg_fmt = (
+        "database %(database)s has no flatnet schema (%(reason)s): run "
+        "'flatnet-manage db sync'"
+    )
+
+
+class DatabaseFull(DatabaseError):
+    msg_fmt = "no space left for database %(database)s on %(path)s"
+
+
+class DatabaseUnavailable(DatabaseError):
+    msg_fmt = "cannot use database %(database)s: %(reason)s"

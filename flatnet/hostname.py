@@ -17,6 +17,7 @@ import re
 from flatnet import exception
 
 MAX_LABEL = 63
+MAX_TEXT = 255
 _LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
 
 
@@ -48,3 +49,39 @@ def validate_hostname(name: str) -> str:
     if reason is not None:
         raise exception.InvalidHostname(hostname=name, reason=reason)
     return name.lower()
+
+
+def validate_domain(domain: str) -> str:
+    """Return ``domain`` if it is empty or dot-separated RFC 1123 labels
+    (``novalocal``, ``example.org``). Raises InvalidInput otherwise."""
+    for label in domain.split(".") if domain else ():
+        reason = _reason(label)
+        if reason is not None:
+            raise exception.InvalidInput(
+                reason=f"{domain!r} is not a DNS domain name ({reason})"
+            )
+    return domain
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` if it is 1-255 printable characters without leading or
+    trailing blanks (labels, pools, project ids, host names); else
+    InvalidInput.
+
+    "Printable" is :meth:`str.isprintable`: it refuses every control
+    (C0, DEL and C1 such as ``\\x85`` and ``\\x9b``, which some terminals
+    take as a command), format (e.g. U+200B), line and paragraph
+    separator (U+2028, U+2029) and non-ASCII space character, so a value
+    can neither break a line of output nor hide what it is.
+    """
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_TEXT
+        or not value.isprintable()
+        or value.strip() != value
+    ):
+        raise exception.InvalidInput(
+            reason=f"{what} {value!r} must be 1-{MAX_TEXT} printable "
+            "characters without leading or trailing blanks"
+        )
+    return value

@@ -27,6 +27,9 @@ from flatnet import exception
 
 #: Smallest network: network, gateway/dhcp, one host, broadcast.
 MIN_PREFIXLEN_BITS = 30
+#: Largest network by default ([DEFAULT] max_network_size): a /16. Every
+#: address is a fixed_ips row (nova's layout) and a possible dnsmasq host.
+MAX_NETWORK_SIZE = 65536
 #: nova's ``_bottom_reserved_ips`` / ``_top_reserved_ips`` for FlatDHCP.
 BOTTOM_RESERVED = 1
 TOP_RESERVED = 1
@@ -119,25 +122,41 @@ def _fixed_range(
     return fixed
 
 
-def network_layout(
+def check_size(
+    cidr: str, net: netaddr.IPNetwork, max_size: int, what: str
+) -> None:
+    """Raise InvalidCidr if ``net`` has more than ``max_size`` addresses
+    (checked before anything is built for it)."""
+    if net.size > max_size:
+        raise exception.InvalidCidr(
+            cidr=cidr,
+            reason=f"{what} has {net.size:,} addresses, more than "
+            f"max_network_size ({max_size:,})",
+        )
+
+
+def network_layout(  # noqa: PLR0913 - keyword-only operator input
     cidr: str,
     *,
     gateway: str | None = None,
     dhcp_server: str | None = None,
     fixed_cidr: str | None = None,
     existing: Iterable[netaddr.IPNetwork] = (),
+    max_size: int = MAX_NETWORK_SIZE,
 ) -> NetworkLayout:
     """Validate operator input and compute the layout (nova FlatDHCP).
 
-    Raises InvalidCidr (syntax, IPv6, smaller than /30), CidrConflict
-    (overlaps one of ``existing``), AddressOutOfRange / InvalidIpAddress
-    (gateway, dhcp_server or fixed_cidr not inside the network).
+    Raises InvalidCidr (syntax, IPv6, smaller than /30, more than
+    ``max_size`` addresses), CidrConflict (overlaps one of
+    ``existing``), AddressOutOfRange / InvalidIpAddress (gateway,
+    dhcp_server or fixed_cidr not inside the network).
     """
     net = parse_cidr(cidr)
     if net.prefixlen > MIN_PREFIXLEN_BITS:
         raise exception.InvalidCidr(
             cidr=cidr, reason="a network needs at least 4 addresses (/30)"
         )
+    check_size(cidr, net, max_size, "the network")
     check_overlap(net, existing)
     # NOTE: netaddr's IPAddress "+=" mutates in place; only use "+".
     current = netaddr.IPAddress(net.first + 1)
@@ -213,15 +232,14 @@ def choose_free_address(
     return netaddr.IPAddress(best[2])
 
 
-MAX_FLOATING_RANGE = 1_000_000
-
-
-def floating_addresses(text: str) -> list[netaddr.IPAddress]:
+def floating_addresses(
+    text: str, max_size: int = MAX_NETWORK_SIZE
+) -> list[netaddr.IPAddress]:
     """nova-manage's ``address_to_hosts``: one address as it is, or a
     CIDR's usable hosts (no network or broadcast address).
 
     Raises InvalidIpAddress / InvalidCidr; a CIDR smaller than 4
-    addresses (/31, /32) or of 1,000,000 or more is InvalidInput.
+    addresses (/31, /32) or larger than ``max_size`` is InvalidCidr.
     """
     text = text.strip()
     if "/" not in text:
@@ -231,8 +249,5 @@ def floating_addresses(text: str) -> list[netaddr.IPAddress]:
         raise exception.InvalidCidr(
             cidr=text, reason="a floating range needs at least /30"
         )
-    if network.size >= MAX_FLOATING_RANGE:
-        raise exception.InvalidCidr(
-            cidr=text, reason="too large (1,000,000 addresses or more)"
-        )
+    check_size(text, network, max_size, "the range")
     return list(network.iter_hosts())

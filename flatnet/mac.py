@@ -15,7 +15,9 @@ import netaddr
 from flatnet import exception
 
 OUI_PREFIX = (0xFA, 0x16, 0x3E)
-_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
+#: Six hex octets, all separated by ``:`` or all by ``-`` (one kind).
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?P<sep>[:-])[0-9A-Fa-f]{2}"
+                     r"((?P=sep)[0-9A-Fa-f]{2}){4}")  # fmt: skip
 
 
 class RandomSource(Protocol):
@@ -39,15 +41,15 @@ def generate_mac(rng: RandomSource) -> netaddr.EUI:
 def parse_mac(text: str) -> netaddr.EUI:
     """Parse an operator-supplied MAC and check it can be a NIC's address.
 
-    Accepts ``aa:bb:cc:dd:ee:ff`` or ``aa-bb-cc-dd-ee-ff``. Raises
-    InvalidMacAddress for anything else, and for multicast (including
-    broadcast) and all-zero addresses.
+    Accepts ``aa:bb:cc:dd:ee:ff`` or ``aa-bb-cc-dd-ee-ff`` (not a mix).
+    Raises InvalidMacAddress for anything else, and for multicast
+    (including broadcast) and all-zero addresses.
     """
     if not isinstance(text, str) or not _MAC_RE.fullmatch(text):
         raise exception.InvalidMacAddress(
             mac=text, reason="expected six hex octets like fa:16:3e:00:00:01"
         )
-    mac = netaddr.EUI(text)
+    mac = netaddr.EUI(int(re.sub("[:-]", "", text), 16))
     value = int(mac)
     if value == 0:
         raise exception.InvalidMacAddress(mac=text, reason="all zeros")

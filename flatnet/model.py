@@ -115,6 +115,7 @@ class FloatingIp:
     project_id: str | None = None
     host: str | None = None
     auto_assigned: bool = False
+    instance_hostname: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

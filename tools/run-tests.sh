@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
 pg_cleanup=""
+# A state file of our own: another run's `stop` must not stop our server.
+export FLATNET_PG_STATE=${FLATNET_PG_STATE:-/tmp/flatnet-pg-state.$$}
 if [ -z "${FLATNET_TEST_PG_URL:-}" ] && [ "$(id -u)" = 0 ]; then
     if url=$(bash tools/pg-test-server.sh start); then
         export FLATNET_TEST_PG_URL="$url"

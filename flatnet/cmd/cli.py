@@ -1,24 +1,26 @@
 """flatnet-manage's small CLI framework: parser, context, output.
 
-Command groups live in ``manage_<group>.py``; each has an ``add(groups,
-common)`` that registers its subcommands with handlers taking
-``(Context, argparse.Namespace)`` and returning the exit code.
+Command groups register their parsers in ``manage_<group>.py``, which
+import nothing heavy, so ``--help`` and a usage error cost no database
+or configuration import. A subcommand names its handler as
+``"<module>:<function>"`` in ``flatnet.cmd``; :func:`resolve` imports it
+only when that command runs. A handler takes ``(Context,
+argparse.Namespace)`` and returns the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
+import math
 from collections.abc import Callable
-from typing import NoReturn, TextIO, TypeAlias
+from typing import TYPE_CHECKING, NoReturn, TextIO, TypeAlias
 
-from oslo_config import cfg
-from sqlalchemy import exc as sa_exc
-
-from flatnet import exception
-from flatnet.cmd import output
-from flatnet.db import api as db_api
-from flatnet.service import manager
+if TYPE_CHECKING:
+    from flatnet.db.api import Database
+    from flatnet.service.manager import FlatDHCPManager
+    from flatnet.settings import Settings
 
 
 class UsageError(Exception):
@@ -31,43 +33,47 @@ class Parser(argparse.ArgumentParser):
 
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
-Handler: TypeAlias = Callable[["Context", argparse.Namespace], int]
+HandlerFunc: TypeAlias = Callable[["Context", argparse.Namespace], int]
+#: A handler, or "module:function" of one in flatnet.cmd (imported late).
+Handler: TypeAlias = "HandlerFunc | str"
+
+
+def resolve(handler: Handler) -> HandlerFunc:
+    """The handler function (importing its module if named)."""
+    if not isinstance(handler, str):
+        return handler
+    module, _, name = handler.partition(":")
+    found: HandlerFunc = getattr(
+        importlib.import_module(f"flatnet.cmd.{module}"), name
+    )
+    return found
 
 
 @dataclasses.dataclass
 class Context:
-    """What a command handler needs: config, output, lazy DB + manager."""
+    """What a command handler needs: settings, output, lazy DB."""
 
-    conf: cfg.ConfigOpts
+    settings: Settings
     out: TextIO
-    _db: db_api.Database | None = None
+    _db: Database | None = None
 
-    @property
-    def db(self) -> db_api.Database:
+    def database(self, *, create: bool = False) -> Database:
+        """The database (``create``: db sync may create the file)."""
         if self._db is None:
-            url = self.conf.database.connection
-            try:
-                self._db = db_api.Database(url)
-            except sa_exc.ArgumentError as exc:
-                raise exception.ConfigError(
-                    reason=f"[database] connection: {exc}"
-                ) from exc
+            from flatnet import wiring  # noqa: PLC0415 - per command
+
+            self._db = wiring.database(self.settings, create=create)
         return self._db
 
     @property
-    def manager(self) -> manager.FlatDHCPManager:
-        c = self.conf
-        settings = manager.ManagerSettings(
-            flat_network_bridge=c.flat_network_bridge,
-            flat_interface=c.flat_interface,
-            flat_network_dns=c.flat_network_dns,
-            multi_host=c.multi_host,
-            share_dhcp_address=c.share_dhcp_address,
-            create_unique_mac_address_attempts=(
-                c.create_unique_mac_address_attempts
-            ),
-        )
-        return manager.FlatDHCPManager(self.db, settings)
+    def db(self) -> Database:
+        return self.database()
+
+    @property
+    def manager(self) -> FlatDHCPManager:
+        from flatnet import wiring  # noqa: PLC0415 - per command
+
+        return wiring.manager(self.settings, self.db)
 
     def close(self) -> None:
         if self._db is not None:
@@ -81,13 +87,15 @@ def leaf(
     handler: Handler,
     help_text: str,
 ) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, parents=[common], help=help_text)
+    parser = sub.add_parser(
+        name, parents=[common], help=help_text, description=help_text
+    )
     parser.set_defaults(handler=handler)
     return parser
 
 
 def actions(groups: Subparsers, name: str, help_text: str) -> Subparsers:
-    group = groups.add_parser(name, help=help_text)
+    group = groups.add_parser(name, help=help_text, description=help_text)
     actions = group.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     return actions
@@ -98,12 +106,27 @@ def add_format(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=("table", "json"),
         default="table",
-        help="output format",
+        help="output format (default: table)",
     )
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds in (0, 3600]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(
+            f"expected seconds between 0 and 3600, got {text!r}"
+        )
+    return value
 
 
 def write(
     ctx: Context, args: argparse.Namespace, table: str, data: object
 ) -> int:
+    from flatnet.cmd import output  # noqa: PLC0415 - netaddr, per command
+
     ctx.out.write(output.to_json(data) if args.format == "json" else table)
     return 0

@@ -32,10 +32,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from oslo_config import cfg
+from flatnet import exception
 
-    from flatnet.db import api as db_api
+if TYPE_CHECKING:
+    from flatnet.db.api import Database
+    from flatnet.settings import Settings
 
 EVENT_ACTIONS = ("add", "old", "del")
 _USAGE = "usage: flatnet-dhcpbridge add|old|del MAC IP [HOSTNAME] | init"
@@ -45,39 +46,36 @@ def _say(message: str) -> None:
     sys.stderr.write(f"flatnet-dhcpbridge: {message[:300]}\n")
 
 
-def _config(env: Mapping[str, str]) -> cfg.ConfigOpts:
-    """Parsed oslo.config from $CONFIG_FILE. Raises ValueError/KeyError."""
-    from flatnet import conf  # noqa: PLC0415 - keep the hook light
+def _config(env: Mapping[str, str]) -> Settings:
+    """The validated settings of $CONFIG_FILE (an empty list: the
+    default search). Raises ValueError/KeyError, ConfigError."""
+    from flatnet import settings  # noqa: PLC0415 - keep the hook light
 
     files = json.loads(env["CONFIG_FILE"])
     if not isinstance(files, list) or not all(
         isinstance(f, str) for f in files
     ):
         raise ValueError("CONFIG_FILE must be a JSON list of paths")
-    return conf.parse([], default_config_files=files)
-
-
-def _database(conf: cfg.ConfigOpts) -> db_api.Database:
-    """The configured database. Raises ValueError if no config file sets
-    ``[database] connection`` or its SQLite file does not exist."""
-    from oslo_config import cfg as oslo_cfg  # noqa: PLC0415
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
-
-    from flatnet.db import api as db_api  # noqa: PLC0415
-
-    where = conf.get_location("connection", "database")
-    defaults = (oslo_cfg.Locations.opt_default, oslo_cfg.Locations.set_default)
-    if where is None or where.location in defaults:
+    loaded = settings.load(files, with_origins=True)
+    if not any(
+        o.group == "database"
+        and o.name == "connection"
+        and o.origin != "default"
+        for o in loaded.options
+    ):
         raise ValueError(
             "no [database] connection in the config files of "
             "$CONFIG_FILE; refusing to use a default database"
         )
-    url = make_url(conf.database.connection)
-    if url.get_backend_name() == "sqlite":
-        path = url.database or ""
-        if not path or not os.path.isfile(path):
-            raise ValueError(f"database {path or ':memory:'} does not exist")
-    return db_api.Database(conf.database.connection)
+    return loaded
+
+
+def _database(settings: Settings) -> Database:
+    """The configured database; never creates one (a missing SQLite
+    file is refused)."""
+    from flatnet import wiring  # noqa: PLC0415
+
+    return wiring.database(settings)
 
 
 def _network_id(env: Mapping[str, str]) -> int:
@@ -99,11 +97,12 @@ def _events_path(env: Mapping[str, str]) -> str:
     from flatnet.db import api as db_api  # noqa: PLC0415
     from flatnet.plan import dnsmasq as plan  # noqa: PLC0415
 
-    cfg = _config(env)
-    db = _database(cfg)
+    settings = _config(env)
+    db = _database(settings)
     network = db_api.network_get(db, str(_network_id(env)))
-    networks_path = os.path.abspath(cfg.networks_path)
-    return plan.dnsmasq_paths(networks_path, network.bridge).events
+    return plan.dnsmasq_paths(
+        settings.dhcp.networks_path, network.bridge
+    ).events
 
 
 def _event(args: Sequence[str], env: Mapping[str, str]) -> int:
@@ -139,10 +138,12 @@ def _init(env: Mapping[str, str]) -> int:
     from flatnet.service import leases  # noqa: PLC0415
 
     network_id = _network_id(env)
-    cfg = _config(env)
-    db = _database(cfg)
+    settings = _config(env)
     text = leases.init_text(
-        db, network_id, cfg.dhcp_lease_time, int(time.time())
+        _database(settings),
+        network_id,
+        settings.dhcp.dhcp_lease_time,
+        int(time.time()),
     )
     sys.stdout.write(text)
     return 0
@@ -166,6 +167,9 @@ def main_with(args: Sequence[str], env: Mapping[str, str]) -> int:
     args = list(args)
     try:
         return run(args, env)
+    except exception.ConfigError as exc:
+        _say(str(exc))
+        return 2
     except Exception as exc:  # noqa: BLE001 - the hook must not crash
         _say(f"{args[:1]!r} failed: {type(exc).__name__}: {exc}")
         return 1 if args[:1] == ["init"] else 0

@@ -2,55 +2,43 @@
 commands, plus instance create/delete and verify/repair of host rules).
 
 Exit codes: 0 success; 2 bad input, usage or configuration (one line
-``error: ...`` on stderr, nothing changed); 1 anything else, including
-NotReady from ``--wait`` and unexpected errors (one line; the traceback
-goes to the log, shown with ``--debug``).
+``error: ...`` on stderr, nothing changed); 1 anything else: NotReady
+from ``--wait``, a database that failed (locked, full, not set up) and
+unexpected errors (one line; the traceback goes to the log, shown with
+``--debug``).
+
+The parser is built from light modules only; the configuration, the
+database and each command's own imports are loaded after parsing, so
+``--help`` costs no more than Python's start.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
-from oslo_config import cfg
-from sqlalchemy import exc as sa_exc
-
-from flatnet import conf as flatnet_conf
 from flatnet import exception
 from flatnet.cmd import (
     cli,
     manage_floating,
     manage_instance,
     manage_network,
+    startup,
 )
 
+if TYPE_CHECKING:
+    from flatnet.settings import Settings
+
 LOG = logging.getLogger(__name__)
-DEFAULT_CONFIG = "/etc/flatnet/flatnet.conf"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     common = cli.Parser(add_help=False)
-    common.add_argument(
-        "--config-file",
-        "--config_file",
-        action="append",
-        dest="config_files",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help=f"configuration file (repeatable; default {DEFAULT_CONFIG})",
-    )
-    common.add_argument(
-        "--debug",
-        "-d",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="log debug messages and tracebacks to stderr",
-    )
+    startup.add_config_arguments(common)
     parser = cli.Parser(
         prog="flatnet-manage",
         description="Manage flatnet networks, instances and fixed IPs.",
@@ -61,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
     groups.required = True
     manage_network.add_db(groups, common)
+    manage_network.add_config(groups, common)
     manage_network.add_network(groups, common)
     manage_instance.add(groups, common)
     manage_network.add_fixed(groups, common)
@@ -69,76 +58,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(debug: bool, stream: TextIO) -> logging.Handler:
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(
-        logging.Formatter("%(levelname)s %(name)s: %(message)s")
-    )
-    logger = logging.getLogger("flatnet")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-    return handler
+def _database_error(settings: Settings | None, exc: Exception) -> str:
+    """A database error with who holds the file and which option set
+    the database."""
+    message = str(exc)
+    if settings is None:
+        return message
+    if isinstance(exc, exception.DatabaseLocked):
+        from flatnet.linux import open_files  # noqa: PLC0415 - error path only
+
+        path = str(exc.kwargs.get("database", ""))
+        holders = open_files.open_by([path + s for s in ("", "-wal", "-shm")])
+        if holders:
+            message += "; open in " + ", ".join(
+                f"pid {pid} ({command})" for pid, command in holders[:3]
+            )
+    origin = settings.database.origin
+    if origin == "default":
+        files = ", ".join(settings.source.files)
+        return (
+            f"{message} ([database] connection: the default, not set in "
+            f"{files})"
+        )
+    return f"{message} ([database] connection set in {origin})"
 
 
-def load_config(config_files: Sequence[str] | None) -> cfg.ConfigOpts:
-    """Parse the config files; raises ConfigError for any problem."""
-    files = list(config_files or ())
-    if not files and os.path.exists(DEFAULT_CONFIG):
-        files = [DEFAULT_CONFIG]
-    for path in files:
-        if not os.access(path, os.R_OK):
-            raise exception.ConfigError(reason=f"cannot read {path}")
-    argv: list[str] = []
-    for path in files:
-        argv += ["--config-file", path]
+def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    ctx = cli.Context(settings=settings, out=out)
     try:
-        return flatnet_conf.parse(argv, default_config_files=[])
-    except (cfg.Error, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise exception.ConfigError(reason=reason) from exc
-
-
-def _one_line(text: str) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return "".join(c if c.isprintable() else "?" for c in first)
-
-
-def _run(args: argparse.Namespace, out: TextIO) -> int:
-    conf = load_config(getattr(args, "config_files", None))
-    ctx = cli.Context(conf=conf, out=out)
-    try:
-        handler: Callable[[cli.Context, argparse.Namespace], int]
-        handler = args.handler
-        return handler(ctx, args)
+        return cli.resolve(args.handler)(ctx, args)
     finally:
         ctx.close()
 
 
-def _report(err: TextIO, message: str) -> None:
-    err.write(f"error: {_one_line(message)}\n")
+def _is_dbapi_error(exc: Exception) -> bool:
+    module = sys.modules.get("sqlalchemy.exc")
+    return module is not None and isinstance(exc, module.DBAPIError)
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = None
     try:
-        return _run(args, out)
+        settings = startup.load_settings(getattr(args, "config_files", None))
+        return _run(settings, args, out)
     except exception.NotReady as exc:
-        _report(err, str(exc))
+        startup.report(err, str(exc))
         return 1
+    except (exception.DatabaseError, exception.ForeignDatabase) as exc:
+        LOG.debug("database error", exc_info=True)
+        startup.report(err, _database_error(settings, exc))
+        return 1 if isinstance(exc, exception.DatabaseError) else 2
     except exception.FlatnetError as exc:
         LOG.debug("command failed", exc_info=True)
-        _report(err, str(exc))
+        startup.report(err, str(exc))
         return 2
-    except sa_exc.DBAPIError as exc:
-        LOG.debug("database error", exc_info=True)
-        _report(
-            err,
-            f"database error: {_one_line(str(exc.orig))} (has "
-            "'flatnet-manage db sync' been run?)",
-        )
-        return 1
     except Exception as exc:  # noqa: BLE001 - the CLI's last resort
         LOG.debug("unexpected error", exc_info=True)
-        _report(err, f"unexpected {type(exc).__name__}: {exc}")
+        if _is_dbapi_error(exc):
+            orig = getattr(exc, "orig", exc)
+            startup.report(err, f"database error: {orig}")
+        else:
+            startup.report(err, f"unexpected {type(exc).__name__}: {exc}")
         return 1
 
 
@@ -150,11 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             list(sys.argv[1:] if argv is None else argv)
         )
     except cli.UsageError as exc:
-        _report(err, f"{exc} (see flatnet-manage --help)")
+        startup.report(err, f"{exc} (see flatnet-manage --help)")
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    handler = _setup_logging(getattr(args, "debug", False), err)
+    debug = getattr(args, "debug", False)
+    handler = startup.setup_logging(
+        logging.DEBUG if debug else logging.WARNING,
+        err,
+        "%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return _dispatch(args, out, err)
     finally:

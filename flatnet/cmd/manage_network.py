@@ -1,33 +1,45 @@
-"""flatnet-manage db, network and fixed commands (nova-manage's)."""
+"""flatnet-manage db, config, network and fixed: the parsers (light).
+
+The handlers are in :mod:`flatnet.cmd.db_commands` and
+:mod:`flatnet.cmd.network_commands`, imported only when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from flatnet import exception, ipam
-from flatnet.cmd import cli, output
-from flatnet.db import api as db_api
-from flatnet.db import migration
-from flatnet.service import manager
+from flatnet.cmd import cli
 
 
-# --- db -----------------------------------------------------------------
-def _db_sync(ctx: cli.Context, args: argparse.Namespace) -> int:
-    db_api.sync(ctx.db)
-    return 0
-
-
-def _db_version(ctx: cli.Context, args: argparse.Namespace) -> int:
-    ctx.out.write(f"{migration.current(ctx.db) or 'None'}\n")
-    return 0
-
-
+# --- db, config -----------------------------------------------------------
 def add_db(groups: cli.Subparsers, common: cli.Parser) -> None:
     actions = cli.actions(groups, "db", "database schema")
-    cli.leaf(actions, common, "sync", _db_sync, "create/upgrade the schema")
     cli.leaf(
-        actions, common, "version", _db_version, "show the schema revision"
+        actions,
+        common,
+        "sync",
+        "db_commands:db_sync",
+        "create the database or upgrade its schema",
     )
+    cli.leaf(
+        actions,
+        common,
+        "version",
+        "db_commands:db_version",
+        "show the schema revision",
+    )
+
+
+def add_config(groups: cli.Subparsers, common: cli.Parser) -> None:
+    actions = cli.actions(groups, "config", "the configuration in use")
+    show = cli.leaf(
+        actions,
+        common,
+        "show",
+        "db_commands:config_show",
+        "show the files read, every option's value and where it was set",
+    )
+    cli.add_format(show)
 
 
 # --- network ------------------------------------------------------------
@@ -40,113 +52,109 @@ def _bool_flag(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected T or F, got {value!r}")
 
 
-def _network_create(ctx: cli.Context, args: argparse.Namespace) -> int:
-    req = manager.NetworkRequest(
-        label=args.label,
-        cidr=args.cidr,
-        bridge=args.bridge,
-        bridge_interface=args.bridge_interface,
-        dns1=args.dns1,
-        dns2=args.dns2,
-        gateway=args.gateway,
-        dhcp_server=args.dhcp_server,
-        fixed_cidr=args.fixed_cidr,
-        mtu=args.mtu,
-        uuid=args.uuid,
-        project_id=args.project_id,
-        multi_host=args.multi_host,
-    )
-    net = ctx.manager.create_network(req)
-    return cli.write(
-        ctx, args, output.networks_table([net]), output.network_dict(net)
-    )
-
-
-def _network_list(ctx: cli.Context, args: argparse.Namespace) -> int:
-    nets = db_api.network_list(ctx.db)
-    return cli.write(
-        ctx,
-        args,
-        output.networks_table(nets),
-        [output.network_dict(n) for n in nets],
-    )
-
-
-def _network_delete(ctx: cli.Context, args: argparse.Namespace) -> int:
-    ident = args.network or args.uuid or args.fixed_range
-    if not ident:
-        raise exception.InvalidInput(
-            reason="give a network (id, label, uuid) or --uuid/--fixed-range"
-        )
-    net = db_api.network_delete(ctx.db, ident)
-    ctx.out.write(f"Deleted network {net.label} ({net.cidr})\n")
-    return 0
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {value!r}"
+        ) from None
 
 
 _NETWORK_OPTS: tuple[tuple[tuple[str, ...], dict[str, object]], ...] = (
-    (("--label",), {"required": True}),
+    (("--label",), {"required": True, "help": "unique name"}),
     (("--fixed-range-v4", "--fixed_range_v4"),
-     {"dest": "cidr", "required": True, "metavar": "CIDR"}),
-    (("--bridge",), {}),
-    (("--bridge-interface", "--bridge_interface"), {}),
-    (("--dns1",), {}), (("--dns2",), {}), (("--gateway",), {}),
-    (("--dhcp-server", "--dhcp_server"), {}),
-    (("--fixed-cidr", "--fixed_cidr"), {}),
-    (("--mtu",), {"type": int}), (("--uuid",), {}),
-    (("--project-id", "--project_id"), {}),
+     {"dest": "cidr", "required": True, "metavar": "CIDR",
+      "help": "IPv4 range, at least /30 and at most max_network_size"}),
+    (("--bridge",), {"help": "bridge (default: flat_network_bridge)"}),
+    (("--bridge-interface", "--bridge_interface"),
+     {"help": "NIC put into the bridge (flat_interface overrides it)"}),
+    (("--dns1",), {"help": "first DNS server (default: flat_network_dns)"}),
+    (("--dns2",), {"help": "second DNS server"}),
+    (("--gateway",), {"help": "gateway (default: the first address)"}),
+    (("--dhcp-server", "--dhcp_server"),
+     {"help": "DHCP server address (default: the gateway)"}),
+    (("--fixed-cidr", "--fixed_cidr"),
+     {"help": "part of the range handed to instances (default: all)"}),
+    (("--mtu",), {"type": _int, "help": "MTU of the bridge (68-65535)"}),
+    (("--uuid",), {"help": "network uuid (default: a new one)"}),
+    (("--project-id", "--project_id"), {"help": "owning project"}),
     (("--multi-host", "--multi_host"),
-     {"type": _bool_flag, "nargs": "?", "const": True, "metavar": "T|F"}),
+     {"type": _bool_flag, "nargs": "?", "const": True, "metavar": "T|F",
+      "help": "DHCP on every host (default: multi_host)"}),
 )  # fmt: skip
 
 
 def add_network(groups: cli.Subparsers, common: cli.Parser) -> None:
     actions = cli.actions(groups, "network", "flat networks")
     create = cli.leaf(
-        actions, common, "create", _network_create, "create a network"
+        actions,
+        common,
+        "create",
+        "network_commands:network_create",
+        "create a network",
     )
     for flags, kwargs in _NETWORK_OPTS:
         create.add_argument(*flags, **kwargs)  # type: ignore[arg-type]
     cli.add_format(create)
     cli.add_format(
-        cli.leaf(actions, common, "list", _network_list, "list networks")
+        cli.leaf(
+            actions,
+            common,
+            "list",
+            "network_commands:network_list",
+            "list networks",
+        )
     )
     delete = cli.leaf(
         actions,
         common,
         "delete",
-        _network_delete,
+        "network_commands:network_delete",
         "delete a network without allocated addresses",
     )
     delete.add_argument("network", nargs="?", help="id, label or uuid")
-    delete.add_argument("--uuid")
-    delete.add_argument("--fixed-range", "--fixed_range", dest="fixed_range")
-
-
-# --- fixed --------------------------------------------------------------
-def _fixed_list(ctx: cli.Context, args: argparse.Namespace) -> int:
-    fixed = db_api.fixed_ip_list(ctx.db, host=args.host)
-    return cli.write(
-        ctx,
-        args,
-        output.fixed_table(fixed),
-        [output.fixed_dict(f) for f in fixed],
+    delete.add_argument("--uuid", help="the network's uuid")
+    delete.add_argument(
+        "--fixed-range",
+        "--fixed_range",
+        dest="fixed_range",
+        help="the network's CIDR",
     )
 
 
-def _fixed_reserve(ctx: cli.Context, args: argparse.Namespace) -> int:
-    address = ipam.parse_address(args.address)
-    db_api.fixed_ip_set_reserved(ctx.db, address, args.reserve)
-    return 0
-
-
+# --- fixed --------------------------------------------------------------
 def add_fixed(groups: cli.Subparsers, common: cli.Parser) -> None:
     actions = cli.actions(groups, "fixed", "fixed IPs")
-    listing = cli.leaf(actions, common, "list", _fixed_list, "list fixed IPs")
-    listing.add_argument("--host")
+    listing = cli.leaf(
+        actions,
+        common,
+        "list",
+        "network_commands:fixed_list",
+        "a summary per network, then the addresses in use",
+    )
+    listing.add_argument("--host", help="only instances on this host")
+    listing.add_argument(
+        "--network", help="only this network (id, label, uuid)"
+    )
+    listing.add_argument(
+        "--address", metavar="IP|CIDR", help="only this address or range"
+    )
+    listing.add_argument(
+        "--all",
+        action="store_true",
+        help="every address, also the free ones (a /16 is 65,536 rows)",
+    )
     cli.add_format(listing)
     for name, flag in (("reserve", True), ("unreserve", False)):
         parser = cli.leaf(
-            actions, common, name, _fixed_reserve, f"{name} an address"
+            actions,
+            common,
+            name,
+            "network_commands:fixed_reserve",
+            f"{name} an address (never hand it to an instance)"
+            if flag
+            else f"{name} an address (the gateway and DHCP address stay)",
         )
-        parser.add_argument("--address", required=True)
+        parser.add_argument("--address", required=True, help="the address")
         parser.set_defaults(reserve=flag)

@@ -1,103 +1,55 @@
 """flatnet-network: the network host daemon (nova-network's role).
 
-``flatnet-network --config-file F [--once]`` runs in the foreground:
-it parses the config, sets up logging on stderr, wires the real
-executors (netlink bridge, dnsmasq, dhcp_release, iptables, addresses)
-into the reconcilers
-and runs :class:`flatnet.service.daemon.Daemon` until SIGTERM/SIGINT.
-dnsmasq processes are left running on exit; the next start adopts them.
-``--once`` reconciles every network once and exits (0 if all live).
+``flatnet-network [--config-file F] [--once] [--debug]`` runs in the
+foreground: it loads and validates the configuration (the same default
+search as every flatnet command: /etc/flatnet/flatnet.conf), logs on
+stderr which files it read, wires the real executors
+(:func:`flatnet.wiring.network_host`) and runs the daemon until
+SIGTERM/SIGINT. dnsmasq processes are left running on exit; the next
+start adopts them.
+
+``--once`` reconciles every network once and exits: 0 if the host is
+live for every network and component (``host_state`` has reached each
+network's generation), 1 otherwise.
+
+Exit code 2: bad configuration or a database that is not flatnet's
+(one line ``error: ...`` on stderr); 1: the database failed.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from oslo_config import cfg
+from flatnet import exception
+from flatnet.cmd import startup
 
-from flatnet import conf
-from flatnet.cmd import rules_config
-from flatnet.db import api as db_api
-from flatnet.linux.bridge import NetlinkBridge
-from flatnet.linux.dhcp_release import DhcpRelease
-from flatnet.linux.dnsmasq import DnsmasqProcess
-from flatnet.model import Network
-from flatnet.plan import bridge as bridge_plan
-from flatnet.plan import dnsmasq as plan
-from flatnet.service import daemon, dhcp, rules_reconciler
+if TYPE_CHECKING:
+    from flatnet.service.daemon import Daemon
+    from flatnet.settings import Settings
 
 LOG = logging.getLogger(__name__)
-
-_CLI_OPTS = [
-    cfg.BoolOpt(
-        "once", default=False, help="Reconcile every network once, then exit."
-    ),
-    cfg.BoolOpt("debug", short="d", default=False, help="Log at DEBUG level."),
-]
+_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
 
 
-class BridgeEnsurer:
-    """Adapter: ensure the bridge (and gateway address) of a network."""
-
-    def __init__(self, flat_interface: str | None) -> None:
-        self.flat_interface = flat_interface
-        self.backend = NetlinkBridge()
-
-    def ensure(self, network: Network) -> None:
-        spec = bridge_plan.bridge_spec(network, self.flat_interface)
-        self.backend.ensure_bridge(spec)
-
-
-def dhcp_settings(conf_: cfg.ConfigOpts) -> plan.DhcpSettings:
-    """Copy the DHCP options from CONF into the planners' settings."""
-    return plan.DhcpSettings(
-        networks_path=os.path.abspath(conf_.networks_path),
-        dhcpbridge=conf_.dhcpbridge,
-        dhcpbridge_flagfile=tuple(conf_.dhcpbridge_flagfile),
-        dnsmasq_config_file=conf_.dnsmasq_config_file,
-        dhcp_lease_time=conf_.dhcp_lease_time,
-        dhcp_domain=conf_.dhcp_domain,
-        dns_server=tuple(conf_.dns_server),
-        use_network_dns_servers=conf_.use_network_dns_servers,
-        use_single_default_gateway=conf_.use_single_default_gateway,
-        share_dhcp_address=conf_.share_dhcp_address,
-        dhcp_hostsdir=conf_.dhcp_hostsdir,
-        dhcp_script_fast_path=conf_.dhcp_script_fast_path,
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flatnet-network",
+        description="The flatnet network host service (foreground).",
     )
-
-
-def build(
-    conf_: cfg.ConfigOpts, extra: Sequence[daemon.Reconciler] = ()
-) -> daemon.Daemon:
-    """The daemon with real executors: DHCP, then the host's rules,
-    then ``extra``."""
-    db = db_api.Database(conf_.database.connection)
-    reconciler = dhcp.DhcpReconciler(
-        db,
-        conf_.host,
-        dhcp_settings(conf_),
-        DnsmasqProcess,
-        release=DhcpRelease() if conf_.force_dhcp_release else None,
-        bridge=BridgeEnsurer(conf_.flat_interface),
+    startup.add_config_arguments(parser)
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="reconcile every network once, then exit (0 if all live)",
     )
-    timing = daemon.DaemonTiming(
-        sync_interval=conf_.sync_interval,
-        periodic_interval=conf_.periodic_interval,
-        disassociate_timeout=conf_.fixed_ip_disassociate_timeout,
-    )
-    rules = rules_reconciler.RulesReconciler(
-        db,
-        conf_.host,
-        rules_config.build_host_rules(conf_),
-        verify_interval=conf_.periodic_interval,
-    )
-    return daemon.Daemon(db, conf_.host, [reconciler, rules, *extra], timing)
+    return parser
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -109,23 +61,84 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    conf_ = cfg.ConfigOpts()
-    conf_.register_cli_opts(_CLI_OPTS)
-    conf.parse(list(sys.argv[1:] if argv is None else argv), conf=conf_)
-    logging.basicConfig(
-        level=logging.DEBUG if conf_.debug else logging.INFO,
-        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
-    )
-    service = build(conf_)
-    if conf_.once:
-        for rec in service.reconcilers:
-            rec.prepare()
-        service.run_once()
-        return 0
+def all_live(service: Daemon, generations: dict[int, int]) -> bool:
+    """True if ``host_state`` shows every component of this host at (at
+    least) each network's generation in ``generations``."""
+    from flatnet.db import api as db_api  # noqa: PLC0415
+
+    components = [rec.component for rec in service.reconcilers]
+    lagging = [
+        (component, network_id)
+        for network_id, generation in sorted(generations.items())
+        for component in components
+        if db_api.host_state_get(
+            service.db, service.host, network_id, component
+        )
+        < generation
+    ]
+    for component, network_id in lagging:
+        LOG.warning("%s of network %s is not live", component, network_id)
+    return not lagging
+
+
+def run_once(service: Daemon) -> int:
+    """``--once``: prepare, one loop iteration; 0 if all live."""
+    from flatnet.db import api as db_api  # noqa: PLC0415
+
+    for rec in service.reconcilers:
+        rec.prepare()
+    generations = db_api.network_generations(service.db)
+    service.run_once()
+    return 0 if all_live(service, generations) else 1
+
+
+def _start(settings: Settings) -> Daemon:
+    """The wired daemon, after checking that its database answers
+    (missing schema, nova's database: one line now, not a loop of
+    tracebacks)."""
+    from flatnet import wiring  # noqa: PLC0415
+    from flatnet.db import api as db_api  # noqa: PLC0415
+
+    LOG.info("configuration: %s", settings.source.describe())
+    for note in settings.notes:
+        LOG.warning("%s", note)
+    service = wiring.network_host(settings)
+    db_api.network_generations(service.db)
+    return service
+
+
+def serve(settings: Settings, once: bool) -> int:
+    service = _start(settings)
+    if once:
+        return run_once(service)
     stop = threading.Event()
     _stop_on_signals(stop)
-    LOG.info("flatnet-network starting on host %s", conf_.host)
+    LOG.info("flatnet-network starting on host %s", settings.host)
     service.run(stop)
     LOG.info("flatnet-network stopped")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(
+        list(sys.argv[1:] if argv is None else argv)
+    )
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, format=_FORMAT
+    )
+    try:
+        settings = startup.load_settings(getattr(args, "config_files", None))
+        return serve(settings, args.once)
+    except exception.DatabaseError as exc:
+        LOG.debug("database error", exc_info=True)
+        startup.report(sys.stderr, str(exc))
+        return 1
+    except exception.FlatnetError as exc:
+        LOG.debug("start-up failed", exc_info=True)
+        startup.report(sys.stderr, str(exc))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

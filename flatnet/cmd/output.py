@@ -1,8 +1,10 @@
 """Rendering of flatnet-manage output: nova-style tables and JSON (pure).
 
-Tables follow nova-manage: columns left-aligned to a minimum width and
-separated by tabs. Values are made printable first (no newline or tab
-can break a row). JSON is sorted, indented and ends with a newline.
+Tables follow nova-manage: columns left-aligned and separated by tabs;
+each column is as wide as its widest cell (at least nova's width), so a
+long value never shifts the columns after it. Values are made printable
+first (no newline or tab can break a row). JSON is sorted, indented and
+ends with a newline.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ VIF_HEADERS = (
     "instance", "uuid", "MAC", "IP", "network", "bridge", "gateway", "DNS",
 )  # fmt: skip
 VIF_WIDTHS = (15, 36, 17, 15, 15, 15, 15, 15)
-INSTANCE_HEADERS = ("uuid", "hostname", "host", "addresses", "created")
-INSTANCE_WIDTHS = (36, 15, 15, 15, 19)
+INSTANCE_HEADERS = ("instance", "uuid", "host", "addresses", "created")
+INSTANCE_WIDTHS = (15, 36, 15, 15, 19)
 
 
 def _cell(value: Any) -> str:
@@ -43,16 +45,27 @@ def table(
     rows: Iterable[Sequence[Any]],
     widths: Sequence[int] = (),
 ) -> str:
-    """Tab-separated rows padded to ``widths`` (nova-manage's %-Ns)."""
+    """Tab-separated rows, each column padded to its widest cell and at
+    least to ``widths`` (nova-manage's %-Ns)."""
+    cells = [[_cell(c) for c in row] for row in (headers, *rows)]
+    width = list(widths) + [0] * (len(headers) - len(widths))
+    for row in cells:
+        for i, text in enumerate(row[: len(width)]):
+            width[i] = max(width[i], len(text))
+    return "".join(
+        "\t".join(
+            text.ljust(width[i] if i < len(width) else 0)
+            for i, text in enumerate(row)
+        ).rstrip()
+        + "\n"
+        for row in cells
+    )
 
-    def line(cells: Sequence[Any]) -> str:
-        padded = [
-            _cell(c).ljust(widths[i] if i < len(widths) else 0)
-            for i, c in enumerate(cells)
-        ]
-        return "\t".join(padded).rstrip() + "\n"
 
-    return line(headers) + "".join(line(r) for r in rows)
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 floating IP``, ``2 floating IPs`` (``many`` if irregular)."""
+    word = one if count == 1 else (many or one + "s")
+    return f"{count:,} {word}"
 
 
 def to_json(data: Any) -> str:
@@ -144,7 +157,7 @@ def instances_table(
     if not instances:
         return "No instances found\n"
     rows = [
-        (i.uuid, i.hostname, i.host, ",".join(addresses.get(i.uuid, ())),
+        (i.hostname, i.uuid, i.host, ",".join(addresses.get(i.uuid, ())),
          i.created_at.strftime("%Y-%m-%d %H:%M:%S") if i.created_at else None)
         for i in instances
     ]  # fmt: skip
@@ -159,6 +172,20 @@ def fixed_dict(f: model.FixedIpView) -> dict[str, Any]:
         "mac": mac.format_mac(f.mac) if f.mac is not None else None,
         "allocated": f.allocated, "leased": f.leased, "reserved": f.reserved,
     }  # fmt: skip
+
+
+def fixed_summary(summary: Sequence[Any]) -> str:
+    """One line per network: how many addresses and how they are used
+    (rows of :class:`flatnet.db.api.FixedIpSummary`)."""
+    lines = []
+    for s in summary:
+        total = plural(s.total, "address", "addresses")
+        lines.append(
+            f"network {s.label} ({s.cidr}): {total}, "
+            f"{s.allocated:,} allocated, {s.leased:,} leased, "
+            f"{s.reserved:,} reserved, {s.free:,} free\n"
+        )
+    return "".join(lines)
 
 
 def fixed_table(fixed: Sequence[model.FixedIpView]) -> str:
@@ -179,6 +206,7 @@ def floating_dict(f: model.FloatingIp) -> dict[str, Any]:
         "pool": f.pool,
         "interface": f.interface,
         "fixed_address": _ip(f.fixed_address),
+        "instance": f.instance_hostname,
         "instance_uuid": f.instance_uuid,
         "project_id": f.project_id,
         "host": f.host,
@@ -193,8 +221,8 @@ def floating_table(found: Sequence[model.FloatingIp]) -> str:
         ("project", "address", "instance", "pool", "interface", "fixed",
          "host"),
         [
-            (f.project_id, f.address, f.instance_uuid, f.pool, f.interface,
-             f.fixed_address, f.host)
+            (f.project_id, f.address, f.instance_hostname or f.instance_uuid,
+             f.pool, f.interface, f.fixed_address, f.host)
             for f in found
         ],
     )  # fmt: skip

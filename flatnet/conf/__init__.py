@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from flatnet.conf import database, dhcp, firewall, network
+from flatnet.conf import database, dhcp, firewall, network, tuning
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -20,6 +20,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(network.opts())
     conf.register_opts(dhcp.opts())
     conf.register_opts(firewall.opts())
+    conf.register_opts(tuning.opts())
     conf.register_opts(database.opts(), group=database.GROUP)
 
 

@@ -25,13 +25,23 @@ def _hook_opts() -> list[cfg.Opt]:
         cfg.StrOpt(
             "dhcpbridge",
             default="$bindir/flatnet-dhcpbridge",
-            help="dnsmasq --dhcp-script (the lease hook).",
+            help="dnsmasq --dhcp-script (the lease hook), an absolute "
+            "path. A nova-dhcpbridge (from a nova.conf) is ignored "
+            "unless use_nova_dhcpbridge is set.",
+        ),
+        cfg.BoolOpt(
+            "use_nova_dhcpbridge",
+            default=False,
+            help="flatnet: really use a dhcpbridge named "
+            "nova-dhcpbridge (it writes leases into nova's database).",
         ),
         cfg.MultiStrOpt(
             "dhcpbridge_flagfile",
-            default=["/etc/flatnet/flatnet.conf"],
+            default=[],
+            sample_default="<the files flatnet-network read>",
             help="Config files for the hook (JSON list in "
-            "dnsmasq's CONFIG_FILE environment).",
+            "dnsmasq's CONFIG_FILE environment); empty means the "
+            "files flatnet-network itself was started with.",
         ),
         cfg.BoolOpt(
             "dhcp_script_fast_path",

@@ -79,6 +79,16 @@ def _flat_opts() -> list[cfg.Opt]:
             help="Addresses per network when not given.",
         ),
         cfg.IntOpt(
+            "max_network_size",
+            default=65536,
+            min=4,
+            max=1 << 20,
+            help="flatnet: largest network (and floating range) in "
+            "addresses that network create accepts: 65536 is a /16. "
+            "Every address is a database row and a possible dnsmasq "
+            "host; at most 1048576 (/12).",
+        ),
+        cfg.IntOpt(
             "num_networks",
             default=1,
             min=1,
@@ -186,6 +196,7 @@ def _loop_opts() -> list[cfg.Opt]:
             "sync_interval",
             default=0.1,
             min=0.01,
+            max=60.0,
             help="flatnet: seconds between checks of the "
             "database for changes to apply.",
         ),
@@ -193,6 +204,7 @@ def _loop_opts() -> list[cfg.Opt]:
             "periodic_interval",
             default=60,
             min=1,
+            max=86400,
             help="Seconds between periodic tasks (stale fixed "
             "IPs, full resync).",
         ),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from flatnet.conf import database, dhcp, firewall, network
+from flatnet.conf import database, dhcp, firewall, network, tuning
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     return [
-        ("DEFAULT", network.opts() + dhcp.opts() + firewall.opts()),
+        (
+            "DEFAULT",
+            network.opts() + dhcp.opts() + firewall.opts() + tuning.opts(),
+        ),
         (database.GROUP, database.opts()),
     ]

@@ -1,4 +1,6 @@
-"""Allocation and deallocation of fixed IPs (nova §1.4, §1.5, §2.3).
+"""Allocation and deallocation of fixed IPs (nova.network.manager
+NetworkManager.allocate_for_instance / deallocate_for_instance,
+nova.db.sqlalchemy.api.fixed_ip_associate_pool).
 
 Private to :mod:`flatnet.db`; use :mod:`flatnet.db.api`.
 
@@ -307,7 +309,8 @@ def _deallocate_row(conn: Connection, row: Any) -> model.FixedIpRelease:
 
 
 def _disassociate_floating(conn: Connection, fixed_ids: list[int]) -> None:
-    """nova §1.5 step 1: floating IPs leave a deallocated instance."""
+    """nova deallocate_for_instance, step 1: floating IPs leave a
+    deallocated instance."""
     if not fixed_ids:
         return
     moved = conn.execute(

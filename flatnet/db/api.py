@@ -16,13 +16,12 @@ transaction.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import netaddr
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from flatnet import exception, model
-from flatnet.db import migration, rows
+from flatnet.db import rows, sqlite_files
 from flatnet.db.allocation import (
     InstanceSpec,
     VifRequest,
@@ -32,8 +31,16 @@ from flatnet.db.allocation import (
     instance_create_allocated,
     network_info,
 )
-from flatnet.db.engine import Database
+from flatnet.db.engine import Database, sqlite_path
+from flatnet.db.fixed import (
+    FixedIpFilter,
+    FixedIpSummary,
+    fixed_ip_list,
+    fixed_ip_set_reserved,
+    fixed_ip_summary,
+)
 from flatnet.db.floating import (
+    FloatingDeleted,
     floating_associate,
     floating_associate_from_pool,
     floating_create,
@@ -60,10 +67,13 @@ from flatnet.db.networks import (
     network_list,
     network_set_host,
 )
-from flatnet.db.rows import FIXED, HOST_STATE, INSTANCES, NETWORKS, VIFS
+from flatnet.db.rows import HOST_STATE, INSTANCES
 
 __all__ = [
     "Database",
+    "FixedIpFilter",
+    "FixedIpSummary",
+    "FloatingDeleted",
     "InstanceSpec",
     "VifRequest",
     "allocate_fixed_ip",
@@ -72,6 +82,7 @@ __all__ = [
     "disassociate_stale_fixed_ips",
     "fixed_ip_list",
     "fixed_ip_set_reserved",
+    "fixed_ip_summary",
     "floating_associate",
     "floating_associate_from_pool",
     "floating_create",
@@ -98,6 +109,7 @@ __all__ = [
     "network_set_host",
     "release_fixed_ip",
     "rules_generation",
+    "schema_version",
     "sync",
 ]
 
@@ -105,8 +117,24 @@ LOG = logging.getLogger(__name__)
 
 
 def sync(db: Database) -> None:
-    """Create or upgrade the schema (alembic upgrade head)."""
-    migration.upgrade(db)
+    """Create or upgrade the schema (alembic upgrade head); a SQLite
+    file readable by others (older flatnet) is made 0600."""
+    # alembic is imported only by the commands that migrate.
+    from flatnet.db import migration  # noqa: PLC0415
+
+    with db.translated():
+        migration.upgrade(db)
+    path = sqlite_path(db.url)
+    if path is not None:
+        sqlite_files.tighten(path)
+
+
+def schema_version(db: Database) -> str | None:
+    """The schema revision of ``db``, None for an empty database."""
+    from flatnet.db import migration  # noqa: PLC0415
+
+    with db.translated():
+        return migration.current(db)
 
 
 # --- instances ----------------------------------------------------------
@@ -174,72 +202,6 @@ def release_fixed_ip(
     """nova ``release_fixed_ip`` (one transaction)."""
     with db.write() as conn:
         _release(conn, address, mac)
-
-
-# --- fixed IPs ----------------------------------------------------------
-def fixed_ip_list(
-    db: Database, host: str | None = None
-) -> list[model.FixedIpView]:
-    """Every fixed IP of live networks in address order; with ``host``,
-    only those of instances on that host (nova ``fixed list --host``)."""
-    query = (
-        select(
-            FIXED,
-            NETWORKS.c.cidr,
-            NETWORKS.c.label,
-            INSTANCES.c.hostname,
-            INSTANCES.c.host.label("inst_host"),
-            VIFS.c.address.label("mac"),
-        )
-        .join(NETWORKS, NETWORKS.c.id == FIXED.c.network_id)
-        .outerjoin(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
-        .outerjoin(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
-        .where(FIXED.c.deleted == 0, NETWORKS.c.deleted == 0)
-        .order_by(NETWORKS.c.id, FIXED.c.id)
-    )
-    if host is not None:
-        query = query.where(INSTANCES.c.host == host)
-    with db.read() as conn:
-        found = conn.execute(query).all()
-    return [_fixed_view(r) for r in found]
-
-
-def _fixed_view(r: Any) -> model.FixedIpView:
-    return model.FixedIpView(
-        address=netaddr.IPAddress(r.address),
-        network_id=r.network_id,
-        network_cidr=netaddr.IPNetwork(r.cidr),
-        network_label=r.label,
-        allocated=bool(r.allocated),
-        leased=bool(r.leased),
-        reserved=bool(r.reserved),
-        instance_uuid=r.instance_uuid,
-        hostname=r.hostname,
-        host=r.inst_host,
-        mac=netaddr.EUI(r.mac) if r.mac else None,
-    )
-
-
-def fixed_ip_set_reserved(
-    db: Database, address: netaddr.IPAddress, reserved: bool
-) -> None:
-    """``fixed reserve`` / ``unreserve``. Raises FixedIpNotFound, and
-    FixedIpAlreadyInUse when reserving an address that is in use."""
-    with db.write() as conn:
-        row = conn.execute(
-            select(FIXED).where(
-                FIXED.c.address == str(address), FIXED.c.deleted == 0
-            )
-        ).first()
-        if row is None:
-            raise exception.FixedIpNotFound(address=address)
-        if reserved and (row.instance_uuid or row.leased or row.host):
-            raise exception.FixedIpAlreadyInUse(address=address)
-        conn.execute(
-            update(FIXED)
-            .where(FIXED.c.id == row.id)
-            .values(reserved=reserved, updated_at=rows.now())
-        )
 
 
 # --- readiness ----------------------------------------------------------

@@ -28,27 +28,58 @@ from sqlalchemy import (
     pool,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from flatnet import exception
-from flatnet.db import models
+from flatnet.db import faults, models, sqlite_files
 
 LOG = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 60_000
+BUSY_TIMEOUT = 60.0
 _WRITE = "flatnet_write"
+#: Dialect -> (the driver flatnet's extra installs, the extra's name).
+_EXTRAS = {
+    "mysql": ("pymysql", "mysql"),
+    "mariadb": ("pymysql", "mysql"),
+    "postgresql": ("psycopg", "postgresql"),
+}
 
 
 class Database:
     """One engine plus the transaction helpers every query uses.
 
     ``write()`` and ``read()`` are context managers yielding a Connection
-    inside a transaction that commits on success and rolls back on error.
+    inside a transaction that commits on success and rolls back on error;
+    a lock not granted within ``busy_timeout`` seconds, a missing schema,
+    a full disk or a database that cannot be opened raise a
+    DatabaseError naming it (:mod:`flatnet.db.faults`).
+
+    A SQLite file is created (mode 0600; SQLite gives its -wal and -shm
+    files the same mode) only with ``create``; otherwise a missing file
+    is DatabaseNotInitialised. Its directory, if created, is 0700 with
+    ``private_directory``, else 0755. Raises ConfigError for a URL whose
+    driver is not installed, ForeignDatabase (at the first connection)
+    for a database that holds nova's schema.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        busy_timeout: float = BUSY_TIMEOUT,
+        private_directory: bool = False,
+    ) -> None:
         self.url = make_url(url)
-        self.engine = _make_engine(url)
+        self.busy_timeout = busy_timeout
+        self.name = sqlite_path(self.url) or self.url.render_as_string(
+            hide_password=True
+        )
+        if sqlite_path(self.url):
+            sqlite_files.ensure_file(
+                self.name, create=create, private_directory=private_directory
+            )
+        self.engine = _make_engine(self.url, busy_timeout)
         self._writer = self.engine.execution_options(**{_WRITE: True})
 
     @property
@@ -58,14 +89,19 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (SQLite: BEGIN IMMEDIATE)."""
-        with self._writer.begin() as conn:
+        with self.translated(), self._writer.begin() as conn:
             yield conn
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (one consistent snapshot)."""
-        with self.engine.begin() as conn:
+        with self.translated(), self.engine.begin() as conn:
             yield conn
+
+    def translated(self) -> contextlib.AbstractContextManager[None]:
+        """Name database failures by their cause (for direct engine
+        use such as migrations)."""
+        return faults.translated(self.name, self.busy_timeout)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -75,33 +111,80 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)})"
 
 
-def _make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    database = parsed.database or ""
-    if database in ("", ":memory:"):
-        engine = create_engine(
+def sqlite_path(url: URL) -> str | None:
+    """The absolute file of a file-backed SQLite URL, else None."""
+    if not url.drivername.startswith("sqlite"):
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def _create(url: URL, **kwargs: Any) -> Engine:
+    """create_engine; a missing driver is a ConfigError naming the
+    extra that installs it."""
+    try:
+        return create_engine(url, **kwargs)
+    except sa_exc.NoSuchModuleError as exc:
+        raise exception.ConfigError(
+            reason=f"[database] connection: unknown database type "
+            f"{url.drivername!r}"
+        ) from exc
+    except ImportError as exc:
+        driver, extra = _EXTRAS.get(url.get_backend_name(), ("", ""))
+        hint = (
+            f"pip install 'flatnet[{extra}]' and use "
+            f"{url.get_backend_name()}+{driver}://"
+            if extra
+            else "install it"
+        )
+        raise exception.ConfigError(
+            reason=f"[database] connection: the {url.drivername} driver is "
+            f"not installed ({exc.name or exc}): {hint}"
+        ) from exc
+
+
+def _make_engine(url: URL, busy_timeout: float) -> Engine:
+    if not url.drivername.startswith("sqlite"):
+        engine = _create(url, pool_pre_ping=True)
+    elif sqlite_path(url) is None:
+        engine = _create(
             url,
             poolclass=pool.StaticPool,
             connect_args={"check_same_thread": False},
         )
     else:
-        parent = os.path.dirname(os.path.abspath(database))
-        os.makedirs(parent, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
-    _install_sqlite_hooks(engine, file_backed=database not in ("", ":memory:"))
+        engine = _create(url, connect_args={"timeout": busy_timeout})
+    name = sqlite_path(url) or url.render_as_string(hide_password=True)
+    _refuse_nova(engine, name)
+    if url.drivername.startswith("sqlite"):
+        _install_sqlite_hooks(
+            engine, sqlite_path(url) is not None, busy_timeout
+        )
     return engine
 
 
-def _install_sqlite_hooks(engine: Engine, file_backed: bool) -> None:
+def _refuse_nova(engine: Engine, name: str) -> None:
+    @event.listens_for(engine, "first_connect")
+    def _check(dbapi_conn: Any, _record: Any) -> None:
+        found = faults.nova_tables(dbapi_conn, engine.dialect.name)
+        if engine.dialect.name != "sqlite":
+            dbapi_conn.rollback()
+        if found:
+            raise exception.ForeignDatabase(database=name, table=found[0])
+
+
+def _install_sqlite_hooks(
+    engine: Engine, file_backed: bool, busy_timeout: float
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # NOTE: pysqlite's own transaction handling is turned off so that
         # the "begin" hook below decides how a transaction starts.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if file_backed:
             cursor.execute("PRAGMA journal_mode = WAL")

@@ -1,4 +1,4 @@
-"""Floating IPs (nova §1.9), DB side only.
+"""Floating IPs (nova.network.floating_ips.FloatingIP), DB side only.
 
 Private to :mod:`flatnet.db`; use :mod:`flatnet.db.api`. Every change to
 an association bumps the global ``rules`` counter in the same
@@ -7,6 +7,7 @@ transaction, so hosts know to re-render their NAT rules.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -28,8 +29,10 @@ def _query() -> Any:
             FLOATING,
             FIXED.c.address.label("fixed_address"),
             FIXED.c.instance_uuid,
+            INSTANCES.c.hostname.label("instance_hostname"),
         )
         .outerjoin(FIXED, FIXED.c.id == FLOATING.c.fixed_ip_id)
+        .outerjoin(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
         .where(FLOATING.c.deleted == 0)
     )
 
@@ -47,6 +50,9 @@ def _to_floating(row: Any) -> model.FloatingIp:
         project_id=row.project_id,
         host=row.host,
         auto_assigned=bool(row.auto_assigned),
+        instance_hostname=(
+            row.instance_hostname if row.fixed_address else None
+        ),
     )
 
 
@@ -148,7 +154,7 @@ def _associate(
         if str(floating.fixed_address) == fixed.address:
             return floating  # already there: idempotent, nothing to apply
         raise exception.FloatingIpAssociated(
-            address=floating.address, instance=floating.instance_uuid
+            address=floating.address, instance=_who(floating)
         )
     with translate_errors(fixed_address=fixed.address):
         conn.execute(
@@ -220,25 +226,58 @@ def floating_disassociate(
     return floating
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FloatingDeleted:
+    """What ``floating delete`` did: deleted, and absent addresses."""
+
+    deleted: list[netaddr.IPAddress]
+    missing: list[netaddr.IPAddress]
+
+
+def _live_rows(conn: Connection, addresses: list[str]) -> dict[str, Any]:
+    """address -> row of the live floating IPs among ``addresses``
+    (queried 1,000 at a time: SQLite limits bound parameters)."""
+    found = {}
+    for start in range(0, len(addresses), 1000):
+        chunk = addresses[start : start + 1000]
+        query = _query().where(FLOATING.c.address.in_(chunk))
+        found.update({str(r.address): r for r in conn.execute(query)})
+    return found
+
+
+def _who(floating: model.FloatingIp) -> str:
+    return floating.instance_hostname or str(floating.instance_uuid)
+
+
 def floating_delete(
-    db: Database, addresses: Iterable[netaddr.IPAddress]
-) -> int:
-    """Soft-delete addresses; all or nothing. Raises FloatingIpNotFound,
-    FloatingIpAssociated."""
+    db: Database,
+    addresses: Iterable[netaddr.IPAddress],
+    *,
+    skip_missing: bool = False,
+) -> FloatingDeleted:
+    """Soft-delete addresses; all or nothing. An address in no pool is
+    skipped with ``skip_missing`` (a range, as nova-manage did) and
+    FloatingIpNotFound otherwise, as is a range of which none exists.
+    Raises FloatingIpAssociated (nothing is deleted then)."""
     when = rows.now()
+    wanted = list(addresses)
     with db.write() as conn:
-        found = [_get(conn, a) for a in addresses]
+        live = _live_rows(conn, [str(a) for a in wanted])
+        missing = [a for a in wanted if str(a) not in live]
+        if missing and (not skip_missing or len(missing) == len(wanted)):
+            raise exception.FloatingIpNotFound(address=missing[0])
+        found = [_to_floating(live[str(a)]) for a in wanted if str(a) in live]
         for floating in found:
             if floating.fixed_address is not None:
                 raise exception.FloatingIpAssociated(
-                    address=floating.address, instance=floating.instance_uuid
+                    address=floating.address, instance=_who(floating)
                 )
             conn.execute(
                 update(FLOATING)
                 .where(FLOATING.c.id == floating.id)
                 .values(deleted=FLOATING.c.id, deleted_at=when)
             )
-    return len(found)
+    return FloatingDeleted([f.address for f in found], missing)
 
 
 def rules_generation(db: Database) -> int:

@@ -158,9 +158,21 @@ def _insert_fixed_ips(
     conn.exec_driver_sql(sql, [(*row[:5], stamp, row[6]) for row in batch])
 
 
+#: Largest id a database integer column holds (SQLite, PostgreSQL bigint).
+_MAX_ID = (1 << 63) - 1
+
+
+def _as_id(ident: str) -> int:
+    """``ident`` as a network id, -1 if it cannot be one (an id that does
+    not fit a database integer is no id, not an overflow error)."""
+    if ident.isascii() and ident.isdigit() and int(ident) <= _MAX_ID:
+        return int(ident)
+    return -1
+
+
 def _network_row(conn: Connection, ident: str) -> Any:
     ident = str(ident).strip()
-    params = {"b_ident": ident, "b_id": int(ident) if ident.isdigit() else -1}
+    params = {"b_ident": ident, "b_id": _as_id(ident)}
     row = conn.execute(claims.network_lookup(), params).first()
     if row is None:
         raise exception.NetworkNotFound(network=ident)
@@ -230,7 +242,8 @@ def network_generations(db: Database) -> dict[int, int]:
 
 def network_set_host(db: Database, network_id: int, host: str) -> str:
     """Claim a network for ``host`` if it has none (compare-and-set, not
-    nova's read-modify-save, bug §9.8). Returns the owner afterwards."""
+    nova's read-modify-save in nova.network.manager
+    NetworkManager.set_network_host). Returns the owner afterwards."""
     with db.write() as conn:
         conn.execute(
             update(NETWORKS)

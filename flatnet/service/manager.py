@@ -1,4 +1,6 @@
-"""FlatDHCPManager: allocation orchestration (nova §1.4, §1.5, §2.2).
+"""FlatDHCPManager: allocation orchestration (nova.network.manager
+NetworkManager.allocate_for_instance, deallocate_for_instance and
+_do_create_networks).
 
 Validates operator input with the pure modules (:mod:`flatnet.ipam`,
 :mod:`flatnet.mac`, :mod:`flatnet.hostname`), then makes one short DB call
@@ -12,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import re
 import time
 import uuid as uuidlib
 from collections.abc import Sequence
@@ -25,9 +26,6 @@ from flatnet.plan.bridge import validate_device_name
 
 LOG = logging.getLogger(__name__)
 
-#: Interface names: IFNAMSIZ - 1 = 15 characters (kernel limit).
-_PRINTABLE_RE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ManagerSettings:
@@ -39,6 +37,7 @@ class ManagerSettings:
     multi_host: bool = False
     share_dhcp_address: bool = False
     create_unique_mac_address_attempts: int = 5
+    max_network_size: int = ipam.MAX_NETWORK_SIZE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,15 +59,8 @@ class NetworkRequest:
     multi_host: bool | None = None
 
 
-def check_text(value: str, what: str) -> str:
-    """``value`` if it is 1-255 printable characters without surrounding
-    blanks (labels, pools, project ids, host names); else InvalidInput."""
-    if not _PRINTABLE_RE.fullmatch(value) or value.strip() != value:
-        raise exception.InvalidInput(
-            reason=f"{what} {value!r} must be 1-255 printable characters "
-            "without leading or trailing blanks"
-        )
-    return value
+#: Labels, pools, project ids, host names: see hostname.check_text.
+check_text = hostname.check_text
 
 
 def _check_uuid(value: str) -> str:
@@ -124,6 +116,7 @@ class FlatDHCPManager:
             gateway=req.gateway,
             dhcp_server=req.dhcp_server,
             fixed_cidr=req.fixed_cidr,
+            max_size=self.settings.max_network_size,
         )
         return db_api.network_create(
             self.db,

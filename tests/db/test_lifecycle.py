@@ -209,5 +209,7 @@ def test_floating_ip_follows_instance_and_bumps_rules(db, net):
         api.floating_disassociate(db, IP("203.0.113.5")).fixed_address is None
     )
     assert api.rules_generation(db) == gen + 2
-    assert api.floating_delete(db, [IP("203.0.113.5")]) == 1
+    assert api.floating_delete(db, [IP("203.0.113.5")]).deleted == [
+        IP("203.0.113.5")
+    ]
     assert [f.address for f in api.floating_list(db)] == [IP("203.0.113.6")]

@@ -56,7 +56,8 @@ def test_defaults_substitute_other_options(tmp_path) -> None:
 
 
 def test_dns_server_lists_are_not_shared_between_configs() -> None:
-    """nova bug §9.7: appending to CONF.dns_server leaked into later
+    """nova linux_net._dnsmasq_cmd (dns_servers = CONF.dns_server, never
+    fixed): appending to CONF.dns_server leaked into later
     dnsmasq launches. Each ConfigOpts has its own list, and a copy taken
     by a caller can be extended without touching the option."""
     first = conf.parse(["--config-file", NOVA_CONF], default_config_files=[])
@@ -69,9 +70,9 @@ def test_dns_server_lists_are_not_shared_between_configs() -> None:
 
 
 def test_oslo_returns_the_cached_list_object(nova) -> None:
-    """Documents the hazard behind §9.7: oslo.config hands out its cached
-    list, so code building dnsmasq argv must copy it (list(...)) before
-    appending network DNS servers."""
+    """Documents the hazard behind that nova bug: oslo.config hands out
+    its cached list, so code building dnsmasq argv must copy it
+    (list(...)) before appending network DNS servers."""
     assert nova.dns_server is nova.dns_server
 
 

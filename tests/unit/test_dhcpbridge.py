@@ -155,6 +155,7 @@ def test_missing_sqlite_file_is_refused_not_created(tmp_path, capsys):
     env = {"CONFIG_FILE": json.dumps([str(conf)]), "NETWORK_ID": "1"}
     assert dhcpbridge.main_with(["init"], env) == 1
     err = capsys.readouterr().err
-    assert f"database {db_path} does not exist" in err
+    assert f"database {db_path} has no flatnet schema" in err
+    assert "the file does not exist" in err
     assert err.count("\n") == 1
     assert not db_path.exists()

@@ -1,6 +1,8 @@
 """The import rule of doc/architecture.md, checked on the source.
 
-    cmd -> service -> {db, plan, linux, ipam, model, conf}
+    cmd -> {settings, wiring} -> service -> {db, plan, linux, ipam, model}
+    only conf and settings import oslo.config; nothing below them imports
+    settings or wiring
     plan, ipam, mac, hostname -> model, exception, netaddr (pure)
     linux -> model, exception, plan (specs) + its external library
     db -> model, exception, ipam, hostname + SQLAlchemy/alembic
@@ -56,8 +58,14 @@ LAYER_RULES: dict[str, set[str]] = {
     "flatnet.db": PURE_ALLOWED | {"flatnet.db"},
     "flatnet.conf": {"flatnet.conf"},
     "flatnet.service": PURE_ALLOWED
-    | {"flatnet.service", "flatnet.db", "flatnet.linux", "flatnet.conf"},
+    | {"flatnet.service", "flatnet.db", "flatnet.linux"},
+    "flatnet.settings": PURE_ALLOWED
+    | {"flatnet.settings", "flatnet.conf", "flatnet.service"},
+    "flatnet.wiring": PURE_ALLOWED
+    | {"flatnet.settings", "flatnet.service", "flatnet.db", "flatnet.linux"},
 }
+#: The only packages that may import oslo.config.
+OSLO_ALLOWED = ("flatnet.conf", "flatnet.settings")
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -113,6 +121,10 @@ def test_layer_imports(path: pathlib.Path) -> None:
         if top == "eventlet":
             assert module.startswith("flatnet.cmd"), (
                 f"{module} imports eventlet; only cmd/ may"
+            )
+        if top == "oslo_config":
+            assert module.startswith(OSLO_ALLOWED), (
+                f"{module} imports oslo.config; only conf/ and settings/ may"
             )
         if top != "flatnet" or allowed is None or imported == "flatnet":
             continue
@@ -180,7 +192,7 @@ print('ok', len({modules!r}))
 
 
 def test_dhcp_hook_event_path_is_import_light(tmp_path) -> None:
-    """dnsmasq runs the hook per lease event (ARCHITECTURE §2.5): the
+    """dnsmasq runs the hook per lease event (dnsmasq(8) --dhcp-script): the
     add/old/del path must not pull in the database, oslo.config,
     netlink, iptables, libvirt or eventlet."""
     events = tmp_path / "nova-br100.events"

@@ -93,7 +93,11 @@ def test_instance_delete_frees_a_never_leased_address(cli) -> None:
     cli.ok("instance", "create", "vm1")
     assert "10.0.0.2" in cli.ok("instance", "delete", "vm1")
     assert cli.json("instance", "list") == []
-    row = [f for f in cli.json("fixed", "list") if f["address"] == "10.0.0.2"]
+    row = [
+        f
+        for f in cli.json("fixed", "list", "--all")
+        if f["address"] == "10.0.0.2"
+    ]
     assert row[0]["instance_uuid"] is None
     assert not row[0]["allocated"]
 
@@ -105,7 +109,7 @@ def test_fixed_reserve_and_unreserve(cli) -> None:
         == "10.0.0.3"
     )
     cli.ok("fixed", "unreserve", "--address", "10.0.0.2")
-    fixed = {f["address"]: f for f in cli.json("fixed", "list")}
+    fixed = {f["address"]: f for f in cli.json("fixed", "list", "--all")}
     assert fixed["10.0.0.2"]["reserved"] is False
     assert fixed["10.0.0.3"]["hostname"] == "vm1"
 
@@ -113,10 +117,8 @@ def test_fixed_reserve_and_unreserve(cli) -> None:
 def test_fixed_list_host_filter(cli) -> None:
     cli.ok("instance", "create", "vm1", "--host", "node7")
     cli.ok("instance", "create", "vm2", "--host", "node8")
-    out = cli.ok("fixed", "list", "--host", "node7")
-    assert out.splitlines()[0].split("\t")[0].strip() == "network"
-    assert len(out.splitlines()) == 2
-    assert "vm1" in out
+    out = cli.json("fixed", "list", "--host", "node7")
+    assert [f["hostname"] for f in out] == ["vm1"]
 
 
 def test_network_delete(cli) -> None:

@@ -34,6 +34,7 @@ def test_create_uses_hosts_of_the_cidr_and_defaults(cli) -> None:
         "pool": "nova",
         "interface": "eth0",
         "fixed_address": None,
+        "instance": None,
         "instance_uuid": None,
         "project_id": None,
         "host": None,
@@ -105,7 +106,7 @@ def test_instance_delete_disassociates_its_floating_ip(cli) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("create", "--ip-range", "172.24.4.0/31"), "at least /30"),
-    (("create", "--ip-range", "10.0.0.0/8"), "too large"),
+    (("create", "--ip-range", "10.0.0.0/8"), "max_network_size"),
     (("create", "--ip-range", "172.24.4.300"), "not an IPv4 address"),
     (("create", "--ip-range", "1.2.3.4", "--interface", "eth1\nx"),
      "Invalid network device name"),

@@ -1,0 +1,72 @@
+"""What every flatnet command does first: the same configuration
+arguments and default search, logging, and one-line error reports.
+
+Light on purpose: nothing here imports oslo.config or the database
+until :func:`load_settings` is called, after argument parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from flatnet.settings import DEFAULT_CONFIG_FILES
+
+if TYPE_CHECKING:
+    from flatnet.settings import Settings
+
+LOG = logging.getLogger(__name__)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config-file (repeatable) and --debug, for every command."""
+    parser.add_argument(
+        "--config-file",
+        "--config_file",
+        action="append",
+        dest="config_files",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="configuration file, repeatable: later files override "
+        f"earlier ones (default: {DEFAULT_CONFIG_FILES[0]})",
+    )
+    parser.add_argument(
+        "--debug",
+        "-d",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log debug messages and tracebacks to stderr",
+    )
+
+
+def setup_logging(
+    level: int, stream: TextIO, fmt: str, logger: str = "flatnet"
+) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(fmt))
+    log = logging.getLogger(logger)
+    log.addHandler(handler)
+    log.setLevel(level)
+    return handler
+
+
+def load_settings(config_files: Sequence[str] | None) -> Settings:
+    """Find, read and validate the configuration (the same search for
+    every command). Raises ConfigError."""
+    from flatnet import settings  # noqa: PLC0415 - after argument parsing
+
+    loaded = settings.load(list(config_files or ()))
+    LOG.debug("configuration: %s", loaded.source.describe())
+    return loaded
+
+
+def one_line(text: str) -> str:
+    """The first line of ``text``, with unprintable characters as ?."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return "".join(c if c.isprintable() else "?" for c in first)
+
+
+def report(err: TextIO, message: str) -> None:
+    err.write(f"error: {one_line(message)}\n")

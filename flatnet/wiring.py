@@ -1,0 +1,122 @@
+"""Wiring: the objects of every flatnet process, built from Settings.
+
+This is the ONE place that decides which executor (netlink, dnsmasq,
+iptables backend, dhcp_release) a process uses and hands each service
+its settings. Each process is one function taking the typed
+:class:`flatnet.settings.Settings`; none reads oslo.config.
+
+========================  ==========================================
+process                   function
+========================  ==========================================
+flatnet-network           :func:`network_host`
+flatnet-manage            :func:`database`, :func:`manager`,
+                          :func:`host_rules` (verify/repair)
+flatnet-dhcpbridge        :func:`database`
+compute role (next)       ``compute_host(settings)``
+metadata service (next)   ``metadata_service(settings)``
+compute-driver API (next) ``driver_api(settings)``
+========================  ==========================================
+
+Each function imports what its process needs, when it is called, so a
+command pays only for its own imports (``flatnet-manage network list``
+never loads pyroute2, the iptables backends or alembic).
+"""
+
+# ruff: noqa: PLC0415 - imports per process are this module's purpose
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flatnet.db.api import Database
+    from flatnet.model import Network
+    from flatnet.service.daemon import Daemon, Reconciler
+    from flatnet.service.host_rules import HostRules
+    from flatnet.service.manager import FlatDHCPManager
+    from flatnet.settings import Settings
+
+
+def database(settings: Settings, *, create: bool = False) -> Database:
+    """The database; only ``flatnet-manage db sync`` passes ``create``
+    (everything else refuses a missing SQLite file)."""
+    from flatnet.db.api import Database
+
+    return Database(
+        settings.database.url,
+        create=create,
+        busy_timeout=settings.database.busy_timeout,
+        private_directory=settings.database.private_directory,
+    )
+
+
+def manager(settings: Settings, db: Database) -> FlatDHCPManager:
+    """Allocation and network operations (flatnet-manage, later the
+    compute-driver API)."""
+    from flatnet.service.manager import FlatDHCPManager
+
+    return FlatDHCPManager(db, settings.manager)
+
+
+def host_rules(settings: Settings) -> HostRules:
+    """The network host's iptables rules and floating binds, with the
+    configured iptables backend."""
+    from flatnet.linux.address import FloatingAddresses
+    from flatnet.linux.iptables import select_backend
+    from flatnet.service.host_rules import HostRules
+
+    return HostRules(
+        settings.host_rules,
+        select_backend(settings.iptables_backend),
+        FloatingAddresses(),
+    )
+
+
+class BridgeEnsurer:
+    """Adapter: ensure the bridge (and gateway address) of a network."""
+
+    def __init__(self, flat_interface: str | None) -> None:
+        from flatnet.linux.bridge import NetlinkBridge
+
+        self.flat_interface = flat_interface
+        self.backend = NetlinkBridge()
+
+    def ensure(self, network: Network) -> None:
+        from flatnet.plan import bridge as bridge_plan
+
+        spec = bridge_plan.bridge_spec(network, self.flat_interface)
+        self.backend.ensure_bridge(spec)
+
+
+def network_host(
+    settings: Settings, extra: Sequence[Reconciler] = ()
+) -> Daemon:
+    """flatnet-network: the loop with DHCP, then the host's rules, then
+    ``extra`` reconcilers, with the real executors."""
+    from flatnet.linux.dhcp_release import DhcpRelease
+    from flatnet.linux.dnsmasq import DnsmasqProcess
+    from flatnet.service import daemon, dhcp, rules_reconciler
+
+    db = database(settings)
+    dhcp_rec = dhcp.DhcpReconciler(
+        db,
+        settings.host,
+        settings.dhcp,
+        DnsmasqProcess,
+        release=DhcpRelease() if settings.force_dhcp_release else None,
+        bridge=BridgeEnsurer(settings.flat_interface),
+    )
+    # NOTE: plain attributes until DhcpReconciler takes them as
+    # constructor parameters.
+    dhcp_rec.tuning = settings.dhcp_tuning
+    dhcp_rec.ingest_policy = settings.lease_journal
+    rules = rules_reconciler.RulesReconciler(
+        db,
+        settings.host,
+        host_rules(settings),
+        verify_interval=settings.daemon.periodic_interval,
+    )
+    return daemon.Daemon(
+        db, settings.host, [dhcp_rec, rules, *extra], settings.daemon
+    )
