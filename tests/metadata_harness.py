@@ -148,8 +148,8 @@ def _decode_leaf(blob: bytes) -> Any:
 def _materialize(client: Client, listing: bytes, base: str) -> dict[str, Any]:
     leaves: dict[str, str] = {}
     children: list[str] = []
-    for field in listing.decode().splitlines():
-        field = field.strip()
+    for line in listing.decode().splitlines():
+        field = line.strip()
         name = field.rstrip("/")
         if not name:
             continue
@@ -174,8 +174,10 @@ def cloud_init_crawl(client: Client) -> dict[str, Any]:
     """What cloud-init 22.4.2's OpenStack datasource fetches, in order."""
     client.get("/openstack")  # wait_for_metadata_service
     versions = client.get("/openstack").decode().split()
-    known = ["2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15",
-             "2016-06-30", "2016-10-06", "2017-02-22", "2018-08-27"]  # fmt: skip
+    known = [
+        "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15",
+        "2016-06-30", "2016-10-06", "2017-02-22", "2018-08-27",
+    ]  # fmt: skip
     version = next((v for v in reversed(known) if v in versions), "latest")
     found: dict[str, Any] = {"version": version}
     for name in ("meta_data.json", "user_data", "vendor_data.json",

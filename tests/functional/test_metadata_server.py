@@ -5,10 +5,9 @@ address trustworthy on the flat network. No root needed."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -66,8 +65,6 @@ def test_cloud_init_crawl_is_28_requests_all_answered(server):
 
 
 def plan_b64(text: str) -> bytes:
-    import base64
-
     return base64.b64decode(text)
 
 
