@@ -18,7 +18,7 @@ server passes fresh random bytes per request, as nova did.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flatnet.plan import metadata_json
@@ -47,6 +47,7 @@ LIBVIRT_BLOCK_DEVICE_MAPPING: Mapping[str, str] = {
 }
 
 Node = Mapping[str, "Node"] | list[str] | str | bytes | int
+Seed = bytes | Callable[[], bytes]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -255,23 +256,42 @@ class MetadataTree:
         self.md = md
         self._ec2: dict[str, dict[str, Node]] = {}
         self._os = metadata_json.OpenStackFiles(md, vendor_data)
+        # answers found so far, by normalised path (a finite set: paths
+        # that are not found are not kept)
+        self._answers: dict[str, Answer] = {}
 
-    def get(self, path: str, random_seed: bytes = b"") -> Answer | None:
-        """The answer for ``path`` (query string already removed)."""
+    def get(self, path: str, random_seed: Seed = b"") -> Answer | None:
+        """The answer for ``path`` (query string already removed).
+
+        ``random_seed`` is bytes or a function returning them; it is
+        only used (called) for meta_data.json, the one answer that
+        changes from one request to the next.
+        """
         tokens = normalize(path)
+        key = "/".join(tokens)
+        answer = self._answers.get(key)
+        if answer is not None:
+            return answer
         if tokens and tokens[0] == "openstack":
-            found = self._os.get(tokens[1:], random_seed)
+            seed = random_seed() if callable(random_seed) else random_seed
+            found = self._os.get(tokens[1:], seed)
             if found is None:
                 return None
-            body, is_json = found
-            return Answer(body, JSON if is_json else TEXT)
-        if tokens and tokens[0] == "ec2":
-            tokens = tokens[1:]
-        if not tokens:
-            return ec2_listing()
-        return self._ec2_get(tokens)
+            answer = Answer(found[0], JSON if found[1] else TEXT)
+            if tokens[-1] == metadata_json.META_DATA:
+                return answer
+        else:
+            answer = self._ec2_get(
+                tokens[1:] if tokens[:1] == ["ec2"] else tokens
+            )
+            if answer is None:
+                return None
+        self._answers[key] = answer
+        return answer
 
     def _ec2_get(self, tokens: list[str]) -> Answer | None:
+        if not tokens:
+            return ec2_listing()
         version = EC2_VERSIONS[-1] if tokens[0] == LATEST else tokens[0]
         if version not in EC2_VERSIONS:
             return None

@@ -34,9 +34,9 @@ REASONS = {
     503: "Service Unavailable",
 }
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# name ":" value: a token, then visible ASCII, space and tab only
+_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\x20-\x7e\t]*)\Z")
 _TARGET = re.compile(rb"[\x21-\x7e]+\Z")
-_VALUE = re.compile(rb"[\x20-\x7e\t]*\Z")
 _REQUEST_LINE = re.compile(rb"([A-Z]+) (\S+) HTTP/1\.([01])\Z")
 MAX_TARGET = 2048
 
@@ -78,17 +78,16 @@ def _headers(lines: list[bytes], max_headers: int) -> dict[str, str]:
         raise HttpError(431, "too many header fields")
     headers: dict[str, str] = {}
     for line in lines:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.match(name):
+        match = _FIELD.match(line)
+        if match is None:
             raise HttpError(400, "malformed header field")
-        value = value.strip(b" \t")
-        if not _VALUE.match(value):
-            raise HttpError(400, "invalid character in header value")
-        key = name.decode("ascii").lower()
-        if key in headers and key in ("host", "content-length"):
-            raise HttpError(400, f"repeated {key} header")
-        text = value.decode("ascii")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        key = match.group(1).decode("ascii").lower()
+        text = match.group(2).strip(b" \t").decode("ascii")
+        if key in headers:
+            if key in ("host", "content-length"):
+                raise HttpError(400, f"repeated {key} header")
+            text = f"{headers[key]}, {text}"
+        headers[key] = text
     return headers
 
 

@@ -84,6 +84,10 @@ class MetadataSettings:
                 raise ValueError(f"metadata {name} must be positive")
 
 
+def _random_seed() -> bytes:
+    return os.urandom(_RANDOM_SEED_BYTES)
+
+
 class MetadataServer:
     """The listening socket, its connections and the instance cache."""
 
@@ -260,7 +264,7 @@ class MetadataServer:
             return 404, http.error(404, keep_alive=keep, head_only=head_only)
         if not self._token_ok(ip, req):
             return 401, http.error(401, keep_alive=keep, head_only=head_only)
-        answer = tree.get(req.path, os.urandom(_RANDOM_SEED_BYTES))
+        answer = tree.get(req.path, _random_seed)
         if answer is None:
             return 404, http.error(404, keep_alive=keep, head_only=head_only)
         payload = http.response(
