@@ -35,6 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 CRAWL = [
     "/openstack",
@@ -183,7 +185,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-async def crawl_latency(port: int, instances: int) -> None:
+async def crawl_latency(port: int, instances: int) -> int:
     for fresh, label in ((True, "new connection per request"),
                          (False, "one keep-alive connection")):  # fmt: skip
         cold, warm = [], []
@@ -198,11 +200,12 @@ async def crawl_latency(port: int, instances: int) -> None:
             f"{statistics.median(warm) * 1e3:.1f} ms max "
             f"{max(warm) * 1e3:.1f} ms"
         )
+    return 2 * 2 * 28 * min(50, instances)
 
 
 async def load(
     port: int, clients: int, seconds: float, rate: float | None
-) -> None:
+) -> int:
     """``clients`` keep-alive clients; closed loop (as fast as answers
     come) when ``rate`` is None, else ``rate`` req/s in total, each
     latency measured from the request's scheduled time (so a late
@@ -243,9 +246,10 @@ async def load(
         f"{pct(latencies, 0.5) * 1e3:.1f} ms, p99 "
         f"{pct(latencies, 0.99) * 1e3:.1f} ms, errors {errors}"
     )
+    return len(latencies)
 
 
-async def storm(port: int, instances: int) -> None:
+async def storm(port: int, instances: int) -> int:
     start = time.perf_counter()
     results = await asyncio.gather(
         *(crawl(port, address(n), True) for n in range(instances))
@@ -259,6 +263,7 @@ async def storm(port: int, instances: int) -> None:
         f"({instances * 28 / wall:,.0f} req/s), errors {errors}, "
         f"crawl p50 {pct(times, 0.5):.2f} s p99 {pct(times, 0.99):.2f} s"
     )
+    return instances * 28
 
 
 def cpu_seconds(pid: int) -> float:
@@ -302,26 +307,27 @@ def main() -> int:
     )  # fmt: skip
     try:
         _wait(port)
-        phases = (
+        phases: tuple[tuple[str, Coroutine[Any, Any, int]], ...] = (
             ("crawl", crawl_latency(port, args.instances)),
             ("load", load(port, args.clients, args.seconds, None)),
             ("rate", load(port, args.clients, args.seconds, args.rate)),
             ("storm", storm(port, args.instances)),
         )
         print(
-            f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)"
+            f"load average before: {os.getloadavg()[0]:.2f} "
+            f"({os.cpu_count()} CPUs)"
         )
         for name, coro in phases:
             cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
             own0 = time.process_time()
-            asyncio.run(coro)
+            count = asyncio.run(coro)
             cpu = cpu_seconds(server.pid) - cpu0
             own = time.process_time() - own0
             wall = time.perf_counter() - t0
             print(
-                f"  ({name}: {wall:.2f} s wall; CPU: server {cpu:.2f} s, "
-                f"load generator {own:.2f} s; load average "
-                f"{os.getloadavg()[0]:.2f})"
+                f"  ({name}: {wall:.2f} s wall; CPU: server {cpu:.2f} s "
+                f"= {cpu / count * 1e6:.0f} us/request, load generator "
+                f"{own:.2f} s; load average {os.getloadavg()[0]:.2f})"
             )
     finally:
         server.terminate()
