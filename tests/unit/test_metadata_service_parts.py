@@ -12,8 +12,9 @@ import pytest
 from flatnet.service import metadata_http as http
 from flatnet.service import metadata_tokens as tokens
 from flatnet.service.metadata_cache import CacheSettings, InstanceCache
-from flatnet.service.metadata_conn import source_ip
-from flatnet.service.metadata_server import MetadataSettings
+from flatnet.plan.metadata import MetadataTree
+from flatnet.service.metadata_conn import Connection, source_ip
+from flatnet.service.metadata_server import MetadataServer, MetadataSettings
 from tests import metadata_harness as h
 
 
@@ -167,3 +168,53 @@ def test_cache_is_bounded():
             assert cache.peek("10.0.0.9") == (True, None)
 
     asyncio.run(scenario())
+
+
+class FakeTransport(asyncio.Transport):
+    """Records writes and flow-control calls (for Connection only)."""
+
+    def __init__(self, peer: str) -> None:
+        super().__init__()
+        self.peer = peer
+        self.written: list[bytes] = []
+        self.reading = True
+        self.closed = False
+
+    def get_extra_info(self, name, default=None):
+        return (self.peer, 40000) if name == "peername" else default
+
+    def write(self, data) -> None:
+        self.written.append(bytes(data))
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_a_client_that_does_not_read_stops_being_read():
+    server = MetadataServer(h.settings(max_head_bytes=1024), h.lookup)
+    server.cache._store("127.0.0.2", MetadataTree(h.INSTANCES["127.0.0.2"]))
+    conn = Connection(server)
+    transport = FakeTransport("127.0.0.2")
+    conn.connection_made(transport)
+    req = b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: m\r\n\r\n"
+    conn.data_received(req)
+    assert len(transport.written) == 1  # answered at once (cache hit)
+    conn.pause_writing()  # the client's receive window is full
+    for _ in range(100):
+        conn.data_received(req)
+    assert len(transport.written) == 1  # nothing more is produced
+    assert not transport.reading  # and the socket is no longer read
+    conn.resume_writing()
+    assert len(transport.written) == 101  # all answered, in order
+    assert transport.reading
+    assert set(transport.written) == {transport.written[0]}
+    server._executor.shutdown()
