@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
+from flatnet.plan.metadata import MetadataTree
 from flatnet.service import metadata_http as http
 from flatnet.service import metadata_tokens as tokens
 from flatnet.service.metadata_cache import CacheSettings, InstanceCache
-from flatnet.plan.metadata import MetadataTree
 from flatnet.service.metadata_conn import Connection, source_ip
 from flatnet.service.metadata_server import MetadataServer, MetadataSettings
 from tests import metadata_harness as h
