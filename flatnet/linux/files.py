@@ -110,16 +110,21 @@ def replace_file(
             _fsync_dir(directory)
 
 
+def differs(path: str, content: str, mode: int = 0o644) -> bool:
+    """True unless ``path`` holds exactly ``content`` with ``mode``."""
+    try:
+        current_mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return True
+    return current_mode != mode or read_text(path) != content
+
+
 def ensure_file(path: str, content: str, mode: int = 0o644) -> bool:
     """Write ``content`` only if it differs (or the mode does).
 
     Returns True when the file was (re)written. Raises HostNetworkError.
     """
-    try:
-        current_mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        current_mode = None
-    if current_mode == mode and read_text(path) == content:
+    if not differs(path, content, mode):
         return False
     replace_file(path, content, mode)
     return True

@@ -176,19 +176,22 @@ class DhcpReconciler:
             )
             proc.stop(pid)
             pid = None
+        owed = hostsdir.reload_owed(state)
         hup = self._write_files(
             network, spec, state, entries, compact=pid is None
         )
         if pid is None:
             live = self._start(network, spec, state, proc)
         else:
-            if hup:
+            if hup or owed:
                 LOG.info("dnsmasq %s: HUP pid %d", network.bridge, pid)
                 proc.reload(pid)
                 state.reloads += 1
             live = proc.wait_served(
                 str(spec.listen), self.tuning.served_timeout
             )
+        if live and state.owed:
+            hostsdir.reload_done(state)
         while live and state.pending:
             live = self._feed_batch(network, spec, state, proc)
         self._release_stale(network, state, entries)
@@ -287,12 +290,14 @@ class DhcpReconciler:
         files.ensure_dir(self.settings.networks_path)
         single = self.settings.use_single_default_gateway
         gateway = plan.opts_gateway(network, self.settings.share_dhcp_address)
-        hup = files.ensure_file(
-            paths.opts, plan.opts_file(gateway, entries, single)
+        hup = hostsdir.ensure_file(
+            state, paths.opts, plan.opts_file(gateway, entries, single)
         )
-        if spec.multi_host and not spec.hostsdir:  # nova §9.10
-            hup |= files.ensure_file(
-                paths.addn_hosts, plan.addn_hosts_file(entries, spec.domain)
+        if spec.multi_host and not spec.hostsdir:  # nova multi_host
+            hup |= hostsdir.ensure_file(
+                state,
+                paths.addn_hosts,
+                plan.addn_hosts_file(entries, spec.domain),
             )
         wanted = plan.host_lines(entries, spec.domain, single)
         if not spec.hostsdir:

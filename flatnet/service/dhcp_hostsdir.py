@@ -11,6 +11,15 @@ loaded (:class:`NetState`) and how the hosts reach it:
   when a host was removed or changed, or too many accumulated: dnsmasq
   forgets hostsdir entries only on SIGHUP.
 
+What dnsmasq has loaded cannot be read back from it, and the files on
+disk are not proof: a crash between replacing a file and the SIGHUP
+leaves dnsmasq serving the old content. So before the first change
+that needs a SIGHUP, :func:`owe_reload` writes a marker file
+``nova-<br>.pending``; it is removed only once dnsmasq answered after
+the SIGHUP (or a start, which reads every file). A marker found at any
+time (after a crash: at the next start) means "reload before trusting
+the files" (:func:`reload_owed`).
+
 Every function here writes through :mod:`flatnet.linux.files` and raises
 HostNetworkError on a file error.
 """
@@ -39,8 +48,44 @@ class NetState:
     pending: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     network: Network | None = None  # the last network synced
     slow: bool = False  # a small hostsdir batch took > slow_batch
+    owed: bool = False  # the pending marker is on disk
     reloads: int = 0
     starts: int = 0
+
+
+def marker_path(paths: plan.DnsmasqPaths) -> str:
+    """``nova-<br>.pending`` next to the hosts file ``nova-<br>.conf``."""
+    return paths.hosts.removesuffix(".conf") + ".pending"
+
+
+def reload_owed(state: NetState) -> bool:
+    """True if files changed that dnsmasq may not have loaded (the
+    marker exists, left by this process or by one that crashed)."""
+    state.owed = files.read_text(marker_path(state.paths)) is not None
+    return state.owed
+
+
+def owe_reload(state: NetState) -> None:
+    """Write the marker (before a change that needs a SIGHUP)."""
+    if not state.owed:
+        files.replace_file(marker_path(state.paths), "", durable=False)
+        state.owed = True
+
+
+def reload_done(state: NetState) -> None:
+    """dnsmasq answered after a SIGHUP or start: it has every file."""
+    files.delete_file(marker_path(state.paths))
+    state.owed = False
+
+
+def ensure_file(state: NetState, path: str, content: str) -> bool:
+    """Write ``path`` if it differs, owing a reload first; True if
+    written."""
+    if not files.differs(path, content):
+        return False
+    owe_reload(state)
+    files.replace_file(path, content)
+    return True
 
 
 def _mac_of(line: str) -> str:
@@ -68,10 +113,10 @@ def write_main(state: NetState, wanted: dict[str, str]) -> bool:
     """The hosts file (and, with hostsdir, the addn-hosts file with the
     same hosts' names); True if either changed."""
     text = "".join(line + "\n" for line in wanted.values())
-    changed = files.ensure_file(state.paths.hosts, text)
+    changed = ensure_file(state, state.paths.hosts, text)
     if state.dns:
         names = "".join(state.dns[mac] + "\n" for mac in wanted)
-        changed |= files.ensure_file(state.paths.addn_hosts, names)
+        changed |= ensure_file(state, state.paths.addn_hosts, names)
     state.main = dict(wanted)
     return changed
 
@@ -93,6 +138,7 @@ def compact(state: NetState, wanted: dict[str, str]) -> bool:
     changed = write_main(state, wanted)
     for folder in (state.paths.hostsdir, state.paths.dns_hostsdir):
         for name in files.list_dir(folder):
+            owe_reload(state)
             files.delete_file(os.path.join(folder, name))
             changed = True
     state.hostsdir = {}

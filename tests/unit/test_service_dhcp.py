@@ -384,3 +384,39 @@ def test_networks_path_is_created_0755_whatever_the_umask(tmp_open):
     for name in ("", "nova-br100.d", "nova-br100.hd"):
         mode = os.stat(os.path.join(rig.np, name)).st_mode & 0o777
         assert mode == 0o755, name
+
+
+def _restarted(rig: Rig) -> dhcp.DhcpReconciler:
+    return dhcp.DhcpReconciler(
+        rig.db, "nethost", rig.rec.settings, rig._factory, release=rig.release
+    )
+
+
+@pytest.mark.parametrize("hostsdir", [True, False])
+def test_crash_before_the_hup_is_healed_by_the_next_daemon(tmp_open, hostsdir):
+    rig = Rig(tmp_open, dhcp_hostsdir=hostsdir)
+    gone = rig.add(1)
+    rig.sync()
+    db_api.deallocate_for_instance(
+        rig.db, db_api.instance_get(rig.db, "vm1").uuid
+    )
+    real_reload = rig.proc.reload
+
+    def crash(pid: int) -> None:  # the daemon dies before the HUP
+        raise KeyboardInterrupt
+
+    rig.proc.reload = crash
+    with pytest.raises(KeyboardInterrupt):
+        rig.sync()
+    marker = os.path.join(rig.np, "nova-br100.pending")
+    assert os.path.exists(marker)
+    assert gone in rig.proc.loaded  # dnsmasq still serves the old file
+    rig.proc.reload = real_reload
+    rig.rec = _restarted(rig)  # a new daemon: files on disk are current
+    assert rig.sync() is True
+    assert gone not in rig.proc.loaded
+    assert not os.path.exists(marker)
+    reloads = rig.proc.reloads
+    rig.rec = _restarted(rig)
+    rig.sync()
+    assert rig.proc.reloads == reloads  # no marker, no needless HUP

@@ -1,0 +1,117 @@
+"""Fault injection on the DHCP path (root only): kill -9 of the daemon
+at chosen steps (tests/functional/fault_daemon.py), a full filesystem
+under networks_path, a locked database. Real flatnet-network, dnsmasq
+and busybox udhcpc in network namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from flatnet.db import api as db_api
+from tests.functional import netns
+from tests.functional.dhcp_site import Site, wait_for
+
+pytestmark = [pytest.mark.root]
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MAC1 = "fa:16:3e:00:07:01"
+MAC2 = "fa:16:3e:00:07:02"
+
+
+def _db(site: Site) -> db_api.Database:
+    return db_api.Database(f"sqlite:///{site.tmp}/flatnet.sqlite")
+
+
+def start_fault_daemon(site: Site, step: str) -> pathlib.Path:
+    """Run the fault launcher as the site's daemon; returns the arm file
+    (create it to let the fault fire at the next ``step``)."""
+    arm = site.tmp / "fault.arm"
+    env = {
+        **os.environ,
+        "FLATNET_FAULT": step,
+        "FLATNET_FAULT_ARM": str(arm),
+        "PYTHONPATH": str(ROOT),
+    }
+    handle = open(site.daemon_log, "a")  # noqa: SIM115 - closed by site
+    site._close_log()
+    site._log_handle = handle
+    site.daemon = netns.popen(
+        [sys.executable, "-m", "tests.functional.fault_daemon"]
+        + ["--config-file", str(site.conf)],
+        netns=site.host,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(ROOT),
+    )
+    wait_for(site.dnsmasq_pid, 20, "dnsmasq started by the fault daemon")
+    return arm
+
+
+def wait_killed(site: Site, arm: pathlib.Path) -> None:
+    """The fault fired: the daemon died of SIGKILL and disarmed."""
+    assert site.daemon is not None
+    assert site.daemon.wait(timeout=30) == -9, site.daemon_log.read_text()
+    assert not arm.exists()
+    site.daemon = None
+
+
+def wait_ready(site: Site, timeout: float = 20.0) -> None:
+    """Until the daemon reports DHCP live at the current generation."""
+    db = _db(site)
+    generation = db_api.network_generations(db)[1]
+    wait_for(
+        lambda: db_api.host_state_get(db, "nethost", 1, "dhcp") >= generation,
+        timeout,
+        f"dhcp ready at generation {generation}",
+    )
+    db.dispose()
+
+
+def try_lease(site: Site, mac: str, attempts: int = 3) -> str | None:
+    """One udhcpc run (``attempts`` DISCOVERs 1 s apart) on a fresh
+    instance namespace with ``mac``; the address bound, or None."""
+    ns = site.plug(mac)
+    log = site.tmp / f"{ns}.log"
+    env = {**os.environ, "UDHCPC_LOG": str(log)}
+    argv = ["udhcpc", "-f", "-n", "-q", "-i", "eth0", "-t", str(attempts)]
+    argv += ["-T", "1", "-s", str(site.script)]
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=attempts * 2 + 10,
+        check=False,
+    )
+    if done.returncode != 0:
+        return None
+    bound = [x for x in log.read_text().splitlines() if x.startswith("bound")]
+    return bound[-1].split(" ")[1].removeprefix("ip=") if bound else None
+
+
+STEPS = ["removed-written", "before-hup", "after-hup"]
+
+
+@pytest.mark.parametrize("hostsdir", [True, False], ids=["hostsdir", "main"])
+@pytest.mark.parametrize("step", STEPS)
+def test_kill_during_removal_never_serves_the_removed_mac(
+    make_dhcp_site, step, hostsdir
+):
+    site = make_dhcp_site(dhcp_hostsdir=str(hostsdir))
+    arm = start_fault_daemon(site, step)
+    site.create("vm1", MAC1)
+    kept = site.create("vm2", MAC2)["interfaces"][0]["address"]
+    arm.touch()
+    site.manage("instance", "delete", "vm1")
+    wait_killed(site, arm)
+    site.start_daemon()
+    wait_ready(site)
+    assert try_lease(site, MAC2) == kept  # dnsmasq serves
+    assert try_lease(site, MAC1) is None, site.daemon_log.read_text()
