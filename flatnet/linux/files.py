@@ -14,6 +14,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,10 @@ from collections.abc import Iterator
 from flatnet import exception
 
 LOG = logging.getLogger(__name__)
+
+#: The temporary name of :func:`replace_file`: ``.<target name>.`` plus
+#: tempfile's 8 random characters ([a-z0-9_]).
+_TEMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}$")
 
 
 @contextlib.contextmanager
@@ -149,3 +154,21 @@ def list_dir(path: str) -> list[str]:
         return sorted(n for n in os.listdir(path) if not n.startswith("."))
     except FileNotFoundError:
         return []
+
+
+def delete_temp_files(directory: str, prefix: str = "") -> list[str]:
+    """Remove the temporary files :func:`replace_file` leaves behind
+    when its process is killed mid-write: ``.<name>.XXXXXXXX`` in
+    ``directory`` whose target ``<name>`` starts with ``prefix``.
+    Returns the names removed. Raises HostNetworkError."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(names):
+        found = _TEMP.match(name)
+        if found and found.group("target").startswith(prefix):
+            delete_file(os.path.join(directory, name))
+            removed.append(name)
+    return removed

@@ -133,9 +133,12 @@ class DhcpReconciler:
         )
 
     def prepare(self) -> None:
-        """Create networks_path (0755) and write the fast-path hook
-        (0755)."""
+        """Create networks_path (0755), remove what a killed daemon
+        left there (temporary files, ``init`` snapshots) and write the
+        fast-path hook (0755)."""
         files.ensure_dir(self.settings.networks_path)
+        for path in hostsdir.clean_leftovers(self.settings.networks_path):
+            LOG.warning("removed leftover %s (a daemon was killed)", path)
         script = dhcp_hook.hook_script(self.settings.dhcpbridge)
         path = plan.hook_script_path(self.settings.networks_path)
         files.ensure_file(path, script, mode=0o755)

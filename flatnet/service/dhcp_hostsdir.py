@@ -88,6 +88,30 @@ def ensure_file(state: NetState, path: str, content: str) -> bool:
     return True
 
 
+def clean_leftovers(networks_path: str) -> list[str]:
+    """Remove what a killed daemon leaves under ``networks_path``: the
+    temporary files of interrupted atomic writes (``.nova-br100.conf.*``,
+    batch files in ``nova-<br>.d``/``.hd``) and ``init`` snapshots
+    (a snapshot must never outlive the start it was written for).
+    Returns the paths removed (for the log)."""
+    removed = [
+        os.path.join(networks_path, name)
+        for prefix in ("nova-", "flatnet-")
+        for name in files.delete_temp_files(networks_path, prefix)
+    ]
+    for name in files.list_dir(networks_path):
+        path = os.path.join(networks_path, name)
+        if not name.startswith("nova-"):
+            continue
+        if name.endswith((".d", ".hd")) and os.path.isdir(path):
+            removed += [
+                os.path.join(path, x) for x in files.delete_temp_files(path)
+            ]
+        elif name.endswith(".init") and files.delete_file(path):
+            removed.append(path)
+    return removed
+
+
 def _mac_of(line: str) -> str:
     return line.split(",", 1)[0]
 

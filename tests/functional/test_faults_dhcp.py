@@ -115,3 +115,32 @@ def test_kill_during_removal_never_serves_the_removed_mac(
     wait_ready(site)
     assert try_lease(site, MAC2) == kept  # dnsmasq serves
     assert try_lease(site, MAC1) is None, site.daemon_log.read_text()
+
+
+def _leftovers(site: Site) -> list[str]:
+    return sorted(
+        p.name
+        for p in site.np.iterdir()
+        if p.name.startswith(".nova-") or p.name.endswith(".init")
+    )
+
+
+def test_kill_mid_write_and_mid_start_leaves_nothing_after_restart(
+    make_dhcp_site,
+):
+    site = make_dhcp_site(dhcp_hostsdir="False")
+    arm = start_fault_daemon(site, "temp-written")
+    arm.touch()
+    site.manage("instance", "create", "vm1", "--mac", MAC1)
+    wait_killed(site, arm)
+    assert [x for x in _leftovers(site) if x.startswith(".nova-br100.")]
+    arm = start_fault_daemon(site, "snapshot-written")
+    wait_ready(site)
+    arm.touch()
+    site.kill_dnsmasqs()
+    wait_killed(site, arm)
+    assert "nova-br100.init" in _leftovers(site)
+    site.start_daemon()
+    wait_ready(site)
+    assert _leftovers(site) == []
+    assert try_lease(site, MAC1) is not None

@@ -420,3 +420,24 @@ def test_crash_before_the_hup_is_healed_by_the_next_daemon(tmp_open, hostsdir):
     rig.rec = _restarted(rig)
     rig.sync()
     assert rig.proc.reloads == reloads  # no marker, no needless HUP
+
+
+def test_prepare_removes_what_a_killed_daemon_left(tmp_open):
+    rig = Rig(tmp_open)
+    rig.add(1)
+    rig.sync()
+    np = pathlib.Path(rig.np)
+    leftovers = [
+        np / ".nova-br100.conf.ab1_x9zz",
+        np / ".nova-br100.hosts.0000aaaa",
+        np / ".flatnet-dhcp-script.k2k2k2k2",
+        np / "nova-br100.d" / ".fa-16-3e-00-00-09.qwertyui",
+        np / "nova-br100.hd" / ".fa-16-3e-00-00-09.qwertyui",
+        np / "nova-br100.init",
+    ]
+    kept = [np / ".keep-me.abcdefgh", np / "nova-br100.conf", np / ".x"]
+    for path in leftovers + kept[::2]:
+        path.write_text("stale\n")
+    rig.rec.prepare()
+    assert [p for p in leftovers if p.exists()] == []
+    assert all(p.exists() for p in kept)
