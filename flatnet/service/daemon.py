@@ -37,6 +37,7 @@ class Reconciler(Protocol):
     component: str
 
     def prepare(self) -> None: ...
+    def close(self) -> None: ...
     def sync_network(self, network: Network) -> bool: ...
     def poll(self) -> set[int]: ...
 
@@ -138,9 +139,13 @@ class Daemon:
         """Loop until ``stop`` is set (SIGTERM in cmd/network.py)."""
         for rec in self.reconcilers:
             rec.prepare()
-        while not stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - keep serving; logged once
-                LOG.exception("loop iteration failed; retrying")
-            stop.wait(self.timing.sync_interval)
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:  # noqa: BLE001 - keep serving; logged
+                    LOG.exception("loop iteration failed; retrying")
+                stop.wait(self.timing.sync_interval)
+        finally:
+            for rec in self.reconcilers:
+                rec.close()

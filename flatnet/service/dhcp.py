@@ -5,8 +5,9 @@
 (argv, hosts/opts files) and applies only the difference:
 
 * the running dnsmasq is restarted only if its command line or env
-  prefix differs from the wanted argv (fixes nova §9.3); a pid that is
-  not this network's dnsmasq is never signalled;
+  prefix differs from the wanted argv (nova linux_net.restart_dhcp
+  restarted it on every change); a pid that is not this network's
+  dnsmasq is never signalled;
 * with ``dhcp_hostsdir`` NEW hosts are written in batches, one file per
   batch in ``nova-<br>.d/`` (and their names in ``nova-<br>.hd/``) that
   dnsmasq reads by inotify, without a SIGHUP. A
@@ -18,17 +19,25 @@
   atomically and dnsmasq is HUPed only if some content changed;
 * "live" means dnsmasq answered a DNS probe sent after the last write or
   HUP (see :meth:`DnsmasqProcess.wait_served`);
+* a change that needs a SIGHUP first leaves a "pending reload" marker
+  on disk, removed once dnsmasq answered after the HUP: a daemon killed
+  in between makes the next one HUP (dnsmasq's loaded state is never
+  taken from the files alone);
 * before (re)starting dnsmasq it checks that ``nobody`` can traverse
   ``networks_path`` (ConfigError naming the directory otherwise) and, with
   the fast path, writes the ``init`` snapshot the sh hook prints (the
   journal ingested first, so it is exact); the snapshot is removed once
   dnsmasq answered or failed to start.
 
-The host files and batching live in :mod:`flatnet.service.dhcp_hostsdir`.
+The database is read before the network's lock is taken; files and the
+process change only under it. The lock is shared with the keeper thread
+(:mod:`flatnet.service.dhcp_keeper`), which restarts a dead dnsmasq
+without the database or a disk write. The host files and batching live
+in :mod:`flatnet.service.dhcp_hostsdir`, releases in
+:mod:`flatnet.service.dhcp_releases`.
 
 :meth:`poll` runs every loop: it ingests lease journals, reports dead
-dnsmasqs for a restart, and drives lease releases (dhcp_release, checked
-against the journal, at most ``release_attempts`` tries, Neutron style).
+(or restarted) dnsmasqs for a resync, and drives lease releases.
 """
 
 from __future__ import annotations
@@ -39,35 +48,19 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import netaddr
-
 from flatnet import exception
 from flatnet.db import api as db_api
 from flatnet.linux import files
-from flatnet.model import HostEntry, Network
+from flatnet.model import HostEntry, Lease, Network
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
+from flatnet.service import dhcp_releases as releases
 from flatnet.service import leases
+from flatnet.service.dhcp_keeper import DnsmasqBackend, DnsmasqKeeper, Watch
+from flatnet.service.dhcp_releases import ReleaseBackend
 
 LOG = logging.getLogger(__name__)
-
-
-class DnsmasqBackend(Protocol):
-    """What the reconciler needs from one network's dnsmasq process."""
-
-    def pid(self) -> int | None: ...
-    def matches(self, pid: int, argv: list[str]) -> bool: ...
-    def start(self, argv: list[str]) -> int: ...
-    def reload(self, pid: int) -> None: ...
-    def stop(self, pid: int) -> None: ...
-    def wait_served(self, listen: str, timeout: float) -> bool: ...
-
-
-class ReleaseBackend(Protocol):
-    def release(
-        self, device: str, address: netaddr.IPAddress, mac: netaddr.EUI
-    ) -> bool: ...
 
 
 class BridgeBackend(Protocol):
@@ -96,6 +89,10 @@ class DhcpTuning:
     served_timeout: float = 5.0
     release_attempts: int = 3
     release_interval: float = 0.3
+    # how often the keeper thread checks that dnsmasq lives (0: no
+    # thread; tests call ``keeper.check()`` themselves)
+    keeper_interval: float = 0.05
+    lease_refresh: float = 1.0
 
 
 class DhcpReconciler:
@@ -109,6 +106,7 @@ class DhcpReconciler:
         host: str,
         settings: plan.DhcpSettings,
         dnsmasq: DnsmasqFactory,
+        *,
         release: ReleaseBackend | None = None,
         bridge: BridgeBackend | None = None,
     ) -> None:
@@ -116,14 +114,15 @@ class DhcpReconciler:
         self.host = host
         self.settings = settings
         self.tuning = DhcpTuning()
+        self.keeper = DnsmasqKeeper()
         self.ingest_policy = leases.IngestPolicy()
         self.clock: Callable[[], float] = time.monotonic
-        self.wallclock: Callable[[], float] = time.time
         self._factory = dnsmasq
         self._release = release
         self._bridge = bridge
         self._nets: dict[int, hostsdir.NetState] = {}
         self._procs: dict[int, DnsmasqBackend] = {}
+        self._lease_refresh: dict[int, float] = {}
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -142,6 +141,13 @@ class DhcpReconciler:
         script = dhcp_hook.hook_script(self.settings.dhcpbridge)
         path = plan.hook_script_path(self.settings.networks_path)
         files.ensure_file(path, script, mode=0o755)
+        self.keeper.interval = self.tuning.keeper_interval
+        self.keeper.served_timeout = self.tuning.served_timeout
+        self.keeper.begin()
+
+    def close(self) -> None:
+        """Stop the keeper thread (dnsmasq keeps running)."""
+        self.keeper.close()
 
     def state(self, network_id: int) -> hostsdir.NetState | None:
         return self._nets.get(network_id)
@@ -160,10 +166,14 @@ class DhcpReconciler:
     def sync_network(self, network: Network) -> bool:
         """Apply ``network``'s DHCP state; True once dnsmasq serves it.
 
-        Raises HostNetworkError/DnsmasqError on executor failures,
-        ConfigError if dnsmasq (as ``nobody``) could not read our files.
+        The database is read first, without the network's lock; the
+        files and the process are then changed under it (shared with the
+        keeper thread). Raises HostNetworkError/DnsmasqError on executor
+        failures, ConfigError if dnsmasq (as ``nobody``) could not read
+        our files.
         """
         if not self.serves(network):
+            self.keeper.unwatch(network.id)
             return True
         state, proc = self._net(network)
         if self._bridge is not None and state.network != network:
@@ -173,7 +183,55 @@ class DhcpReconciler:
         argv = plan.dnsmasq_argv(spec)
         entries = db_api.host_entries(self.db, network.id)
         pid = proc.pid()
-        if pid is not None and not proc.matches(pid, argv):
+        if pid is None or not proc.matches(pid, argv):
+            # a start follows: its init snapshot must be exact
+            leases.ingest_journal(
+                self.db, spec.paths.events, self.ingest_policy
+            )
+        leased = db_api.leases(self.db, network.id)
+        watch = self._watch(network, spec, proc, leased)
+        with self.keeper.lock(network.id):
+            live = self._apply(network, spec, state, entries, watch)
+            while live and state.pending:
+                live = self._feed_batch(network, spec, state, proc)
+        if self._release is not None:
+            releases.track(state, entries, leased)
+            self._drive_releases(network, state)
+        return live
+
+    def _watch(
+        self,
+        network: Network,
+        spec: plan.DnsmasqSpec,
+        proc: DnsmasqBackend,
+        leased: list[Lease],
+    ) -> Watch:
+        """Tell the keeper what to restart, before any write can fail."""
+        watch = Watch(
+            bridge=network.bridge,
+            argv=plan.dnsmasq_argv(spec),
+            listen=str(spec.listen),
+            snapshot=spec.paths.init if spec.events_env else "",
+            marker=hostsdir.marker_path(spec.paths),
+            proc=proc,
+            lease_time=self.settings.dhcp_lease_time,
+            leases=leased,
+        )
+        self.keeper.watch(network.id, watch)
+        return watch
+
+    def _apply(
+        self,
+        network: Network,
+        spec: plan.DnsmasqSpec,
+        state: hostsdir.NetState,
+        entries: list[HostEntry],
+        watch: Watch,
+    ) -> bool:
+        """Files, then start/HUP (network lock held); True if served."""
+        proc = watch.proc
+        pid = proc.pid()
+        if pid is not None and not proc.matches(pid, watch.argv):
             LOG.info(
                 "dnsmasq %s: command line changed, restarting", network.bridge
             )
@@ -184,60 +242,18 @@ class DhcpReconciler:
             network, spec, state, entries, compact=pid is None
         )
         if pid is None:
-            live = self._start(network, spec, state, proc)
+            self.check_access()
+            live = self.keeper.start_locked(watch)
+            state.starts += 1
         else:
             if hup or owed:
                 LOG.info("dnsmasq %s: HUP pid %d", network.bridge, pid)
                 proc.reload(pid)
                 state.reloads += 1
-            live = proc.wait_served(
-                str(spec.listen), self.tuning.served_timeout
-            )
+            live = proc.wait_served(watch.listen, self.tuning.served_timeout)
         if live and state.owed:
             hostsdir.reload_done(state)
-        while live and state.pending:
-            live = self._feed_batch(network, spec, state, proc)
-        self._release_stale(network, state, entries)
         return live
-
-    def _start(
-        self,
-        network: Network,
-        spec: plan.DnsmasqSpec,
-        state: hostsdir.NetState,
-        proc: DnsmasqBackend,
-    ) -> bool:
-        """Start dnsmasq; True once it answers.
-
-        With the fast path, the ``init`` snapshot (every leased address,
-        from the database after ingesting the journal) is written first
-        and removed once dnsmasq answered, or its start failed: the
-        snapshot never outlives this start, so a dnsmasq started later
-        by anything else gets the exact Python ``init``.
-        Raises ConfigError (see :meth:`check_access`), DnsmasqError.
-        """
-        self.check_access()
-        snapshot = spec.paths.init if spec.events_env else ""
-        if snapshot:
-            leases.ingest_journal(
-                self.db, spec.paths.events, self.ingest_policy
-            )
-            text = leases.init_text(
-                self.db,
-                network.id,
-                self.settings.dhcp_lease_time,
-                int(self.wallclock()),
-            )
-            files.replace_file(snapshot, text, durable=False)
-        try:
-            proc.start(plan.dnsmasq_argv(spec))
-            state.starts += 1
-            return proc.wait_served(
-                str(spec.listen), self.tuning.served_timeout
-            )
-        finally:
-            if snapshot:
-                files.delete_file(snapshot)
 
     def check_access(self) -> None:
         """Raise ConfigError unless ``networks_path`` and every parent
@@ -318,67 +334,31 @@ class DhcpReconciler:
         hostsdir.queue_new(state, wanted)
         return hup
 
-    # --- releases -------------------------------------------------------
-    def _release_stale(
-        self,
-        network: Network,
-        state: hostsdir.NetState,
-        entries: list[HostEntry],
-    ) -> None:
-        """Track leases whose address is no longer allocated to that MAC
-        (force_dhcp_release) and send the first release now."""
-        if self._release is None:
-            return
-        live = {(str(e.address), plan.mac_text(e.mac)) for e in entries}
-        stale = {
-            (str(x.address), plan.mac_text(x.mac))
-            for x in db_api.leases(self.db, network.id)
-        } - live
-        state.releases = {k: state.releases.get(k, (0, 0.0)) for k in stale}
-        self._drive_releases(network, state)
-
     def _drive_releases(
         self, network: Network, state: hostsdir.NetState
     ) -> None:
-        if self._release is None:
-            return
-        now = self.clock()
-        for key, (tries, due) in list(state.releases.items()):
-            if tries >= self.tuning.release_attempts or now < due:
-                continue
-            address, mac = key
-            state.releases[key] = (
-                tries + 1,
-                now + self.tuning.release_interval,
+        if self._release is not None:
+            releases.drive(
+                self._release,
+                network,
+                state,
+                self.clock(),
+                self.tuning.release_attempts,
+                self.tuning.release_interval,
             )
-            LOG.info(
-                "dhcp_release %s %s on %s (try %d)",
-                address,
-                mac,
-                network.bridge,
-                tries + 1,
-            )
-            try:
-                self._release.release(
-                    network.bridge,
-                    netaddr.IPAddress(address),
-                    netaddr.EUI(mac),
-                )
-            except exception.DhcpReleaseError:
-                LOG.exception(
-                    "network %s: release of %s failed", network.id, address
-                )
 
     # --- every loop -----------------------------------------------------
     def poll(self) -> set[int]:
         """Ingest journals, retry releases; ids whose dnsmasq died."""
-        dead: set[int] = set()
+        dead = self.keeper.restarted()
         for network_id, state in self._nets.items():
-            leases.ingest_journal(
+            consumed = leases.ingest_journal(
                 self.db, state.paths.events, self.ingest_policy
             )
             if state.network is None:
                 continue
+            if consumed:
+                self._refresh_leases(network_id)
             if state.releases and self._release is not None:
                 self._check_releases(state.network, state)
             if self._procs[network_id].pid() is None:
@@ -389,14 +369,18 @@ class DhcpReconciler:
                 dead.add(network_id)
         return dead
 
+    def _refresh_leases(self, network_id: int) -> None:
+        """The keeper's copy of the leases (its ``init`` snapshot), at
+        most every ``lease_refresh`` seconds while events arrive."""
+        now = self.clock()
+        if now < self._lease_refresh.get(network_id, 0.0):
+            return
+        self._lease_refresh[network_id] = now + self.tuning.lease_refresh
+        self.keeper.set_leases(network_id, db_api.leases(self.db, network_id))
+
     def _check_releases(
         self, network: Network, state: hostsdir.NetState
     ) -> None:
-        leased = {
-            (str(x.address), plan.mac_text(x.mac))
-            for x in db_api.leases(self.db, network.id)
-        }
-        for key in [k for k in state.releases if k not in leased]:
-            LOG.info("network %s: lease of %s released", network.id, key[0])
-            del state.releases[key]
+        leased = db_api.leases(self.db, network.id)
+        releases.forget_released(network, state, leased)
         self._drive_releases(network, state)

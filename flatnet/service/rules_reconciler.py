@@ -12,7 +12,7 @@ loop iteration, whichever networks asked:
 * between those, HostRules trusts its cache of what it applied (a sync
   with no change costs no subprocess); every ``verify_interval`` seconds
   a verifying sync re-reads the live rules, so a flushed chain or a
-  deleted jump is repaired (nova never noticed, peers §6).
+  deleted jump is repaired (nova linux_net.IptablesManager never re-read the live tables).
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ class RulesReconciler:
     def prepare(self) -> None:
         """nova's initialize_gateway_device: the host routes."""
         self.ip_forward()
+
+    def close(self) -> None:
+        """Nothing runs in the background."""
 
     def poll(self) -> set[int]:
         generation = db_api.rules_generation(self.db)

@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -144,3 +145,105 @@ def test_kill_mid_write_and_mid_start_leaves_nothing_after_restart(
     wait_ready(site)
     assert _leftovers(site) == []
     assert try_lease(site, MAC1) is not None
+
+
+@pytest.fixture
+def tiny_tmpfs(world_readable_dir):
+    """networks_path on a 1 MiB tmpfs (unmounted after the test)."""
+    path = world_readable_dir / "networks"
+    path.mkdir(mode=0o755)
+    netns.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755",
+               "fnttmpfs", str(path)])  # fmt: skip
+    yield path
+    netns.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: pathlib.Path) -> None:
+    """Fill the filesystem of ``path`` to the last block."""
+    netns.run(["dd", "if=/dev/zero", f"of={path}/fill", "bs=4k"], check=False)
+    probe = path / "probe"
+    with pytest.raises(OSError, match="No space"):
+        probe.write_text("x" * 8192)
+
+
+PROBE = """
+import sys, time
+from flatnet.linux.dnsmasq import DnsmasqProcess
+print("ready", flush=True)
+sys.stdin.readline()
+start = time.monotonic()
+while not DnsmasqProcess.wait_served(None, sys.argv[1], 0.5):
+    pass
+print(time.monotonic() - start, flush=True)
+"""
+
+
+def time_restart(site: Site) -> float:
+    """kill -9 dnsmasq; seconds until a dnsmasq answers DNS again."""
+    probe = netns.popen(
+        [sys.executable, "-c", PROBE, "10.231.0.1"],
+        netns=site.host,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=str(ROOT),
+    )
+    assert probe.stdin is not None
+    assert probe.stdout is not None
+    assert probe.stdout.readline() == "ready\n"
+    site.kill_dnsmasqs()
+    probe.stdin.write("go\n")
+    probe.stdin.flush()
+    try:
+        return float(probe.communicate(timeout=20)[0])
+    finally:
+        probe.kill()
+        probe.communicate()
+
+
+def test_dead_dnsmasq_is_restarted_on_a_full_disk(make_dhcp_site, tiny_tmpfs):
+    site = make_dhcp_site()
+    site.start_daemon()
+    address = site.create("vm1", MAC1)["interfaces"][0]["address"]
+    client = site.client(site.plug(MAC1))
+    assert client.bound()["ip"] == address
+    db = _db(site)
+    wait_for(lambda: db_api.leases(db, 1), 10, "lease recorded")
+    fill(tiny_tmpfs)  # no room for the init snapshot of that lease
+    took = time_restart(site)
+    print(f"\nfull disk: kill -9 -> dnsmasq answers: {took * 1000:.0f} ms")
+    assert "starting without an init snapshot" in site.daemon_log.read_text()
+    assert client.renew() == "renew"
+    assert _leftovers(site) == []
+
+
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_dead_dnsmasq_is_restarted_while_the_database_is_locked(
+    make_dhcp_site,
+):
+    site = make_dhcp_site()
+    site.start_daemon()
+    address = site.create("vm1", MAC1)["interfaces"][0]["address"]
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(site.tmp / "flatnet.sqlite"), "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout is not None
+        assert locker.stdout.readline() == "locked\n"
+        time.sleep(1.5)  # the loop is now waiting on a write
+        took = time_restart(site)
+        print(f"\nlocked db: kill -9 -> dnsmasq answers: {took * 1000:.0f} ms")
+        assert try_lease(site, MAC1) == address
+        assert locker.poll() is None  # all that while the lock was held
+    finally:
+        locker.kill()
+        locker.communicate()

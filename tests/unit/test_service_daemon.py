@@ -21,6 +21,9 @@ class Recorder:
     def prepare(self) -> None:
         return None
 
+    def close(self) -> None:
+        return None
+
     def sync_network(self, network: Network) -> bool:
         if self.fail:
             raise exception.DnsmasqError(bridge=network.bridge, reason="x")

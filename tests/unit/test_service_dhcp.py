@@ -56,6 +56,9 @@ class InitRecordingDnsmasq(FakeDnsmasq):
         return super().start(argv)
 
 
+NO_THREAD = dhcp.DhcpTuning(keeper_interval=0)
+
+
 class Rig:
     def __init__(self, tmp_open, **settings: object) -> None:
         self.db = new_db(tmp_open)
@@ -76,6 +79,7 @@ class Rig:
             self._factory,
             release=self.release,
         )
+        self.rec.tuning = NO_THREAD
         self.rec.prepare()
         self.now = 0.0
         self.rec.clock = lambda: self.now
@@ -136,7 +140,8 @@ def test_slow_batches_switch_to_the_big_batch_size(tmp_open):
     rig.sync()
     for n in range(1, 101):
         rig.add(n)
-    rig.rec.tuning = dhcp.DhcpTuning(slow_batch=-1.0)  # always slow
+    # always slow
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, slow_batch=-1.0)
     rig.sync()
     # first batch 16 (not known slow yet), then all 84 left in one file
     assert len(rig.hostsdir()) == 2
@@ -145,7 +150,7 @@ def test_slow_batches_switch_to_the_big_batch_size(tmp_open):
 
 def test_hostsdir_batches_are_one_file_each_probed_in_turn(tmp_open):
     rig = Rig(tmp_open)
-    rig.rec.tuning = dhcp.DhcpTuning(hostsdir_batch=16)
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, hostsdir_batch=16)
     rig.sync()
     macs = [rig.add(n) for n in range(1, 41)]
     assert rig.sync() is True
@@ -174,7 +179,7 @@ def test_hostsdir_mode_makes_every_name_a_hosts_entry(tmp_open):
     new = os.path.join(rig.np, "nova-br100.hd", "fa-16-3e-00-00-02")
     with open(new) as handle:
         assert handle.read() == "10.210.0.3\tvm2.novalocal\tvm2\n"
-    rig.rec.tuning = dhcp.DhcpTuning(compact_files=0)
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, compact_files=0)
     rig.add(3)
     rig.sync()  # compaction: both directories emptied, one HUP
     assert os.listdir(os.path.join(rig.np, "nova-br100.hd")) == []
@@ -213,7 +218,7 @@ def test_without_hostsdir_a_batch_costs_one_hup(tmp_open):
 
 def test_too_many_hostsdir_files_are_compacted_with_one_hup(tmp_open):
     rig = Rig(tmp_open)
-    rig.rec.tuning = dhcp.DhcpTuning(compact_files=10)
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, compact_files=10)
     rig.sync()
     for n in range(1, 12):
         rig.add(n)
@@ -323,7 +328,7 @@ def test_networks_of_other_hosts_are_not_served(tmp_open, host):
 
 def test_start_writes_the_init_snapshot_first_and_removes_it_after(tmp_open):
     rig = Rig(tmp_open)
-    rig.rec.wallclock = lambda: 1000.0
+    rig.rec.keeper.wallclock = lambda: 1000.0
     mac = rig.add(1)
     rig.sync()
     assert rig.proc.init_seen == [""]  # nothing leased yet
@@ -387,9 +392,11 @@ def test_networks_path_is_created_0755_whatever_the_umask(tmp_open):
 
 
 def _restarted(rig: Rig) -> dhcp.DhcpReconciler:
-    return dhcp.DhcpReconciler(
+    rec = dhcp.DhcpReconciler(
         rig.db, "nethost", rig.rec.settings, rig._factory, release=rig.release
     )
+    rec.tuning = NO_THREAD
+    return rec
 
 
 @pytest.mark.parametrize("hostsdir", [True, False])
@@ -441,3 +448,45 @@ def test_prepare_removes_what_a_killed_daemon_left(tmp_open):
     rig.rec.prepare()
     assert [p for p in leftovers if p.exists()] == []
     assert all(p.exists() for p in kept)
+
+
+def test_keeper_restarts_a_dead_dnsmasq_without_the_database(tmp_open):
+    rig = Rig(tmp_open)
+    mac = rig.add(1)
+    rig.sync()
+    _lease(rig, "add", mac, "10.210.0.2")
+    rig.rec.keeper.wallclock = lambda: 1000.0
+    rig.db.dispose()
+    rig.db.engine = None  # any database access would raise now
+    rig.proc.kill()
+    assert rig.rec.keeper.check() == [rig.network.id]
+    assert rig.proc.starts == 2
+    assert rig.proc.init_seen[-1] == f"87400 {mac} 10.210.0.2 vm1 *\n"
+    assert mac in rig.proc.loaded  # the files on disk
+    assert not os.path.exists(os.path.join(rig.np, "nova-br100.init"))
+    assert rig.rec.keeper.check() == []  # alive: nothing to do
+    assert rig.rec.keeper.restarted() == {rig.network.id}
+
+
+def test_keeper_starts_without_snapshot_on_a_full_disk(tmp_open, monkeypatch):
+    rig = Rig(tmp_open)
+    rig.add(1)
+    rig.sync()
+    rig.proc.kill()
+
+    def full(path, *args, **kwargs):
+        raise exception.HostNetworkError(reason=f"{path}: No space left")
+
+    monkeypatch.setattr(dhcp.files, "replace_file", full)
+    assert rig.rec.keeper.check() == [rig.network.id]
+    assert rig.proc.init_seen[-1] is None  # the hook asks the database
+    assert rig.proc.pid() is not None
+
+
+def test_keeper_leaves_a_network_alone_while_the_loop_holds_it(tmp_open):
+    rig = Rig(tmp_open)
+    rig.sync()
+    rig.proc.kill()
+    with rig.rec.keeper.lock(rig.network.id):
+        assert rig.rec.keeper.check() == []
+    assert rig.rec.keeper.check() == [rig.network.id]
