@@ -1,11 +1,13 @@
-"""DHCP lease state of fixed IPs (nova network manager lease_fixed_ip, release_fixed_ip).
+"""DHCP lease state of fixed IPs (nova network manager lease_fixed_ip,
+release_fixed_ip).
 
 Private to :mod:`flatnet.db`; use :mod:`flatnet.db.api`.
 
 ``lease`` sets ``leased``; ``release`` clears it and, once the address is
 no longer allocated, disassociates it unless the MAC now belongs to
 another instance. Stale deallocated addresses are disassociated after a
-timeout; unlike nova db.fixed_ip_disassociate_all_by_timeout that also clears ``virtual_interface_id``.
+timeout; unlike nova's db.fixed_ip_disassociate_all_by_timeout, that
+also clears ``virtual_interface_id``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 ``replace_file`` writes a hidden temporary file in the same directory,
 fsyncs it, renames it over the target and fsyncs the directory, so a
 reader (dnsmasq) sees either the old or the new content, never a torn
-file, and the new content survives a crash (nova linux_net.write_to_file wrote in place: a reader could see a torn file). The temp
+file, and the new content survives a crash (nova
+linux_net.write_to_file wrote in place: a reader could see a torn
+file). The temp
 name starts with ``.`` because dnsmasq's --dhcp-hostsdir ignores
 dotfiles (dnsmasq inotify.c).
 """

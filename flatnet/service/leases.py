@@ -7,7 +7,8 @@ new offset are committed in one transaction
 (:func:`flatnet.db.api.apply_lease_events`), so every line takes effect
 exactly once, across crashes and restarts.
 
-Semantics (nova cmd/dhcpbridge.py and network manager lease_fixed_ip / release_fixed_ip): ``add`` and ``old`` mark the address leased
+Semantics (nova cmd/dhcpbridge.py, network manager lease_fixed_ip and
+release_fixed_ip): ``add`` and ``old`` mark the address leased
 (``old`` is NOT dropped as nova dhcpbridge did: a confirmation heals an
 ``add`` lost in a SIGHUP); ``del`` is nova's ``release_fixed_ip`` with the
 MAC-owner check. ``init`` prints the network's leased addresses.

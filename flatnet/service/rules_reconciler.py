@@ -12,7 +12,8 @@ loop iteration, whichever networks asked:
 * between those, HostRules trusts its cache of what it applied (a sync
   with no change costs no subprocess); every ``verify_interval`` seconds
   a verifying sync re-reads the live rules, so a flushed chain or a
-  deleted jump is repaired (nova linux_net.IptablesManager never re-read the live tables).
+  deleted jump is repaired (nova linux_net.IptablesManager never
+  re-read the live tables).
 """
 
 from __future__ import annotations
