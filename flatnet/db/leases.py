@@ -23,6 +23,7 @@ from sqlalchemy import (
     and_,
     false,
     func,
+    insert,
     not_,
     or_,
     select,
@@ -122,15 +123,19 @@ def release(
     return disassociate
 
 
-def apply_lease_events(
+def apply_lease_events(  # noqa: PLR0913 - positional form kept for bench/tests; host, invalid keyword-only
     db: Database,
     journal: str,
     inode: int,
     offset: int,
     events: Sequence[model.LeaseEvent],
+    *,
+    host: str = "",
+    invalid: int = 0,
 ) -> None:
-    """Apply ``events`` and record ``(inode, offset)`` for ``journal`` in
-    one transaction, so each journal line takes effect exactly once.
+    """Apply ``events`` and record ``(inode, offset)`` for ``host``'s
+    ``journal`` in one transaction, so each journal line takes effect
+    exactly once; ``invalid`` skipped lines are added to its count.
 
     ``add`` and ``old`` lease, ``del`` releases; other actions (``init``,
     ``tftp``) are ignored.
@@ -147,23 +152,51 @@ def apply_lease_events(
                     event.action,
                     event.address,
                 )
-        rows.upsert(
-            conn,
-            JOURNALS,
-            {"path": journal},
-            {"inode": inode, "offset": offset},
+        where = (JOURNALS.c.host == host, JOURNALS.c.path == journal)
+        done = conn.execute(
+            update(JOURNALS)
+            .where(*where)
+            .values(
+                inode=inode,
+                offset=offset,
+                invalid_lines=JOURNALS.c.invalid_lines + invalid,
+            )
         )
+        if done.rowcount == 0:
+            conn.execute(
+                insert(JOURNALS).values(
+                    host=host,
+                    path=journal,
+                    inode=inode,
+                    offset=offset,
+                    invalid_lines=invalid,
+                )
+            )
 
 
-def journal_offset(db: Database, journal: str) -> tuple[int, int] | None:
-    """``(inode, offset)`` recorded for ``journal``, None if never."""
+def journal_offset(
+    db: Database, journal: str, host: str = ""
+) -> tuple[int, int] | None:
+    """``(inode, offset)`` recorded for ``host``'s ``journal``, None if
+    never."""
     with db.read() as conn:
         row = conn.execute(
             select(JOURNALS.c.inode, JOURNALS.c.offset).where(
-                JOURNALS.c.path == journal
+                JOURNALS.c.host == host, JOURNALS.c.path == journal
             )
         ).first()
     return None if row is None else (int(row.inode), int(row.offset))
+
+
+def journal_invalid_lines(db: Database, host: str) -> dict[str, int]:
+    """Path -> invalid (skipped) lines, for ``host``'s journals."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(JOURNALS.c.path, JOURNALS.c.invalid_lines).where(
+                JOURNALS.c.host == host
+            )
+        ).all()
+    return {r.path: int(r.invalid_lines) for r in found}
 
 
 def disassociate_stale_fixed_ips(
