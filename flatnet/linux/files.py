@@ -35,8 +35,10 @@ def _os_errors(path: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
+        # "No space left on device: /var/lib/.../nova-br100.conf": the
+        # cause first, as the operator reads it in wait_ready's error.
         raise exception.HostNetworkError(
-            reason=f"{path}: {exc.strerror or exc}"
+            f"{exc.strerror or exc}: {path}", reason=f"{path}: {exc}"
         ) from exc
 
 

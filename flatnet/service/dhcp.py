@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from flatnet import exception
@@ -57,8 +57,10 @@ from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
 from flatnet.service import leases
+from flatnet.service.daemon import Outcome, Polled
 from flatnet.service.dhcp_keeper import DnsmasqBackend, DnsmasqKeeper, Watch
 from flatnet.service.dhcp_releases import ReleaseBackend
+from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class DhcpReconciler:
         self._nets: dict[int, hostsdir.NetState] = {}
         self._procs: dict[int, DnsmasqBackend] = {}
         self._lease_refresh: dict[int, float] = {}
+        self.troubles = Troubles()
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -186,7 +189,7 @@ class DhcpReconciler:
         if pid is None or not proc.matches(pid, argv):
             # a start follows: its init snapshot must be exact
             leases.ingest_journal(
-                self.db, spec.paths.events, self.ingest_policy
+                self.db, spec.paths.events, self.ingest_policy, self.host
             )
         leased = db_api.leases(self.db, network.id)
         watch = self._watch(network, spec, proc, leased)
@@ -256,22 +259,9 @@ class DhcpReconciler:
         return live
 
     def check_access(self) -> None:
-        """Raise ConfigError unless ``networks_path`` and every parent
-        directory up to ``/`` are traversable by others (o+x).
-
-        dnsmasq drops to ``nobody`` before it reads its hosts files; a
-        0700 parent (``mktemp -d``, a home directory) makes it silently
-        serve nobody.
-        """
-        closed = files.closed_to_others(self.settings.networks_path)
-        if closed is not None:
-            raise exception.ConfigError(
-                reason=(
-                    f"dnsmasq runs as 'nobody' and cannot read "
-                    f"{self.settings.networks_path}: directory {closed} "
-                    f"is not traversable by others; fix: chmod o+x {closed}"
-                )
-            )
+        """ConfigError unless dnsmasq (as ``nobody``) can reach our
+        files (see :func:`dhcp_hostsdir.check_access`)."""
+        hostsdir.check_access(self.settings.networks_path)
 
     def _feed_batch(
         self,
@@ -347,27 +337,59 @@ class DhcpReconciler:
                 self.tuning.release_interval,
             )
 
-    # --- every loop -----------------------------------------------------
-    def poll(self) -> set[int]:
-        """Ingest journals, retry releases; ids whose dnsmasq died."""
-        dead = self.keeper.restarted()
+    # --- the daemon's interface (service.daemon.Reconciler) -------------
+    def poll(self) -> Polled:
+        """Ingest journals, retry releases; every network's key
+        (``network:<id>``) with its generation, dirty if its dnsmasq
+        died or the keeper restarted it. A journal that cannot be read
+        is logged (once) and does not stop the others."""
+        dirty = self.keeper.restarted()
         for network_id, state in self._nets.items():
-            consumed = leases.ingest_journal(
-                self.db, state.paths.events, self.ingest_policy
-            )
+            if self._ingest(state) and state.network is not None:
+                self._refresh_leases(network_id)
             if state.network is None:
                 continue
-            if consumed:
-                self._refresh_leases(network_id)
             if state.releases and self._release is not None:
                 self._check_releases(state.network, state)
             if self._procs[network_id].pid() is None:
-                LOG.warning(
-                    "dnsmasq %s is not running; restarting",
-                    state.network.bridge,
-                )
-                dead.add(network_id)
-        return dead
+                dirty.add(network_id)
+        wanted = db_api.network_generations(self.db)
+        for gone in set(self._nets) - set(wanted):
+            self.keeper.unwatch(gone)
+        return Polled(
+            {db_api.network_key(n): g for n, g in wanted.items()},
+            frozenset(db_api.network_key(n) for n in dirty if n in wanted),
+        )
+
+    def _ingest(self, state: hostsdir.NetState) -> int:
+        path = state.paths.events
+        try:
+            done = leases.ingest_journal(
+                self.db, path, self.ingest_policy, host=self.host
+            )
+        except exception.HostNetworkError as exc:
+            self.troubles.failed(f"dhcp ingest {path}", exc)
+            return 0
+        self.troubles.ok(f"dhcp ingest {path}")
+        return done
+
+    def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:
+        """Sync each ``network:<id>`` in ``keys`` from one snapshot of
+        the networks; one network's failure is its own outcome."""
+        networks = {n.id: n for n in db_api.network_list(self.db)}
+        outcomes: dict[str, Outcome] = {}
+        for key in keys:
+            network = networks.get(int(key.removeprefix("network:")))
+            if network is None:  # deleted since the poll
+                continue
+            try:
+                live = self.sync_network(network)
+            except exception.FlatnetError as exc:
+                outcomes[key] = Outcome(False, error=exc)
+                continue
+            error = None if live else "dnsmasq did not answer after the change"
+            outcomes[key] = Outcome(live, network.generation, error)
+        return outcomes
 
     def _refresh_leases(self, network_id: int) -> None:
         """The keeper's copy of the leases (its ``init`` snapshot), at

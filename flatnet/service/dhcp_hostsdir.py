@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from flatnet import exception
 from flatnet.linux import files
 from flatnet.model import Network
 from flatnet.plan import dnsmasq as plan
@@ -110,6 +111,25 @@ def clean_leftovers(networks_path: str) -> list[str]:
         elif name.endswith(".init") and files.delete_file(path):
             removed.append(path)
     return removed
+
+
+def check_access(networks_path: str) -> None:
+    """Raise ConfigError unless ``networks_path`` and every parent
+    directory up to ``/`` are traversable by others (o+x).
+
+    dnsmasq drops to ``nobody`` before it reads its hosts files; a
+    0700 parent (``mktemp -d``, a home directory) makes it silently
+    serve nobody.
+    """
+    closed = files.closed_to_others(networks_path)
+    if closed is not None:
+        raise exception.ConfigError(
+            reason=(
+                f"dnsmasq runs as 'nobody' and cannot read "
+                f"{networks_path}: directory {closed} "
+                f"is not traversable by others; fix: chmod o+x {closed}"
+            )
+        )
 
 
 def _mac_of(line: str) -> str:

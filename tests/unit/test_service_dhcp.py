@@ -290,9 +290,10 @@ def test_changed_argv_restarts_and_foreign_pid_is_left_alone(tmp_open):
 def test_poll_reports_a_dead_dnsmasq(tmp_open):
     rig = Rig(tmp_open)
     rig.sync()
-    assert rig.rec.poll() == set()
+    key = db_api.network_key(rig.network.id)
+    assert rig.rec.poll().dirty == frozenset()
     rig.proc.kill()
-    assert rig.rec.poll() == {rig.network.id}
+    assert rig.rec.poll().dirty == {key}
     rig.sync()
     assert rig.proc.starts == 2
 
