@@ -152,26 +152,28 @@ def apply_lease_events(  # noqa: PLR0913 - positional form kept for bench/tests;
                     event.action,
                     event.address,
                 )
-        where = (JOURNALS.c.host == host, JOURNALS.c.path == journal)
-        done = conn.execute(
-            update(JOURNALS)
-            .where(*where)
-            .values(
-                inode=inode,
-                offset=offset,
-                invalid_lines=JOURNALS.c.invalid_lines + invalid,
-            )
+        position = {"inode": inode, "offset": offset}
+        _record_position(
+            conn, {"host": host, "path": journal}, position, invalid
         )
-        if done.rowcount == 0:
-            conn.execute(
-                insert(JOURNALS).values(
-                    host=host,
-                    path=journal,
-                    inode=inode,
-                    offset=offset,
-                    invalid_lines=invalid,
-                )
-            )
+
+
+def _record_position(
+    conn: Connection,
+    key: dict[str, str],
+    position: dict[str, int],
+    invalid: int,
+) -> None:
+    """Set a journal's ``(inode, offset)`` and add to its invalid lines."""
+    done = conn.execute(
+        update(JOURNALS)
+        .where(JOURNALS.c.host == key["host"], JOURNALS.c.path == key["path"])
+        .values(**position, invalid_lines=JOURNALS.c.invalid_lines + invalid)
+    )
+    if done.rowcount == 0:
+        conn.execute(
+            insert(JOURNALS).values(**key, **position, invalid_lines=invalid)
+        )
 
 
 def journal_offset(

@@ -35,7 +35,9 @@ def test_keys_record_generations_and_errors(db) -> None:
 def test_generations_are_keyed_scopes(db) -> None:
     net = make_network(db)
     make_instance(db, "vm1", net, 1)
-    api.floating_create(db, [netaddr.IPAddress("172.24.4.3")], pool="p", interface="eth1")
+    api.floating_create(
+        db, [netaddr.IPAddress("172.24.4.3")], pool="p", interface="eth1"
+    )
     api.floating_associate(db, netaddr.IPAddress("172.24.4.3"), "vm1", "h1")
     assert api.generations(db) == {"rules": api.rules_generation(db)}
     assert api.generations(db, "instance:") == {}

@@ -247,3 +247,26 @@ def test_dead_dnsmasq_is_restarted_while_the_database_is_locked(
     finally:
         locker.kill()
         locker.communicate()
+
+
+def test_wait_on_a_full_disk_names_the_disk_and_the_path(
+    make_dhcp_site, tiny_tmpfs
+):
+    site = make_dhcp_site()
+    site.start_daemon()
+    site.create("vm1", MAC1)
+    fill(tiny_tmpfs)
+    out = site.manage(
+        "instance", "create", "vm2", "--mac", MAC2, "--network", "private",
+        "--host", "nethost", "--wait", "--timeout", "3", check=False,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "host nethost, network 1 (br100): No space left on device: " in (
+        out.stderr
+    ), out.stderr
+    assert str(tiny_tmpfs) in out.stderr
+    (tiny_tmpfs / "fill").unlink()  # space again: the daemon catches up
+    wait_ready(site)
+    state = db_api.host_state(_db(site), "nethost", "dhcp", "network:1")
+    assert state is not None
+    assert state.last_error is None
