@@ -211,7 +211,8 @@ def test_dead_dnsmasq_is_restarted_on_a_full_disk(make_dhcp_site, tiny_tmpfs):
     fill(tiny_tmpfs)  # no room for the init snapshot of that lease
     took = time_restart(site)
     print(f"\nfull disk: kill -9 -> dnsmasq answers: {took * 1000:.0f} ms")
-    assert "starting without an init snapshot" in site.daemon_log.read_text()
+    log = site.daemon_log.read_text()
+    assert "starting without an init snapshot" in log
     assert client.renew() == "renew"
     assert _leftovers(site) == []
 
