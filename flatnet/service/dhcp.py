@@ -171,6 +171,7 @@ class DhcpReconciler:
                 self.db, spec.paths.events, self.ingest_policy, self.host
             )
         leased = db_api.leases(self.db, network.id)
+        self.check_access()  # the keeper must not start what cannot serve
         watch = self._watch(network, spec, proc, leased)
         with self.keeper.lock(network.id):
             live = self._apply(network, spec, state, entries, watch)
@@ -224,7 +225,6 @@ class DhcpReconciler:
             network, spec, state, entries, compact=pid is None
         )
         if pid is None:
-            self.check_access()
             live = self.keeper.start_locked(watch)
             state.starts += 1
         else:

@@ -373,6 +373,7 @@ def test_closed_parent_directory_fails_loudly_before_start(tmp_open):
     with pytest.raises(exception.ConfigError) as info:
         rig.sync()
     assert f"chmod o+x {closed}" in str(info.value)
+    assert rig.rec.keeper.check() == []  # nor does the keeper start it
     assert rig.proc.starts == 0
     closed.chmod(0o711)  # the fix the message names
     assert rig.sync() is True
