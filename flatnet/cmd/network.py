@@ -61,35 +61,20 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def all_live(service: Daemon, generations: dict[int, int]) -> bool:
-    """True if ``host_state`` shows every component of this host at (at
-    least) each network's generation in ``generations``."""
-    from flatnet.db import api as db_api  # noqa: PLC0415
-
-    components = [rec.component for rec in service.reconcilers]
-    lagging = [
-        (component, network_id)
-        for network_id, generation in sorted(generations.items())
-        for component in components
-        if db_api.host_state_get(
-            service.db, service.host, network_id, component
-        )
-        < generation
-    ]
-    for component, network_id in lagging:
-        LOG.warning("%s of network %s is not live", component, network_id)
-    return not lagging
-
-
 def run_once(service: Daemon) -> int:
     """``--once``: prepare, one loop iteration; 0 if all live."""
-    from flatnet.db import api as db_api  # noqa: PLC0415
 
     for rec in service.reconcilers:
         rec.prepare()
-    generations = db_api.network_generations(service.db)
-    service.run_once()
-    return 0 if all_live(service, generations) else 1
+    try:
+        service.run_once()
+    finally:
+        for rec in service.reconcilers:
+            rec.close()
+    lagging = service.lagging()
+    for (component, key), reason in sorted(lagging.items()):
+        LOG.warning("%s of %s is not live: %s", component, key, reason)
+    return 1 if lagging else 0
 
 
 def _start(settings: Settings) -> Daemon:

@@ -62,6 +62,24 @@ def _dhcp_opts() -> list[cfg.Opt]:
             max=60.0,
             help="flatnet: seconds between dhcp_release tries.",
         ),
+        cfg.FloatOpt(
+            "dhcp_keeper_interval",
+            default=0.05,
+            min=0.01,
+            max=10.0,
+            help="flatnet: seconds between checks that each dnsmasq is "
+            "alive; a dead one is restarted from the files on disk "
+            "without waiting for the database.",
+        ),
+        cfg.FloatOpt(
+            "dhcp_lease_refresh",
+            default=1.0,
+            min=0.1,
+            max=3600.0,
+            help="flatnet: seconds between refreshes of the in-memory "
+            "lease list the keeper uses for the init snapshot of a "
+            "restarted dnsmasq.",
+        ),
     ]
 
 
@@ -101,6 +119,15 @@ def _loop_opts() -> list[cfg.Opt]:
             max=3600.0,
             help="flatnet: longest delay in seconds before a failed "
             "reconcile is retried (the delay doubles from 0.1 s).",
+        ),
+        cfg.FloatOpt(
+            "trouble_remind_interval",
+            default=60.0,
+            min=1.0,
+            max=86400.0,
+            help="flatnet: seconds between reminders of an error that "
+            "persists (each distinct error is logged once with its "
+            "traceback, then reminded at this interval).",
         ),
     ]
 

@@ -15,10 +15,14 @@ transaction.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import netaddr
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select, update
 
 from flatnet import exception, model
 from flatnet.db import rows, sqlite_files
@@ -54,6 +58,7 @@ from flatnet.db.leases import (
     apply_lease_events,
     disassociate_stale_fixed_ips,
     host_entries,
+    journal_invalid_lines,
     journal_offset,
     leases,
 )
@@ -67,7 +72,12 @@ from flatnet.db.networks import (
     network_list,
     network_set_host,
 )
-from flatnet.db.rows import HOST_STATE, INSTANCES
+from flatnet.db.rows import (
+    GENERATIONS,
+    HOST_STATE,
+    INSTANCES,
+    network_key,
+)
 
 __all__ = [
     "Database",
@@ -90,13 +100,18 @@ __all__ = [
     "floating_disassociate",
     "floating_for_host",
     "floating_list",
+    "KeyState",
+    "generations",
     "host_entries",
+    "host_state",
     "host_state_get",
+    "host_state_record",
     "host_state_set",
     "instance_create",
     "instance_create_allocated",
     "instance_get",
     "instance_list",
+    "journal_invalid_lines",
     "journal_offset",
     "lease_fixed_ip",
     "leases",
@@ -105,6 +120,7 @@ __all__ = [
     "network_generations",
     "network_get",
     "network_info",
+    "network_key",
     "network_list",
     "network_set_host",
     "release_fixed_ip",
@@ -205,29 +221,109 @@ def release_fixed_ip(
 
 
 # --- readiness ----------------------------------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyState:
+    """What a host reported for one readiness key of one component."""
+
+    applied_generation: int
+    updated_at: datetime.datetime | None
+    last_error: str | None
+
+
+def host_state_record(
+    db: Database,
+    host: str,
+    component: str,
+    applied: Mapping[str, int] | None = None,
+    errors: Mapping[str, str] | None = None,
+) -> None:
+    """One transaction: ``applied`` keys reached these generations (their
+    error is cleared); ``errors`` keys could not be applied, and why."""
+    now = rows.now()
+    with db.write() as conn:
+        for key, generation in sorted((applied or {}).items()):
+            rows.upsert(
+                conn,
+                HOST_STATE,
+                {"host": host, "component": component, "key": key},
+                {
+                    "applied_generation": generation,
+                    "updated_at": now,
+                    "last_error": None,
+                },
+            )
+        for key, error in sorted((errors or {}).items()):
+            _record_error(conn, host, component, key, error[:2000])
+
+
+def _record_error(
+    conn: Any, host: str, component: str, key: str, error: str
+) -> None:
+    where = (
+        HOST_STATE.c.host == host,
+        HOST_STATE.c.component == component,
+        HOST_STATE.c.key == key,
+    )
+    done = conn.execute(
+        update(HOST_STATE)
+        .where(*where)
+        .values(last_error=error, updated_at=rows.now())
+    )
+    if done.rowcount == 0:
+        conn.execute(
+            insert(HOST_STATE).values(
+                host=host,
+                component=component,
+                key=key,
+                applied_generation=0,
+                updated_at=rows.now(),
+                last_error=error,
+            )
+        )
+
+
+def host_state(
+    db: Database, host: str, component: str, key: str
+) -> KeyState | None:
+    """What ``host`` reported for ``key`` of ``component`` (None: never)."""
+    with db.read() as conn:
+        row = conn.execute(
+            select(HOST_STATE).where(
+                HOST_STATE.c.host == host,
+                HOST_STATE.c.component == component,
+                HOST_STATE.c.key == key,
+            )
+        ).first()
+    if row is None:
+        return None
+    return KeyState(
+        int(row.applied_generation), row.updated_at, row.last_error
+    )
+
+
 def host_state_set(
     db: Database, host: str, network_id: int, component: str, generation: int
 ) -> None:
-    """Record that ``host`` applied ``generation`` of ``component``."""
-    with db.write() as conn:
-        rows.upsert(
-            conn,
-            HOST_STATE,
-            {"host": host, "network_id": network_id, "component": component},
-            {"applied_generation": generation, "updated_at": rows.now()},
-        )
+    """Record that ``host`` applied ``generation`` of a network's
+    ``component`` (key ``network:<id>``)."""
+    key = rows.network_key(network_id)
+    host_state_record(db, host, component, applied={key: generation})
 
 
 def host_state_get(
     db: Database, host: str, network_id: int, component: str
 ) -> int:
-    """The generation ``host`` last applied, 0 if it never reported."""
+    """The generation of a network ``host`` last applied, 0 if never."""
+    state = host_state(db, host, component, rows.network_key(network_id))
+    return 0 if state is None else state.applied_generation
+
+
+def generations(db: Database, prefix: str = "") -> dict[str, int]:
+    """Scope -> generation of the scopes starting with ``prefix``."""
     with db.read() as conn:
-        value = conn.execute(
-            select(HOST_STATE.c.applied_generation).where(
-                HOST_STATE.c.host == host,
-                HOST_STATE.c.network_id == network_id,
-                HOST_STATE.c.component == component,
+        found = conn.execute(
+            select(GENERATIONS.c.scope, GENERATIONS.c.generation).where(
+                GENERATIONS.c.scope.startswith(prefix, autoescape=True)
             )
-        ).scalar()
-    return int(value or 0)
+        ).all()
+    return {r.scope: int(r.generation) for r in found}

@@ -1,11 +1,13 @@
-"""DHCP lease state of fixed IPs (nova §1.6, §1.7, §2.1 state machine).
+"""DHCP lease state of fixed IPs (nova network manager lease_fixed_ip,
+release_fixed_ip).
 
 Private to :mod:`flatnet.db`; use :mod:`flatnet.db.api`.
 
 ``lease`` sets ``leased``; ``release`` clears it and, once the address is
 no longer allocated, disassociates it unless the MAC now belongs to
 another instance. Stale deallocated addresses are disassociated after a
-timeout; unlike nova (bug §9.6) that also clears ``virtual_interface_id``.
+timeout; unlike nova's db.fixed_ip_disassociate_all_by_timeout, that
+also clears ``virtual_interface_id``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import (
     and_,
     false,
     func,
+    insert,
     not_,
     or_,
     select,
@@ -120,15 +123,19 @@ def release(
     return disassociate
 
 
-def apply_lease_events(
+def apply_lease_events(  # noqa: PLR0913 - positional form kept for bench/tests; host, invalid keyword-only
     db: Database,
     journal: str,
     inode: int,
     offset: int,
     events: Sequence[model.LeaseEvent],
+    *,
+    host: str = "",
+    invalid: int = 0,
 ) -> None:
-    """Apply ``events`` and record ``(inode, offset)`` for ``journal`` in
-    one transaction, so each journal line takes effect exactly once.
+    """Apply ``events`` and record ``(inode, offset)`` for ``host``'s
+    ``journal`` in one transaction, so each journal line takes effect
+    exactly once; ``invalid`` skipped lines are added to its count.
 
     ``add`` and ``old`` lease, ``del`` releases; other actions (``init``,
     ``tftp``) are ignored.
@@ -145,23 +152,53 @@ def apply_lease_events(
                     event.action,
                     event.address,
                 )
-        rows.upsert(
-            conn,
-            JOURNALS,
-            {"path": journal},
-            {"inode": inode, "offset": offset},
+        position = {"inode": inode, "offset": offset}
+        _record_position(
+            conn, {"host": host, "path": journal}, position, invalid
         )
 
 
-def journal_offset(db: Database, journal: str) -> tuple[int, int] | None:
-    """``(inode, offset)`` recorded for ``journal``, None if never."""
+def _record_position(
+    conn: Connection,
+    key: dict[str, str],
+    position: dict[str, int],
+    invalid: int,
+) -> None:
+    """Set a journal's ``(inode, offset)`` and add to its invalid lines."""
+    done = conn.execute(
+        update(JOURNALS)
+        .where(JOURNALS.c.host == key["host"], JOURNALS.c.path == key["path"])
+        .values(**position, invalid_lines=JOURNALS.c.invalid_lines + invalid)
+    )
+    if done.rowcount == 0:
+        conn.execute(
+            insert(JOURNALS).values(**key, **position, invalid_lines=invalid)
+        )
+
+
+def journal_offset(
+    db: Database, journal: str, host: str = ""
+) -> tuple[int, int] | None:
+    """``(inode, offset)`` recorded for ``host``'s ``journal``, None if
+    never."""
     with db.read() as conn:
         row = conn.execute(
             select(JOURNALS.c.inode, JOURNALS.c.offset).where(
-                JOURNALS.c.path == journal
+                JOURNALS.c.host == host, JOURNALS.c.path == journal
             )
         ).first()
     return None if row is None else (int(row.inode), int(row.offset))
+
+
+def journal_invalid_lines(db: Database, host: str) -> dict[str, int]:
+    """Path -> invalid (skipped) lines, for ``host``'s journals."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(JOURNALS.c.path, JOURNALS.c.invalid_lines).where(
+                JOURNALS.c.host == host
+            )
+        ).all()
+    return {r.path: int(r.invalid_lines) for r in found}
 
 
 def disassociate_stale_fixed_ips(

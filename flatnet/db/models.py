@@ -318,42 +318,54 @@ class SecurityGroupInstanceAssociation(TimestampMixin, SoftDeleteMixin, Base):
 class HostState(Base):
     """flatnet: what each host has applied, for "ready" waits.
 
-    ``component`` is e.g. ``dhcp`` or ``rules``; ``applied_generation`` is
-    the networks.generation (or the global rules generation) that the
-    host had made live when it last committed.
+    One row per ``(host, component, key)``: ``component`` is e.g. ``dhcp``
+    or ``rules``, ``key`` what was applied (``network:3``; later
+    ``instance:<uuid>``), ``applied_generation`` the generation of that
+    key the host had made live, ``last_error`` why the host could not
+    apply a newer one (NULL once it did).
     """
 
     __tablename__ = "host_state"
 
     host: Mapped[str] = mapped_column(String(255), primary_key=True)
-    network_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     component: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
     applied_generation: Mapped[int] = mapped_column(
-        Integer, default=0, nullable=False
+        BigInteger, default=0, nullable=False
     )
     updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
-    detail: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class LeaseJournalOffset(Base):
-    """flatnet: how far the daemon has applied each DHCP event journal.
+class LeaseJournal(Base):
+    """flatnet: how far each host has applied each DHCP event journal.
 
     Written in the same transaction as the lease changes the events caused,
     so a crash between the two can neither lose nor replay an event.
+    ``invalid_lines`` counts lines that were not a valid event (torn or
+    garbage) and were skipped.
     """
 
-    __tablename__ = "lease_journal_offsets"
+    __tablename__ = "lease_journals"
 
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
     inode: Mapped[int] = mapped_column(BigInteger, nullable=False)
     offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    invalid_lines: Mapped[int] = mapped_column(
+        BigInteger, default=0, nullable=False
+    )
 
 
-class Counter(Base):
-    """flatnet: global generation counters (e.g. ``rules`` for floating
-    IPs), bumped in the same transaction as the change they announce."""
+class Generation(Base):
+    """flatnet: keyed generation counters (``rules`` for floating IPs;
+    later ``instance:<uuid>``...), bumped in the same transaction as the
+    change they announce. A network's generation is
+    ``networks.generation``."""
 
-    __tablename__ = "counters"
+    __tablename__ = "generations"
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
+    generation: Mapped[int] = mapped_column(
+        BigInteger, default=0, nullable=False
+    )

@@ -214,7 +214,9 @@ def network_delete(db: Database, ident: str) -> model.Network:
             raise exception.NetworkInUse(network=row.label)
         conn.execute(delete(FIXED).where(FIXED.c.network_id == row.id))
         conn.execute(
-            delete(HOST_STATE).where(HOST_STATE.c.network_id == row.id)
+            delete(HOST_STATE).where(
+                HOST_STATE.c.key == rows.network_key(row.id)
+            )
         )
         conn.execute(
             update(NETWORKS)

@@ -22,10 +22,15 @@ VIFS = cast(Table, models.VirtualInterface.__table__)
 FIXED = cast(Table, models.FixedIp.__table__)
 FLOATING = cast(Table, models.FloatingIp.__table__)
 HOST_STATE = cast(Table, models.HostState.__table__)
-JOURNALS = cast(Table, models.LeaseJournalOffset.__table__)
-COUNTERS = cast(Table, models.Counter.__table__)
+JOURNALS = cast(Table, models.LeaseJournal.__table__)
+GENERATIONS = cast(Table, models.Generation.__table__)
 
 RULES_COUNTER = "rules"
+
+
+def network_key(network_id: int) -> str:
+    """The readiness key (and generation scope) of a network."""
+    return f"network:{network_id}"
 
 
 def inserted_id(result: CursorResult[Any]) -> int:
@@ -141,18 +146,19 @@ def upsert(
 
 
 def bump_counter(conn: Connection, name: str) -> None:
-    """Increment a global counter (created at 1 on first use)."""
+    """Increment the generation of scope ``name`` (created at 1)."""
     result = conn.execute(
-        update(COUNTERS)
-        .where(COUNTERS.c.name == name)
-        .values(value=COUNTERS.c.value + 1)
+        update(GENERATIONS)
+        .where(GENERATIONS.c.scope == name)
+        .values(generation=GENERATIONS.c.generation + 1)
     )
     if result.rowcount == 0:
-        upsert(conn, COUNTERS, {"name": name}, {"value": 1})
+        upsert(conn, GENERATIONS, {"scope": name}, {"generation": 1})
 
 
 def counter(conn: Connection, name: str) -> int:
+    """The generation of scope ``name`` (0 if never bumped)."""
     value = conn.execute(
-        select(COUNTERS.c.value).where(COUNTERS.c.name == name)
+        select(GENERATIONS.c.generation).where(GENERATIONS.c.scope == name)
     ).scalar()
     return int(value or 0)

@@ -3,7 +3,9 @@
 ``replace_file`` writes a hidden temporary file in the same directory,
 fsyncs it, renames it over the target and fsyncs the directory, so a
 reader (dnsmasq) sees either the old or the new content, never a torn
-file, and the new content survives a crash (fixes nova §9.4). The temp
+file, and the new content survives a crash (nova
+linux_net.write_to_file wrote in place: a reader could see a torn
+file). The temp
 name starts with ``.`` because dnsmasq's --dhcp-hostsdir ignores
 dotfiles (dnsmasq inotify.c).
 """
@@ -14,6 +16,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -22,14 +25,20 @@ from flatnet import exception
 
 LOG = logging.getLogger(__name__)
 
+#: The temporary name of :func:`replace_file`: ``.<target name>.`` plus
+#: tempfile's 8 random characters ([a-z0-9_]).
+_TEMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}$")
+
 
 @contextlib.contextmanager
 def _os_errors(path: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
+        # "No space left on device: /var/lib/.../nova-br100.conf": the
+        # cause first, as the operator reads it in wait_ready's error.
         raise exception.HostNetworkError(
-            reason=f"{path}: {exc.strerror or exc}"
+            f"{exc.strerror or exc}: {path}", reason=f"{path}: {exc}"
         ) from exc
 
 
@@ -110,16 +119,21 @@ def replace_file(
             _fsync_dir(directory)
 
 
+def differs(path: str, content: str, mode: int = 0o644) -> bool:
+    """True unless ``path`` holds exactly ``content`` with ``mode``."""
+    try:
+        current_mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return True
+    return current_mode != mode or read_text(path) != content
+
+
 def ensure_file(path: str, content: str, mode: int = 0o644) -> bool:
     """Write ``content`` only if it differs (or the mode does).
 
     Returns True when the file was (re)written. Raises HostNetworkError.
     """
-    try:
-        current_mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        current_mode = None
-    if current_mode == mode and read_text(path) == content:
+    if not differs(path, content, mode):
         return False
     replace_file(path, content, mode)
     return True
@@ -144,3 +158,21 @@ def list_dir(path: str) -> list[str]:
         return sorted(n for n in os.listdir(path) if not n.startswith("."))
     except FileNotFoundError:
         return []
+
+
+def delete_temp_files(directory: str, prefix: str = "") -> list[str]:
+    """Remove the temporary files :func:`replace_file` leaves behind
+    when its process is killed mid-write: ``.<name>.XXXXXXXX`` in
+    ``directory`` whose target ``<name>`` starts with ``prefix``.
+    Returns the names removed. Raises HostNetworkError."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(names):
+        found = _TEMP.match(name)
+        if found and found.group("target").startswith(prefix):
+            delete_file(os.path.join(directory, name))
+            removed.append(name)
+    return removed

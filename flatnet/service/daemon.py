@@ -1,17 +1,27 @@
-"""The flatnet-network loop: poll the database, reconcile what changed.
+"""The flatnet-network loop: poll, reconcile what changed, record.
 
-Every ``sync_interval`` the daemon reads ``network_generations()`` (one
-cheap query) and asks every reconciler to ``poll()`` (journals, process
-liveness). Networks whose generation moved, or that a reconciler
-reported, are reconciled from one fresh ``network_list()`` snapshot;
-many allocations between two polls cost one reconcile. After a
-reconciler reports a network live, the snapshot's generation is recorded
-with ``host_state_set(host, network, component, generation)``, which is
-what ``wait_ready`` waits for. Every ``periodic_interval`` stale fixed
-IPs are disassociated (nova ``_disassociate_stale_fixed_ips``).
+A host is kept in line by *reconcilers* (:class:`Reconciler`), each
+owning one component (``dhcp``, ``rules``; later the compute side's).
+A reconciler's unit of work is a *readiness key*, a string such as
+``network:3`` (later ``instance:<uuid>``, ``host:<name>``), with a
+generation the database bumps in the same transaction as every change
+of that key. Every ``sync_interval`` the daemon asks each reconciler to
+:meth:`~Reconciler.poll` (journals, process liveness, and the wanted
+generation of every key, one cheap query), calls
+:meth:`~Reconciler.sync` once with the keys whose generation moved (or
+that the reconciler reported dirty), and records the keys reported live
+with ``host_state_record(host, component, applied=...)``, which is what
+``wait_ready`` waits for. A key that could not be applied gets its
+``last_error`` recorded instead (the text changes rarely: written only
+when it does) and is retried with a growing delay (at most
+``max_backoff``). Many changes between two polls cost one sync.
 
-A failing reconcile is logged once with its traceback and retried with
-a growing delay (at most ``max_backoff``); other networks go on.
+Isolation: a failure of one reconciler's poll or sync (an OSError, a
+locked database, a FlatnetError) is caught here, logged once per
+distinct error with periodic reminders (:mod:`flatnet.service.troubles`)
+and never stops the other reconcilers or the next iteration. Every
+``periodic_interval`` stale fixed IPs are disassociated (nova
+``_disassociate_stale_fixed_ips``).
 """
 
 from __future__ import annotations
@@ -21,14 +31,35 @@ import datetime
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
-from flatnet import exception
 from flatnet.db import api as db_api
-from flatnet.model import Network
+from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Polled:
+    """What a poll found: the wanted generation of every key the
+    reconciler keeps, and keys to sync again although their generation
+    did not move (a dead process, a periodic verification)."""
+
+    generations: Mapping[str, int]
+    dirty: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of syncing one key: ``live`` once it is in effect;
+    ``generation`` the one applied (default: the one polled); ``error``
+    why not (an exception or a one-line text)."""
+
+    live: bool
+    generation: int | None = None
+    error: BaseException | str | None = None
 
 
 class Reconciler(Protocol):
@@ -37,8 +68,9 @@ class Reconciler(Protocol):
     component: str
 
     def prepare(self) -> None: ...
-    def sync_network(self, network: Network) -> bool: ...
-    def poll(self) -> set[int]: ...
+    def poll(self) -> Polled: ...
+    def sync(self, keys: Mapping[str, int]) -> Mapping[str, Outcome]: ...
+    def close(self) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,6 +79,10 @@ class DaemonTiming:
     periodic_interval: float = 60.0
     disassociate_timeout: float = 600.0
     max_backoff: float = 30.0
+    remind_every: float = 60.0
+
+
+Slot = tuple[str, str]  # (component, key)
 
 
 class Daemon:
@@ -64,65 +100,123 @@ class Daemon:
         self.reconcilers = list(reconcilers)
         self.timing = timing or DaemonTiming()
         self.clock: Callable[[], float] = time.monotonic
-        self._applied: dict[tuple[str, int], int] = {}
-        self._retry: dict[tuple[str, int], tuple[float, float]] = {}
+        self.troubles = Troubles(self.timing.remind_every)
+        self._applied: dict[Slot, int] = {}
+        self._errors: dict[Slot, str] = {}  # last_error as recorded
+        self._retry: dict[Slot, tuple[float, float]] = {}
+        self._lagging: dict[Slot, str] = {}  # not live, and why
         self._next_periodic = 0.0
 
-    def _due(self, key: tuple[str, int], now: float) -> bool:
-        return key not in self._retry or now >= self._retry[key][0]
+    def lagging(self) -> dict[Slot, str]:
+        """Slots (component, key) not live after their last attempt, with
+        the reason; a failed ``poll()`` shows as key ``*``."""
+        return dict(self._lagging)
 
-    def _failed(self, key: tuple[str, int], now: float) -> None:
-        delay = self._retry.get(key, (0.0, 0.05))[1]
+    # --- backoff --------------------------------------------------------
+    def _due(self, slot: Slot, now: float) -> bool:
+        return slot not in self._retry or now >= self._retry[slot][0]
+
+    def _failed(self, slot: Slot, now: float) -> None:
+        delay = self._retry.get(slot, (0.0, 0.05))[1]
         delay = min(delay * 2, self.timing.max_backoff)
-        self._retry[key] = (now + delay, delay)
+        self._retry[slot] = (now + delay, delay)
 
-    def _todo(self, generations: dict[int, int]) -> set[tuple[str, int]]:
-        todo: set[tuple[str, int]] = set()
-        now = self.clock()
-        for rec in self.reconcilers:
-            dirty = rec.poll()
-            for network_id, generation in generations.items():
-                key = (rec.component, network_id)
-                stale = self._applied.get(key) != generation
-                if (stale or network_id in dirty) and self._due(key, now):
-                    todo.add(key)
-        return todo
-
-    def _reconcile(self, rec: Reconciler, network: Network) -> None:
-        key = (rec.component, network.id)
+    def _guard(self, where: str, call: Callable[[], T]) -> T | None:
+        """``call()``, or None after logging its failure (isolation)."""
         try:
-            live = rec.sync_network(network)
-        except exception.FlatnetError:
-            LOG.exception(
-                "%s of network %s failed; will retry",
-                rec.component,
-                network.id,
-            )
-            self._failed(key, self.clock())
-            return
-        self._retry.pop(key, None)
-        if not live:
-            LOG.warning(
-                "%s of network %s not live yet", rec.component, network.id
-            )
-            self._failed(key, self.clock())
-            return
-        self._applied[key] = network.generation
-        db_api.host_state_set(
-            self.db, self.host, network.id, rec.component, network.generation
-        )
+            result = call()
+        except Exception as exc:  # noqa: BLE001 - isolation edge, logged
+            self.troubles.failed(where, exc)
+            return None
+        self.troubles.ok(where)
+        return result
 
+    # --- one iteration ----------------------------------------------------
     def run_once(self) -> int:
-        """One loop iteration; returns how many reconciles ran."""
-        todo = self._todo(db_api.network_generations(self.db))
-        if todo:
-            networks = {n.id: n for n in db_api.network_list(self.db)}
-            for rec in self.reconcilers:
-                for network_id in sorted(networks):
-                    if (rec.component, network_id) in todo:
-                        self._reconcile(rec, networks[network_id])
-        self._periodic()
+        """One loop iteration; returns how many keys were synced."""
+        synced = sum(self._step(rec) for rec in self.reconcilers)
+        self._guard("periodic", self._periodic)
+        return synced
+
+    def _step(self, rec: Reconciler) -> int:
+        polled = self._guard(f"{rec.component} poll", rec.poll)
+        if polled is None:
+            self._lagging[(rec.component, "*")] = "poll failed"
+            return 0
+        self._lagging.pop((rec.component, "*"), None)
+        comp, now = rec.component, self.clock()
+        for slot in [s for s in self._applied if s[0] == comp]:
+            if slot[1] not in polled.generations:
+                self._forget(slot)
+        todo = {
+            key: gen
+            for key, gen in polled.generations.items()
+            if (self._applied.get((comp, key)) != gen or key in polled.dirty)
+            and self._due((comp, key), now)
+        }
+        if not todo:
+            return 0
+        outcomes = self._guard(f"{comp} sync", lambda: rec.sync(todo))
+        if outcomes is None:
+            text = self.troubles.open().get(f"{comp} sync", "sync failed")
+            outcomes = {key: Outcome(False, error=text) for key in todo}
+        self._record(comp, todo, outcomes)
         return len(todo)
+
+    def _forget(self, slot: Slot) -> None:
+        self._lagging.pop(slot, None)
+        self._applied.pop(slot, None)
+        self._errors.pop(slot, None)
+        self._retry.pop(slot, None)
+
+    def _record(
+        self,
+        comp: str,
+        todo: Mapping[str, int],
+        outcomes: Mapping[str, Outcome],
+    ) -> None:
+        applied: dict[str, int] = {}
+        errors: dict[str, str] = {}
+        now = self.clock()
+        for key, polled in todo.items():
+            slot = (comp, key)
+            outcome = outcomes.get(key, Outcome(False, error="not synced"))
+            if outcome.live:
+                self._lagging.pop(slot, None)
+                self.troubles.ok(f"{comp} {key}")
+                self._retry.pop(slot, None)
+                applied[key] = outcome.generation or polled
+                continue
+            error = outcome.error or "not live yet"
+            text = self.troubles.failed(f"{comp} {key}", error)
+            self._lagging[slot] = text
+            self._failed(slot, now)
+            if self._errors.get(slot) != text:
+                errors[key] = text
+        self._write(comp, applied, errors)
+
+    def _write(
+        self, comp: str, applied: dict[str, int], errors: dict[str, str]
+    ) -> None:
+        if not applied and not errors:
+            return
+
+        def record() -> bool:
+            db_api.host_state_record(
+                self.db, self.host, comp, applied=applied, errors=errors
+            )
+            return True
+
+        if self._guard(f"{comp} record", record) is None:
+            now = self.clock()
+            for key in applied:  # sync again (cheap) once it can record
+                self._failed((comp, key), now)
+            return
+        for key, generation in applied.items():
+            self._applied[(comp, key)] = generation
+            self._errors.pop((comp, key), None)
+        for key, text in errors.items():
+            self._errors[(comp, key)] = text
 
     def _periodic(self) -> None:
         now = self.clock()
@@ -135,12 +229,14 @@ class Daemon:
         db_api.disassociate_stale_fixed_ips(self.db, self.host, older)
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set (SIGTERM in cmd/network.py)."""
+        """Loop until ``stop`` is set (SIGTERM in cmd/network.py); then
+        close every reconciler (dnsmasq keeps running)."""
         for rec in self.reconcilers:
             rec.prepare()
-        while not stop.is_set():
-            try:
+        try:
+            while not stop.is_set():
                 self.run_once()
-            except Exception:  # noqa: BLE001 - keep serving; logged once
-                LOG.exception("loop iteration failed; retrying")
-            stop.wait(self.timing.sync_interval)
+                stop.wait(self.timing.sync_interval)
+        finally:
+            for rec in self.reconcilers:
+                rec.close()

@@ -5,8 +5,9 @@
 (argv, hosts/opts files) and applies only the difference:
 
 * the running dnsmasq is restarted only if its command line or env
-  prefix differs from the wanted argv (fixes nova §9.3); a pid that is
-  not this network's dnsmasq is never signalled;
+  prefix differs from the wanted argv (nova linux_net.restart_dhcp
+  restarted it on every change); a pid that is not this network's
+  dnsmasq is never signalled;
 * with ``dhcp_hostsdir`` NEW hosts are written in batches, one file per
   batch in ``nova-<br>.d/`` (and their names in ``nova-<br>.hd/``) that
   dnsmasq reads by inotify, without a SIGHUP. A
@@ -18,56 +19,54 @@
   atomically and dnsmasq is HUPed only if some content changed;
 * "live" means dnsmasq answered a DNS probe sent after the last write or
   HUP (see :meth:`DnsmasqProcess.wait_served`);
+* a change that needs a SIGHUP first leaves a "pending reload" marker
+  on disk, removed once dnsmasq answered after the HUP: a daemon killed
+  in between makes the next one HUP (dnsmasq's loaded state is never
+  taken from the files alone);
 * before (re)starting dnsmasq it checks that ``nobody`` can traverse
   ``networks_path`` (ConfigError naming the directory otherwise) and, with
   the fast path, writes the ``init`` snapshot the sh hook prints (the
   journal ingested first, so it is exact); the snapshot is removed once
   dnsmasq answered or failed to start.
 
-The host files and batching live in :mod:`flatnet.service.dhcp_hostsdir`.
+The database is read before the network's lock is taken; files and the
+process change only under it. The lock is shared with the keeper thread
+(:mod:`flatnet.service.dhcp_keeper`), which restarts a dead dnsmasq
+without the database or a disk write. The host files and batching live
+in :mod:`flatnet.service.dhcp_hostsdir`, releases in
+:mod:`flatnet.service.dhcp_releases`.
 
 :meth:`poll` runs every loop: it ingests lease journals, reports dead
-dnsmasqs for a restart, and drives lease releases (dhcp_release, checked
-against the journal, at most ``release_attempts`` tries, Neutron style).
+(or restarted) dnsmasqs for a resync, and drives lease releases.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
-
-import netaddr
 
 from flatnet import exception
 from flatnet.db import api as db_api
 from flatnet.linux import files
-from flatnet.model import HostEntry, Network
+from flatnet.model import HostEntry, Lease, Network
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
+from flatnet.service import dhcp_releases as releases
 from flatnet.service import lease_guard, leases
+from flatnet.service.daemon import Outcome, Polled
+from flatnet.service.dhcp_keeper import (
+    DhcpTuning,
+    DnsmasqBackend,
+    DnsmasqKeeper,
+    Watch,
+)
+from flatnet.service.dhcp_releases import ReleaseBackend
+from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
-
-
-class DnsmasqBackend(Protocol):
-    """What the reconciler needs from one network's dnsmasq process."""
-
-    def pid(self) -> int | None: ...
-    def matches(self, pid: int, argv: list[str]) -> bool: ...
-    def start(self, argv: list[str]) -> int: ...
-    def reload(self, pid: int) -> None: ...
-    def stop(self, pid: int) -> None: ...
-    def wait_served(self, listen: str, timeout: float) -> bool: ...
-
-
-class ReleaseBackend(Protocol):
-    def release(
-        self, device: str, address: netaddr.IPAddress, mac: netaddr.EUI
-    ) -> bool: ...
 
 
 class BridgeBackend(Protocol):
@@ -75,27 +74,6 @@ class BridgeBackend(Protocol):
 
 
 DnsmasqFactory = Callable[[str, plan.DnsmasqPaths], DnsmasqBackend]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DhcpTuning:
-    compact_files: int = 2000
-    # NOTE: dnsmasq answers nothing while it handles a hostsdir file.
-    # Each file costs a fixed pass over all leases x configs (inotify.c
-    # -> lease_update_from_configs: ~2 ms with no leases, +0.2 s per
-    # 1,000 leases at 10k hosts) plus ~0.5 ms per hosts line at 10k
-    # (doc/dhcp.md). So one file per batch, each confirmed by a probe:
-    # small batches (16 hosts: ~20 ms at 10k hosts), but
-    # ``hostsdir_batch_max`` once a small batch takes more than
-    # ``slow_batch`` to be served: the per-line part of 16 lines is
-    # < 10 ms, so that is dnsmasq's fixed pass (leases x configs), and
-    # then fewer events is all that helps.
-    hostsdir_batch: int = 16
-    hostsdir_batch_max: int = 512
-    slow_batch: float = 0.2
-    served_timeout: float = 5.0
-    release_attempts: int = 3
-    release_interval: float = 0.3
 
 
 class DhcpReconciler:
@@ -109,6 +87,7 @@ class DhcpReconciler:
         host: str,
         settings: plan.DhcpSettings,
         dnsmasq: DnsmasqFactory,
+        *,
         release: ReleaseBackend | None = None,
         bridge: BridgeBackend | None = None,
     ) -> None:
@@ -116,15 +95,17 @@ class DhcpReconciler:
         self.host = host
         self.settings = settings
         self.tuning = DhcpTuning()
+        self.keeper = DnsmasqKeeper()
         self.ingest_policy = leases.IngestPolicy()
         self.clock: Callable[[], float] = time.monotonic
-        self.wallclock: Callable[[], float] = time.time
         self._factory = dnsmasq
         self._release = release
         self._bridge = bridge
         self._nets: dict[int, hostsdir.NetState] = {}
         self._procs: dict[int, DnsmasqBackend] = {}
         self._guards: dict[int, lease_guard.JournalGuard] = {}
+        self._lease_refresh: dict[int, float] = {}
+        self.troubles = Troubles()
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -134,12 +115,22 @@ class DhcpReconciler:
         )
 
     def prepare(self) -> None:
-        """Create networks_path (0755) and write the fast-path hook
-        (0755)."""
+        """Create networks_path (0755), remove what a killed daemon
+        left there (temporary files, ``init`` snapshots) and write the
+        fast-path hook (0755)."""
         files.ensure_dir(self.settings.networks_path)
+        for path in hostsdir.clean_leftovers(self.settings.networks_path):
+            LOG.warning("removed leftover %s (a daemon was killed)", path)
         script = dhcp_hook.hook_script(self.settings.dhcpbridge)
         path = plan.hook_script_path(self.settings.networks_path)
         files.ensure_file(path, script, mode=0o755)
+        self.keeper.interval = self.tuning.keeper_interval
+        self.keeper.served_timeout = self.tuning.served_timeout
+        self.keeper.begin()
+
+    def close(self) -> None:
+        """Stop the keeper thread (dnsmasq keeps running)."""
+        self.keeper.close()
 
     def state(self, network_id: int) -> hostsdir.NetState | None:
         return self._nets.get(network_id)
@@ -161,10 +152,14 @@ class DhcpReconciler:
     def sync_network(self, network: Network) -> bool:
         """Apply ``network``'s DHCP state; True once dnsmasq serves it.
 
-        Raises HostNetworkError/DnsmasqError on executor failures,
-        ConfigError if dnsmasq (as ``nobody``) could not read our files.
+        The database is read first, without the network's lock; the
+        files and the process are then changed under it (shared with the
+        keeper thread). Raises HostNetworkError/DnsmasqError on executor
+        failures, ConfigError if dnsmasq (as ``nobody``) could not read
+        our files.
         """
         if not self.serves(network):
+            self.keeper.unwatch(network.id)
             return True
         state, proc = self._net(network)
         if self._bridge is not None and state.network != network:
@@ -174,86 +169,82 @@ class DhcpReconciler:
         argv = plan.dnsmasq_argv(spec)
         entries = db_api.host_entries(self.db, network.id)
         pid = proc.pid()
-        if pid is not None and not proc.matches(pid, argv):
+        if pid is None or not proc.matches(pid, argv):
+            # a start follows: its init snapshot must be exact
+            leases.ingest_journal(
+                self.db, spec.paths.events, self.ingest_policy, self.host
+            )
+        leased = db_api.leases(self.db, network.id)
+        self.check_access()  # the keeper must not start what cannot serve
+        watch = self._watch(network, spec, proc, leased)
+        with self.keeper.lock(network.id):
+            live = self._apply(network, spec, state, entries, watch)
+            while live and state.pending:
+                live = self._feed_batch(network, spec, state, proc)
+        if self._release is not None:
+            releases.track(state, entries, leased)
+            self._drive_releases(network, state)
+        return live
+
+    def _watch(
+        self,
+        network: Network,
+        spec: plan.DnsmasqSpec,
+        proc: DnsmasqBackend,
+        leased: list[Lease],
+    ) -> Watch:
+        """Tell the keeper what to restart, before any write can fail."""
+        watch = Watch(
+            bridge=network.bridge,
+            argv=plan.dnsmasq_argv(spec),
+            listen=str(spec.listen),
+            snapshot=spec.paths.init if spec.events_env else "",
+            marker=hostsdir.marker_path(spec.paths),
+            proc=proc,
+            lease_time=self.settings.dhcp_lease_time,
+            leases=leased,
+        )
+        self.keeper.watch(network.id, watch)
+        return watch
+
+    def _apply(
+        self,
+        network: Network,
+        spec: plan.DnsmasqSpec,
+        state: hostsdir.NetState,
+        entries: list[HostEntry],
+        watch: Watch,
+    ) -> bool:
+        """Files, then start/HUP (network lock held); True if served."""
+        proc = watch.proc
+        pid = proc.pid()
+        if pid is not None and not proc.matches(pid, watch.argv):
             LOG.info(
                 "dnsmasq %s: command line changed, restarting", network.bridge
             )
             proc.stop(pid)
             pid = None
+        owed = hostsdir.reload_owed(state)
         hup = self._write_files(
             network, spec, state, entries, compact=pid is None
         )
         if pid is None:
-            live = self._start(network, spec, state, proc)
+            live = self.keeper.start_locked(watch)
+            state.starts += 1
         else:
-            if hup:
+            if hup or owed:
                 LOG.info("dnsmasq %s: HUP pid %d", network.bridge, pid)
                 proc.reload(pid)
                 state.reloads += 1
-            live = proc.wait_served(
-                str(spec.listen), self.tuning.served_timeout
-            )
-        while live and state.pending:
-            live = self._feed_batch(network, spec, state, proc)
-        self._release_stale(network, state, entries)
+            live = proc.wait_served(watch.listen, self.tuning.served_timeout)
+        if live and state.owed:
+            hostsdir.reload_done(state)
         return live
 
-    def _start(
-        self,
-        network: Network,
-        spec: plan.DnsmasqSpec,
-        state: hostsdir.NetState,
-        proc: DnsmasqBackend,
-    ) -> bool:
-        """Start dnsmasq; True once it answers.
-
-        With the fast path, the ``init`` snapshot (every leased address,
-        from the database after ingesting the journal) is written first
-        and removed once dnsmasq answered, or its start failed: the
-        snapshot never outlives this start, so a dnsmasq started later
-        by anything else gets the exact Python ``init``.
-        Raises ConfigError (see :meth:`check_access`), DnsmasqError.
-        """
-        self.check_access()
-        snapshot = spec.paths.init if spec.events_env else ""
-        if snapshot:
-            leases.ingest_journal(
-                self.db, spec.paths.events, self.ingest_policy
-            )
-            text = leases.init_text(
-                self.db,
-                network.id,
-                self.settings.dhcp_lease_time,
-                int(self.wallclock()),
-            )
-            files.replace_file(snapshot, text, mode=0o600, durable=False)
-        try:
-            proc.start(plan.dnsmasq_argv(spec))
-            state.starts += 1
-            return proc.wait_served(
-                str(spec.listen), self.tuning.served_timeout
-            )
-        finally:
-            if snapshot:
-                files.delete_file(snapshot)
-
     def check_access(self) -> None:
-        """Raise ConfigError unless ``networks_path`` and every parent
-        directory up to ``/`` are traversable by others (o+x).
-
-        dnsmasq drops to ``nobody`` before it reads its hosts files; a
-        0700 parent (``mktemp -d``, a home directory) makes it silently
-        serve nobody.
-        """
-        closed = files.closed_to_others(self.settings.networks_path)
-        if closed is not None:
-            raise exception.ConfigError(
-                reason=(
-                    f"dnsmasq runs as 'nobody' and cannot read "
-                    f"{self.settings.networks_path}: directory {closed} "
-                    f"is not traversable by others; fix: chmod o+x {closed}"
-                )
-            )
+        """ConfigError unless dnsmasq (as ``nobody``) can reach our
+        files (see :func:`dhcp_hostsdir.check_access`)."""
+        hostsdir.check_access(self.settings.networks_path)
 
     def _feed_batch(
         self,
@@ -291,12 +282,14 @@ class DhcpReconciler:
         files.ensure_dir(self.settings.networks_path)
         single = self.settings.use_single_default_gateway
         gateway = plan.opts_gateway(network, self.settings.share_dhcp_address)
-        hup = files.ensure_file(
-            paths.opts, plan.opts_file(gateway, entries, single)
+        hup = hostsdir.ensure_file(
+            state, paths.opts, plan.opts_file(gateway, entries, single)
         )
-        if spec.multi_host and not spec.hostsdir:  # nova §9.10
-            hup |= files.ensure_file(
-                paths.addn_hosts, plan.addn_hosts_file(entries, spec.domain)
+        if spec.multi_host and not spec.hostsdir:  # nova multi_host
+            hup |= hostsdir.ensure_file(
+                state,
+                paths.addn_hosts,
+                plan.addn_hosts_file(entries, spec.domain),
             )
         wanted = plan.host_lines(entries, spec.domain, single)
         if not spec.hostsdir:
@@ -314,86 +307,86 @@ class DhcpReconciler:
         hostsdir.queue_new(state, wanted)
         return hup
 
-    # --- releases -------------------------------------------------------
-    def _release_stale(
-        self,
-        network: Network,
-        state: hostsdir.NetState,
-        entries: list[HostEntry],
-    ) -> None:
-        """Track leases whose address is no longer allocated to that MAC
-        (force_dhcp_release) and send the first release now."""
-        if self._release is None:
-            return
-        live = {(str(e.address), plan.mac_text(e.mac)) for e in entries}
-        stale = {
-            (str(x.address), plan.mac_text(x.mac))
-            for x in db_api.leases(self.db, network.id)
-        } - live
-        state.releases = {k: state.releases.get(k, (0, 0.0)) for k in stale}
-        self._drive_releases(network, state)
-
     def _drive_releases(
         self, network: Network, state: hostsdir.NetState
     ) -> None:
-        if self._release is None:
-            return
-        now = self.clock()
-        for key, (tries, due) in list(state.releases.items()):
-            if tries >= self.tuning.release_attempts or now < due:
-                continue
-            address, mac = key
-            state.releases[key] = (
-                tries + 1,
-                now + self.tuning.release_interval,
+        if self._release is not None:
+            releases.drive(
+                self._release,
+                network,
+                state,
+                self.clock(),
+                self.tuning.release_attempts,
+                self.tuning.release_interval,
             )
-            LOG.info(
-                "dhcp_release %s %s on %s (try %d)",
-                address,
-                mac,
-                network.bridge,
-                tries + 1,
-            )
-            try:
-                self._release.release(
-                    network.bridge,
-                    netaddr.IPAddress(address),
-                    netaddr.EUI(mac),
-                )
-            except exception.DhcpReleaseError:
-                LOG.exception(
-                    "network %s: release of %s failed", network.id, address
-                )
 
-    # --- every loop -----------------------------------------------------
-    def poll(self) -> set[int]:
-        """Ingest journals, retry releases; ids whose dnsmasq died."""
-        dead: set[int] = set()
+    # --- the daemon's interface (service.daemon.Reconciler) -------------
+    def poll(self) -> Polled:
+        """Ingest journals, retry releases; every network's key
+        (``network:<id>``) with its generation, dirty if its dnsmasq
+        died or the keeper restarted it. A journal that cannot be read
+        is logged (once) and does not stop the others."""
+        dirty = self.keeper.restarted()
         for network_id, state in self._nets.items():
-            leases.ingest_journal(
-                self.db, state.paths.events, self.ingest_policy
-            )
+            if self._ingest(state) and state.network is not None:
+                self._refresh_leases(network_id)
             if state.network is None:
                 continue
             self._guards[network_id].poll(self._procs[network_id])
             if state.releases and self._release is not None:
                 self._check_releases(state.network, state)
             if self._procs[network_id].pid() is None:
-                LOG.warning(
-                    "dnsmasq %s is not running; restarting",
-                    state.network.bridge,
-                )
-                dead.add(network_id)
-        return dead
+                dirty.add(network_id)
+        wanted = db_api.network_generations(self.db)
+        for gone in set(self._nets) - set(wanted):
+            self.keeper.unwatch(gone)
+        return Polled(
+            {db_api.network_key(n): g for n, g in wanted.items()},
+            frozenset(db_api.network_key(n) for n in dirty if n in wanted),
+        )
+
+    def _ingest(self, state: hostsdir.NetState) -> int:
+        path = state.paths.events
+        try:
+            done = leases.ingest_journal(
+                self.db, path, self.ingest_policy, host=self.host
+            )
+        except exception.HostNetworkError as exc:
+            self.troubles.failed(f"dhcp ingest {path}", exc)
+            return 0
+        self.troubles.ok(f"dhcp ingest {path}")
+        return done
+
+    def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:
+        """Sync each ``network:<id>`` in ``keys`` from one snapshot of
+        the networks; one network's failure is its own outcome."""
+        networks = {n.id: n for n in db_api.network_list(self.db)}
+        outcomes: dict[str, Outcome] = {}
+        for key in keys:
+            network = networks.get(int(key.removeprefix("network:")))
+            if network is None:  # deleted since the poll
+                continue
+            try:
+                live = self.sync_network(network)
+            except exception.FlatnetError as exc:
+                outcomes[key] = Outcome(False, error=exc)
+                continue
+            error = None if live else "dnsmasq did not answer after the change"
+            outcomes[key] = Outcome(live, network.generation, error)
+        return outcomes
+
+    def _refresh_leases(self, network_id: int) -> None:
+        """The keeper's copy of the leases (its ``init`` snapshot), at
+        most every ``lease_refresh`` seconds while events arrive."""
+        now = self.clock()
+        if now < self._lease_refresh.get(network_id, 0.0):
+            return
+        self._lease_refresh[network_id] = now + self.tuning.lease_refresh
+        self.keeper.set_leases(network_id, db_api.leases(self.db, network_id))
 
     def _check_releases(
         self, network: Network, state: hostsdir.NetState
     ) -> None:
-        leased = {
-            (str(x.address), plan.mac_text(x.mac))
-            for x in db_api.leases(self.db, network.id)
-        }
-        for key in [k for k in state.releases if k not in leased]:
-            LOG.info("network %s: lease of %s released", network.id, key[0])
-            del state.releases[key]
+        leased = db_api.leases(self.db, network.id)
+        releases.forget_released(network, state, leased)
         self._drive_releases(network, state)

@@ -11,6 +11,15 @@ loaded (:class:`NetState`) and how the hosts reach it:
   when a host was removed or changed, or too many accumulated: dnsmasq
   forgets hostsdir entries only on SIGHUP.
 
+What dnsmasq has loaded cannot be read back from it, and the files on
+disk are not proof: a crash between replacing a file and the SIGHUP
+leaves dnsmasq serving the old content. So before the first change
+that needs a SIGHUP, :func:`owe_reload` writes a marker file
+``nova-<br>.pending``; it is removed only once dnsmasq answered after
+the SIGHUP (or a start, which reads every file). A marker found at any
+time (after a crash: at the next start) means "reload before trusting
+the files" (:func:`reload_owed`).
+
 Every function here writes through :mod:`flatnet.linux.files` and raises
 HostNetworkError on a file error.
 """
@@ -20,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from flatnet import exception
 from flatnet.linux import files
 from flatnet.model import Network
 from flatnet.plan import dnsmasq as plan
@@ -39,8 +49,87 @@ class NetState:
     pending: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     network: Network | None = None  # the last network synced
     slow: bool = False  # a small hostsdir batch took > slow_batch
+    owed: bool = False  # the pending marker is on disk
     reloads: int = 0
     starts: int = 0
+
+
+def marker_path(paths: plan.DnsmasqPaths) -> str:
+    """``nova-<br>.pending`` next to the hosts file ``nova-<br>.conf``."""
+    return paths.hosts.removesuffix(".conf") + ".pending"
+
+
+def reload_owed(state: NetState) -> bool:
+    """True if files changed that dnsmasq may not have loaded (the
+    marker exists, left by this process or by one that crashed)."""
+    state.owed = files.read_text(marker_path(state.paths)) is not None
+    return state.owed
+
+
+def owe_reload(state: NetState) -> None:
+    """Write the marker (before a change that needs a SIGHUP)."""
+    if not state.owed:
+        files.replace_file(marker_path(state.paths), "", durable=False)
+        state.owed = True
+
+
+def reload_done(state: NetState) -> None:
+    """dnsmasq answered after a SIGHUP or start: it has every file."""
+    files.delete_file(marker_path(state.paths))
+    state.owed = False
+
+
+def ensure_file(state: NetState, path: str, content: str) -> bool:
+    """Write ``path`` if it differs, owing a reload first; True if
+    written."""
+    if not files.differs(path, content):
+        return False
+    owe_reload(state)
+    files.replace_file(path, content)
+    return True
+
+
+def clean_leftovers(networks_path: str) -> list[str]:
+    """Remove what a killed daemon leaves under ``networks_path``: the
+    temporary files of interrupted atomic writes (``.nova-br100.conf.*``,
+    batch files in ``nova-<br>.d``/``.hd``) and ``init`` snapshots
+    (a snapshot must never outlive the start it was written for).
+    Returns the paths removed (for the log)."""
+    removed = [
+        os.path.join(networks_path, name)
+        for prefix in ("nova-", "flatnet-")
+        for name in files.delete_temp_files(networks_path, prefix)
+    ]
+    for name in files.list_dir(networks_path):
+        path = os.path.join(networks_path, name)
+        if not name.startswith("nova-"):
+            continue
+        if name.endswith((".d", ".hd")) and os.path.isdir(path):
+            removed += [
+                os.path.join(path, x) for x in files.delete_temp_files(path)
+            ]
+        elif name.endswith(".init") and files.delete_file(path):
+            removed.append(path)
+    return removed
+
+
+def check_access(networks_path: str) -> None:
+    """Raise ConfigError unless ``networks_path`` and every parent
+    directory up to ``/`` are traversable by others (o+x).
+
+    dnsmasq drops to ``nobody`` before it reads its hosts files; a
+    0700 parent (``mktemp -d``, a home directory) makes it silently
+    serve nobody.
+    """
+    closed = files.closed_to_others(networks_path)
+    if closed is not None:
+        raise exception.ConfigError(
+            reason=(
+                f"dnsmasq runs as 'nobody' and cannot read "
+                f"{networks_path}: directory {closed} "
+                f"is not traversable by others; fix: chmod o+x {closed}"
+            )
+        )
 
 
 def _mac_of(line: str) -> str:
@@ -68,10 +157,10 @@ def write_main(state: NetState, wanted: dict[str, str]) -> bool:
     """The hosts file (and, with hostsdir, the addn-hosts file with the
     same hosts' names); True if either changed."""
     text = "".join(line + "\n" for line in wanted.values())
-    changed = files.ensure_file(state.paths.hosts, text)
+    changed = ensure_file(state, state.paths.hosts, text)
     if state.dns:
         names = "".join(state.dns[mac] + "\n" for mac in wanted)
-        changed |= files.ensure_file(state.paths.addn_hosts, names)
+        changed |= ensure_file(state, state.paths.addn_hosts, names)
     state.main = dict(wanted)
     return changed
 
@@ -93,6 +182,7 @@ def compact(state: NetState, wanted: dict[str, str]) -> bool:
     changed = write_main(state, wanted)
     for folder in (state.paths.hostsdir, state.paths.dns_hostsdir):
         for name in files.list_dir(folder):
+            owe_reload(state)
             files.delete_file(os.path.join(folder, name))
             changed = True
     state.hostsdir = {}

@@ -7,18 +7,21 @@ new offset are committed in one transaction
 (:func:`flatnet.db.api.apply_lease_events`), so every line takes effect
 exactly once, across crashes and restarts.
 
-Semantics (nova §4, §1.6): ``add`` and ``old`` mark the address leased
-(``old`` is NOT dropped as nova did, bug §9.14: a confirmation heals an
+Semantics (nova cmd/dhcpbridge.py, network manager lease_fixed_ip and
+release_fixed_ip): ``add`` and ``old`` mark the address leased
+(``old`` is NOT dropped as nova dhcpbridge did: a confirmation heals an
 ``add`` lost in a SIGHUP); ``del`` is nova's ``release_fixed_ip`` with the
 MAC-owner check. ``init`` prints the network's leased addresses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+from flatnet import exception
 from flatnet.db import api as db_api
 from flatnet.linux import journal
 from flatnet.plan import dnsmasq as plan
@@ -42,8 +45,20 @@ class IngestPolicy:
     max_bytes: int = 1 << 20
 
 
+@contextlib.contextmanager
+def _journal_errors(path: str) -> Iterator[None]:
+    """The one seam where the journal executor's OSError becomes a
+    HostNetworkError naming the journal."""
+    try:
+        yield
+    except OSError as exc:
+        raise exception.HostNetworkError(
+            f"journal {path}: {exc.strerror or exc}", reason=str(exc)
+        ) from exc
+
+
 def _stored_offset(
-    db: db_api.Database, keys: Sequence[str], inode: int
+    db: db_api.Database, keys: Sequence[str], inode: int, host: str
 ) -> int:
     """Offset recorded for ``inode`` under any of ``keys`` (else 0).
 
@@ -51,7 +66,7 @@ def _stored_offset(
     the recording of the rotated file's offset.
     """
     for key in keys:
-        stored = db_api.journal_offset(db, key)
+        stored = db_api.journal_offset(db, key, host=host)
         if stored is not None and stored[0] == inode:
             return stored[1]
     return 0
@@ -60,57 +75,74 @@ def _stored_offset(
 def _ingest_file(
     db: db_api.Database,
     path: str,
-    key: str,
     keys: Sequence[str],
     policy: IngestPolicy,
+    host: str,
 ) -> journal.JournalChunk | None:
     inode = journal.journal_inode(path)
     if inode is None:
         return None
-    offset = _stored_offset(db, keys, inode)
+    offset = _stored_offset(db, keys, inode, host)
     chunk = journal.read_chunk(path, offset, policy.max_bytes)
     if chunk is None or (chunk.end == offset and chunk.start == offset):
         return chunk
     events = [e for e in map(parse_line, chunk.lines) if e is not None]
-    if len(events) != len(chunk.lines):
+    invalid = len(chunk.lines) - len(events)
+    if invalid:
         LOG.warning(
-            "journal %s: %d malformed lines skipped",
+            "journal %s: %d invalid or torn lines skipped (counted in the "
+            "database, lease_journals.invalid_lines)",
             path,
-            len(chunk.lines) - len(events),
+            invalid,
         )
-    db_api.apply_lease_events(db, key, chunk.inode, chunk.end, events)
+    db_api.apply_lease_events(
+        db, path, chunk.inode, chunk.end, events, host=host, invalid=invalid
+    )
     return chunk
 
 
 def ingest_journal(
-    db: db_api.Database, path: str, policy: IngestPolicy | None = None
+    db: db_api.Database,
+    path: str,
+    policy: IngestPolicy | None = None,
+    host: str = "",
 ) -> int:
-    """Apply new complete lines of ``path`` (and ``path.old``).
+    """Apply new complete lines of ``path`` (and ``path.old``), with the
+    offsets recorded under ``host`` (several hosts may share one
+    database and the same ``networks_path``).
 
     Returns the number of bytes consumed. Rotates ``path`` once it is
     consumed and larger than ``policy.rotate_bytes``; deletes a consumed
     ``.old`` that no writer touched for ``policy.old_grace`` seconds.
+    Raises HostNetworkError if a journal cannot be read or rotated.
     """
     policy = policy or IngestPolicy()
+    with _journal_errors(path):
+        return _ingest(db, path, policy, host)
+
+
+def _ingest(
+    db: db_api.Database, path: str, policy: IngestPolicy, host: str
+) -> int:
     old = path + journal.OLD_SUFFIX
     keys = (path, old)
     consumed = 0
-    old_chunk = _ingest_file(db, old, old, keys, policy)
+    old_chunk = _ingest_file(db, old, keys, policy, host)
     if old_chunk is not None:
         consumed += old_chunk.end - old_chunk.start
         idle = journal.age(old) or 0.0
         if old_chunk.end == old_chunk.size and idle > policy.old_grace:
             journal.delete(old)
-            db_api.apply_lease_events(db, old, 0, 0, [])
-    chunk = _ingest_file(db, path, path, keys, policy)
+            db_api.apply_lease_events(db, old, 0, 0, [], host=host)
+    chunk = _ingest_file(db, path, keys, policy, host)
     if chunk is None:
         return consumed
     consumed += chunk.end - chunk.start
     if chunk.end == chunk.size and chunk.size > policy.rotate_bytes:
         inode = journal.rotate(path)
         if inode is not None:
-            db_api.apply_lease_events(db, old, inode, chunk.end, [])
-            db_api.apply_lease_events(db, path, 0, 0, [])
+            db_api.apply_lease_events(db, old, inode, chunk.end, [], host=host)
+            db_api.apply_lease_events(db, path, 0, 0, [], host=host)
     return consumed
 
 

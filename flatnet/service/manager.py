@@ -12,6 +12,7 @@ bumped ``networks.generation``; :func:`wait_ready` waits for it.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import random
 import time
@@ -236,27 +237,40 @@ def wait_ready(
     *,
     interval: float = 0.05,
 ) -> None:
-    """Return once ``host`` has applied (component ``dhcp``) at least the
-    generation each allocation committed. Raises NotReady after
-    ``timeout`` seconds, saying whether the host ever reported."""
+    """Return once ``host`` has applied (component ``dhcp``, key
+    ``network:<id>``) at least the generation each allocation committed.
+    Raises NotReady after ``timeout`` seconds naming the real cause: the
+    error the host recorded for that key (a full disk, dnsmasq not
+    answering...), or that it never reported, or how far behind it is
+    and since when."""
     deadline = time.monotonic() + timeout
     for info in infos:
         target = info.network.generation
+        key = db_api.network_key(info.network.id)
         while True:
-            applied = db_api.host_state_get(db, host, info.network.id, "dhcp")
-            if applied >= target:
+            state = db_api.host_state(db, host, "dhcp", key)
+            if state is not None and state.applied_generation >= target:
                 break
             if time.monotonic() >= deadline:
-                state = (
-                    "no flatnet-network daemon has ever reported for it"
-                    if applied == 0
-                    else f"host is at generation {applied}, need {target}"
-                )
+                net = info.network
                 raise exception.NotReady(
-                    f"DHCP for {info.instance.hostname} on network "
-                    f"{info.network.label} (host {host}) was not ready after "
-                    f"{timeout:.1f} s: {state}",
+                    f"DHCP for {info.instance.hostname} was not ready "
+                    f"after {timeout:.1f} s: host {host}, network "
+                    f"{net.id} ({net.bridge}): {_not_ready(state, target)}",
                     what="dhcp",
                     timeout=timeout,
                 )
             time.sleep(interval)
+
+
+def _not_ready(state: db_api.KeyState | None, target: int) -> str:
+    if state is None:
+        return "no flatnet-network daemon has ever reported for it"
+    if state.last_error:
+        return state.last_error
+    text = f"host is at generation {state.applied_generation}, need {target}"
+    if state.updated_at is not None:
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        age = (now - state.updated_at).total_seconds()
+        text += f" (its last report was {age:.0f} s ago)"
+    return text

@@ -1,32 +1,35 @@
 """The network host's iptables rules and floating binds, kept in line
-with the database by the flatnet-network loop.
+with the database by the flatnet-network loop (component ``rules``).
 
-The daemon reconciles per network; the host's rules are one whole-host
-RuleSet (every network's SNAT/DHCP/metadata rules plus every floating
-IP). This adapter turns "something changed" into one HostRules.sync per
-loop iteration, whichever networks asked:
+The host's rules are one whole-host RuleSet (every network's
+SNAT/DHCP/metadata rules plus every floating IP), so the readiness keys
+are every ``network:<id>`` (its generation) and ``rules`` (the
+floating-IP generation): the daemon calls :meth:`RulesReconciler.sync`
+once with the keys that moved and that one sync makes them all live.
 
-* a network's generation moved (new network) or the floating-IP rules
-  generation moved (associate/disassociate): ``poll`` reports every
-  network, ``sync_network`` syncs once and answers the rest from memory;
-* between those, HostRules trusts its cache of what it applied (a sync
+* between changes, HostRules trusts its cache of what it applied (a sync
   with no change costs no subprocess); every ``verify_interval`` seconds
-  a verifying sync re-reads the live rules, so a flushed chain or a
-  deleted jump is repaired (nova never noticed, peers §6).
+  ``poll`` reports every key dirty and the sync re-reads the live rules,
+  so a flushed chain or a deleted jump is repaired (nova
+  linux_net.IptablesManager never re-read the live tables).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from flatnet.db import api as db_api
 from flatnet.linux import sysctl
-from flatnet.model import FloatingIp, Network
+from flatnet.model import FloatingIp
+from flatnet.service.daemon import Outcome, Polled
 from flatnet.service.host_rules import HostRules
 
 LOG = logging.getLogger(__name__)
+
+#: The readiness key of the floating-IP rules (generation scope "rules").
+RULES_KEY = "rules"
 
 
 def host_floating(
@@ -56,8 +59,6 @@ class RulesReconciler:
         self.verify_interval = verify_interval
         self.ip_forward = ip_forward
         self.clock: Callable[[], float] = time.monotonic
-        self._seen_generation: int | None = None
-        self._synced: tuple[object, ...] | None = None
         self._next_verify = 0.0
         self._verify = False
 
@@ -65,27 +66,29 @@ class RulesReconciler:
         """nova's initialize_gateway_device: the host routes."""
         self.ip_forward()
 
-    def poll(self) -> set[int]:
-        generation = db_api.rules_generation(self.db)
-        now = self.clock()
-        if now >= self._next_verify:
-            self._next_verify = now + self.verify_interval
-            self._synced = None  # force a sync that re-reads live rules
-            self._verify = True
-        elif generation == self._seen_generation:
-            return set()
-        self._seen_generation = generation
-        return set(db_api.network_generations(self.db))
+    def close(self) -> None:
+        """Nothing runs in the background."""
 
-    def sync_network(self, network: Network) -> bool:
-        """Sync the whole host (once per state); always live after."""
+    def poll(self) -> Polled:
+        wanted = {
+            db_api.network_key(n): g
+            for n, g in db_api.network_generations(self.db).items()
+        }
+        wanted[RULES_KEY] = db_api.rules_generation(self.db)
+        now = self.clock()
+        if now < self._next_verify:
+            return Polled(wanted)
+        self._next_verify = now + self.verify_interval
+        self._verify = True  # the next sync re-reads the live rules
+        return Polled(wanted, frozenset(wanted))
+
+    def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:
+        """Sync the whole host once; every key is live after it."""
         generation = db_api.rules_generation(self.db)
         networks = db_api.network_list(self.db)
-        key = (generation, tuple((n.id, n.generation) for n in networks))
-        if key == self._synced:
-            return True
         floating = host_floating(db_api.floating_list(self.db), self.host)
         self.rules.sync(networks, floating, verify=self._verify)
-        self._synced = key
         self._verify = False
-        return True
+        applied = {db_api.network_key(n.id): n.generation for n in networks}
+        applied[RULES_KEY] = generation
+        return {key: Outcome(True, applied.get(key)) for key in keys}

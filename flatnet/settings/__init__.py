@@ -8,7 +8,7 @@ oslo.config: ``plan``, ``linux``, ``db`` and ``service`` take the typed
 objects built here (:class:`~flatnet.plan.dnsmasq.DhcpSettings`,
 :class:`~flatnet.plan.host_rules.HostRulesSettings`,
 :class:`~flatnet.service.daemon.DaemonTiming`,
-:class:`~flatnet.service.dhcp.DhcpTuning`,
+:class:`~flatnet.service.dhcp_keeper.DhcpTuning`,
 :class:`~flatnet.service.leases.IngestPolicy`,
 :class:`~flatnet.service.manager.ManagerSettings`).
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from flatnet.plan.dnsmasq import DhcpSettings
     from flatnet.plan.host_rules import HostRulesSettings
     from flatnet.service.daemon import DaemonTiming
-    from flatnet.service.dhcp import DhcpTuning
+    from flatnet.service.dhcp_keeper import DhcpTuning
     from flatnet.service.leases import IngestPolicy
     from flatnet.service.manager import ManagerSettings
 

@@ -22,7 +22,7 @@ from flatnet.plan.bridge import validate_device_name
 from flatnet.plan.dnsmasq import DhcpSettings
 from flatnet.plan.host_rules import HostRulesSettings
 from flatnet.service.daemon import DaemonTiming
-from flatnet.service.dhcp import DhcpTuning
+from flatnet.service.dhcp_keeper import DhcpTuning
 from flatnet.service.leases import IngestPolicy
 from flatnet.service.manager import ManagerSettings
 from flatnet.settings import DatabaseSettings, Settings
@@ -211,6 +211,8 @@ def _dhcp_tuning(r: OptionReader) -> DhcpTuning:
         served_timeout=r.get("dhcp_served_timeout"),
         release_attempts=r.get("dhcp_release_attempts"),
         release_interval=r.get("dhcp_release_interval"),
+        keeper_interval=r.get("dhcp_keeper_interval"),
+        lease_refresh=r.get("dhcp_lease_refresh"),
     )
 
 
@@ -260,6 +262,7 @@ def _daemon(r: OptionReader) -> DaemonTiming:
         periodic_interval=float(r.get("periodic_interval")),
         disassociate_timeout=float(r.get("fixed_ip_disassociate_timeout")),
         max_backoff=r.get("max_backoff"),
+        remind_every=r.get("trouble_remind_interval"),
     )
 
 

@@ -21,7 +21,7 @@ def empty(db_url):
 def test_upgrade_head_on_empty_db_matches_models(empty) -> None:
     assert migration.current(empty) is None
     api.sync(empty)
-    assert migration.current(empty) == "0001"
+    assert migration.current(empty) == "0002"
     with empty.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
         diff = compare_metadata(
@@ -45,7 +45,7 @@ def test_indexes_and_unique_constraints_exist(empty) -> None:
 def test_sync_twice_is_a_no_op(empty) -> None:
     api.sync(empty)
     api.sync(empty)
-    assert migration.current(empty) == "0001"
+    assert migration.current(empty) == "0002"
 
 
 def test_downgrade_removes_everything_and_upgrade_again(empty) -> None:
@@ -57,7 +57,41 @@ def test_downgrade_removes_everything_and_upgrade_again(empty) -> None:
         command.downgrade(cfg, "base")
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
     api.sync(db)
-    assert migration.current(db) == "0001"
+    assert migration.current(db) == "0002"
     assert {"fixed_ips", "floating_ips", "networks"} <= set(
         inspect(db.engine).get_table_names()
     )
+
+
+def test_0002_keeps_readiness_counters_and_journal_offsets(empty) -> None:
+    db = empty
+    migration.upgrade(db, "0001")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO host_state (host, network_id, component, "
+            "applied_generation) VALUES ('h1', 7, 'dhcp', 41)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO counters (name, value) VALUES ('rules', 9)"
+        )
+        conn.exec_driver_sql(
+            'INSERT INTO lease_journal_offsets (path, inode, "offset") '
+            "VALUES ('/j', 5, 120)"
+        )
+    api.sync(db)
+    assert migration.current(db) == "0002"
+    assert api.host_state_get(db, "h1", 7, "dhcp") == 41
+    state = api.host_state(db, "h1", "dhcp", "network:7")
+    assert state is not None
+    assert state.last_error is None
+    assert api.rules_generation(db) == 9
+    assert api.journal_offset(db, "/j") == (5, 120)
+    cfg = migration.alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with db.engine.connect() as conn:
+        back = conn.exec_driver_sql(
+            "SELECT network_id, applied_generation FROM host_state"
+        ).all()
+    assert [tuple(r) for r in back] == [(7, 41)]

@@ -8,6 +8,7 @@ import os
 import netaddr
 import pytest
 
+from flatnet import exception
 from flatnet.db import api as db_api
 from flatnet.linux import journal
 from flatnet.model import LeaseEvent
@@ -121,3 +122,28 @@ def test_crash_between_rename_and_record_does_not_replay(rig):
 def test_append_line_rejects_multi_line_input(tmp_path):
     with pytest.raises(ValueError, match="single"):
         journal.append_line(str(tmp_path / "j"), "a\nb")
+
+
+def test_two_hosts_ingest_the_same_journal_path_independently(rig):
+    db, path = rig
+    leases.record_event(
+        path,
+        LeaseEvent("add", netaddr.EUI(MAC), netaddr.IPAddress("10.210.0.2")),
+    )
+    with open(path, "a") as handle:
+        handle.write(f"\nadd {MAC} 10.2\n")  # an invalid record
+    assert leases.ingest_journal(db, path, host="a") > 0
+    db_api.release_fixed_ip(db, netaddr.IPAddress("10.210.0.2"), None)
+    # host b (another machine, same networks_path) has its own offset
+    assert leases.ingest_journal(db, path, host="b") > 0
+    assert _leased(db)
+    assert leases.ingest_journal(db, path, host="a") == 0
+    assert db_api.journal_invalid_lines(db, "a") == {path: 1}
+    assert db_api.journal_invalid_lines(db, "b") == {path: 1}
+
+
+def test_an_unreadable_journal_is_one_clear_error(rig):
+    db, path = rig
+    os.mkdir(path)  # reading a directory: EISDIR
+    with pytest.raises(exception.HostNetworkError, match="journal .*events"):
+        leases.ingest_journal(db, path)

@@ -145,11 +145,14 @@ class _Rec:
     def prepare(self) -> None:
         pass
 
-    def poll(self) -> set[int]:
-        return set()
+    def close(self) -> None:
+        pass
 
-    def sync_network(self, network) -> bool:
-        return self.live
+    def poll(self) -> daemon.Polled:
+        return daemon.Polled({"network:1": 1})
+
+    def sync(self, keys):
+        return {key: daemon.Outcome(self.live) for key in keys}
 
 
 @pytest.mark.parametrize(("live", "rc"), [(True, 0), (False, 1)])

@@ -139,3 +139,26 @@ def test_cached_network_ident_follows_delete_and_recreate(db) -> None:
     [b] = mgr.allocate_for_instance("vm2", network="private")
     assert b.network.id == second.id
     assert str(b.address) == "10.7.0.2"
+
+
+def test_wait_ready_names_the_error_the_host_recorded(db) -> None:
+    mgr = _mgr(db)
+    net = _net(mgr)
+    infos = mgr.allocate_for_instance("vm1")
+    api.host_state_record(
+        db,
+        "h1",
+        "dhcp",
+        errors={
+            api.network_key(net.id): (
+                "No space left on device: /var/lib/flatnet/networks/"
+                "nova-br100.conf"
+            )
+        },
+    )
+    with pytest.raises(exception.NotReady) as info:
+        manager.wait_ready(db, infos, "h1", 0.05, interval=0.01)
+    assert str(info.value).endswith(
+        f"host h1, network {net.id} ({net.bridge}): No space left on "
+        "device: /var/lib/flatnet/networks/nova-br100.conf"
+    )

@@ -56,6 +56,9 @@ class InitRecordingDnsmasq(FakeDnsmasq):
         return super().start(argv)
 
 
+NO_THREAD = dhcp.DhcpTuning(keeper_interval=0)
+
+
 class Rig:
     def __init__(self, tmp_open, **settings: object) -> None:
         self.db = new_db(tmp_open)
@@ -76,6 +79,7 @@ class Rig:
             self._factory,
             release=self.release,
         )
+        self.rec.tuning = NO_THREAD
         self.rec.prepare()
         self.now = 0.0
         self.rec.clock = lambda: self.now
@@ -136,7 +140,8 @@ def test_slow_batches_switch_to_the_big_batch_size(tmp_open):
     rig.sync()
     for n in range(1, 101):
         rig.add(n)
-    rig.rec.tuning = dhcp.DhcpTuning(slow_batch=-1.0)  # always slow
+    # always slow
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, slow_batch=-1.0)
     rig.sync()
     # first batch 16 (not known slow yet), then all 84 left in one file
     assert len(rig.hostsdir()) == 2
@@ -145,7 +150,7 @@ def test_slow_batches_switch_to_the_big_batch_size(tmp_open):
 
 def test_hostsdir_batches_are_one_file_each_probed_in_turn(tmp_open):
     rig = Rig(tmp_open)
-    rig.rec.tuning = dhcp.DhcpTuning(hostsdir_batch=16)
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, hostsdir_batch=16)
     rig.sync()
     macs = [rig.add(n) for n in range(1, 41)]
     assert rig.sync() is True
@@ -174,7 +179,7 @@ def test_hostsdir_mode_makes_every_name_a_hosts_entry(tmp_open):
     new = os.path.join(rig.np, "nova-br100.hd", "fa-16-3e-00-00-02")
     with open(new) as handle:
         assert handle.read() == "10.210.0.3\tvm2.novalocal\tvm2\n"
-    rig.rec.tuning = dhcp.DhcpTuning(compact_files=0)
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, compact_files=0)
     rig.add(3)
     rig.sync()  # compaction: both directories emptied, one HUP
     assert os.listdir(os.path.join(rig.np, "nova-br100.hd")) == []
@@ -213,7 +218,7 @@ def test_without_hostsdir_a_batch_costs_one_hup(tmp_open):
 
 def test_too_many_hostsdir_files_are_compacted_with_one_hup(tmp_open):
     rig = Rig(tmp_open)
-    rig.rec.tuning = dhcp.DhcpTuning(compact_files=10)
+    rig.rec.tuning = dhcp.DhcpTuning(keeper_interval=0, compact_files=10)
     rig.sync()
     for n in range(1, 12):
         rig.add(n)
@@ -285,9 +290,10 @@ def test_changed_argv_restarts_and_foreign_pid_is_left_alone(tmp_open):
 def test_poll_reports_a_dead_dnsmasq(tmp_open):
     rig = Rig(tmp_open)
     rig.sync()
-    assert rig.rec.poll() == set()
+    key = db_api.network_key(rig.network.id)
+    assert rig.rec.poll().dirty == frozenset()
     rig.proc.kill()
-    assert rig.rec.poll() == {rig.network.id}
+    assert rig.rec.poll().dirty == {key}
     rig.sync()
     assert rig.proc.starts == 2
 
@@ -323,7 +329,7 @@ def test_networks_of_other_hosts_are_not_served(tmp_open, host):
 
 def test_start_writes_the_init_snapshot_first_and_removes_it_after(tmp_open):
     rig = Rig(tmp_open)
-    rig.rec.wallclock = lambda: 1000.0
+    rig.rec.keeper.wallclock = lambda: 1000.0
     mac = rig.add(1)
     rig.sync()
     assert rig.proc.init_seen == [""]  # nothing leased yet
@@ -367,6 +373,7 @@ def test_closed_parent_directory_fails_loudly_before_start(tmp_open):
     with pytest.raises(exception.ConfigError) as info:
         rig.sync()
     assert f"chmod o+x {closed}" in str(info.value)
+    assert rig.rec.keeper.check() == []  # nor does the keeper start it
     assert rig.proc.starts == 0
     closed.chmod(0o711)  # the fix the message names
     assert rig.sync() is True
@@ -384,3 +391,104 @@ def test_networks_path_is_created_0755_whatever_the_umask(tmp_open):
     for name in ("", "nova-br100.d", "nova-br100.hd"):
         mode = os.stat(os.path.join(rig.np, name)).st_mode & 0o777
         assert mode == 0o755, name
+
+
+def _restarted(rig: Rig) -> dhcp.DhcpReconciler:
+    rec = dhcp.DhcpReconciler(
+        rig.db, "nethost", rig.rec.settings, rig._factory, release=rig.release
+    )
+    rec.tuning = NO_THREAD
+    return rec
+
+
+@pytest.mark.parametrize("hostsdir", [True, False])
+def test_crash_before_the_hup_is_healed_by_the_next_daemon(tmp_open, hostsdir):
+    rig = Rig(tmp_open, dhcp_hostsdir=hostsdir)
+    gone = rig.add(1)
+    rig.sync()
+    db_api.deallocate_for_instance(
+        rig.db, db_api.instance_get(rig.db, "vm1").uuid
+    )
+    real_reload = rig.proc.reload
+
+    def crash(pid: int) -> None:  # the daemon dies before the HUP
+        raise KeyboardInterrupt
+
+    rig.proc.reload = crash
+    with pytest.raises(KeyboardInterrupt):
+        rig.sync()
+    marker = os.path.join(rig.np, "nova-br100.pending")
+    assert os.path.exists(marker)
+    assert gone in rig.proc.loaded  # dnsmasq still serves the old file
+    rig.proc.reload = real_reload
+    rig.rec = _restarted(rig)  # a new daemon: files on disk are current
+    assert rig.sync() is True
+    assert gone not in rig.proc.loaded
+    assert not os.path.exists(marker)
+    reloads = rig.proc.reloads
+    rig.rec = _restarted(rig)
+    rig.sync()
+    assert rig.proc.reloads == reloads  # no marker, no needless HUP
+
+
+def test_prepare_removes_what_a_killed_daemon_left(tmp_open):
+    rig = Rig(tmp_open)
+    rig.add(1)
+    rig.sync()
+    np = pathlib.Path(rig.np)
+    leftovers = [
+        np / ".nova-br100.conf.ab1_x9zz",
+        np / ".nova-br100.hosts.0000aaaa",
+        np / ".flatnet-dhcp-script.k2k2k2k2",
+        np / "nova-br100.d" / ".fa-16-3e-00-00-09.qwertyui",
+        np / "nova-br100.hd" / ".fa-16-3e-00-00-09.qwertyui",
+        np / "nova-br100.init",
+    ]
+    kept = [np / ".keep-me.abcdefgh", np / "nova-br100.conf", np / ".x"]
+    for path in leftovers + kept[::2]:
+        path.write_text("stale\n")
+    rig.rec.prepare()
+    assert [p for p in leftovers if p.exists()] == []
+    assert all(p.exists() for p in kept)
+
+
+def test_keeper_restarts_a_dead_dnsmasq_without_the_database(tmp_open):
+    rig = Rig(tmp_open)
+    mac = rig.add(1)
+    rig.sync()
+    _lease(rig, "add", mac, "10.210.0.2")
+    rig.rec.keeper.wallclock = lambda: 1000.0
+    rig.db.dispose()
+    rig.db.engine = None  # any database access would raise now
+    rig.proc.kill()
+    assert rig.rec.keeper.check() == [rig.network.id]
+    assert rig.proc.starts == 2
+    assert rig.proc.init_seen[-1] == f"87400 {mac} 10.210.0.2 vm1 *\n"
+    assert mac in rig.proc.loaded  # the files on disk
+    assert not os.path.exists(os.path.join(rig.np, "nova-br100.init"))
+    assert rig.rec.keeper.check() == []  # alive: nothing to do
+    assert rig.rec.keeper.restarted() == {rig.network.id}
+
+
+def test_keeper_starts_without_snapshot_on_a_full_disk(tmp_open, monkeypatch):
+    rig = Rig(tmp_open)
+    rig.add(1)
+    rig.sync()
+    rig.proc.kill()
+
+    def full(path, *args, **kwargs):
+        raise exception.HostNetworkError(reason=f"{path}: No space left")
+
+    monkeypatch.setattr(dhcp.files, "replace_file", full)
+    assert rig.rec.keeper.check() == [rig.network.id]
+    assert rig.proc.init_seen[-1] is None  # the hook asks the database
+    assert rig.proc.pid() is not None
+
+
+def test_keeper_leaves_a_network_alone_while_the_loop_holds_it(tmp_open):
+    rig = Rig(tmp_open)
+    rig.sync()
+    rig.proc.kill()
+    with rig.rec.keeper.lock(rig.network.id):
+        assert rig.rec.keeper.check() == []
+    assert rig.rec.keeper.check() == [rig.network.id]
