@@ -162,9 +162,7 @@ class DnsmasqKeeper:
         now = int(self.wallclock())
         text = plan.leases_text(leases, now, watch.lease_time)
         try:
-            files.replace_file(
-                watch.snapshot, text, mode=0o600, durable=False
-            )
+            files.replace_file(watch.snapshot, text, mode=0o600, durable=False)
         except exception.HostNetworkError as exc:
             LOG.warning(
                 "dnsmasq %s: starting without an init snapshot (the hook "
