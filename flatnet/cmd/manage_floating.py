@@ -1,15 +1,15 @@
 """flatnet-manage floating commands (nova-manage floating, plus
-associate/disassociate) and verify/repair of the host's rules."""
+associate/disassociate)."""
 
 from __future__ import annotations
 
 import argparse
 
 from flatnet import ipam
-from flatnet.cmd import cli, output, rules_config
+from flatnet.cmd import cli, output
 from flatnet.db import api as db_api
 from flatnet.plan.bridge import validate_device_name
-from flatnet.service import manager, rules_reconciler
+from flatnet.service import manager
 
 
 def _floating_create(ctx: cli.Context, args: argparse.Namespace) -> int:
@@ -128,41 +128,3 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     )
     delete.add_argument("--ip-range", "--ip_range", dest="ip_range",
                         required=True, metavar="IP|CIDR")  # fmt: skip
-
-
-# --- verify / repair (run on the network host, in its namespace) -------
-def _rules_check(ctx: cli.Context, args: argparse.Namespace) -> int:
-    rules = rules_config.build_host_rules(ctx.conf)
-    networks = db_api.network_list(ctx.db)
-    floating = rules_reconciler.host_floating(
-        db_api.floating_list(ctx.db), ctx.conf.host
-    )
-    if args.repair:
-        report = rules.repair(networks, floating)
-    else:
-        report = rules.verify(networks, floating)
-    for line in report:
-        ctx.out.write(line + "\n")
-    if not report:
-        ctx.out.write("rules and floating IP binds are as wanted\n")
-        return 0
-    return 0 if args.repair else 3
-
-
-def add_rules(groups: cli.Subparsers, common: cli.Parser) -> None:
-    verify = cli.leaf(
-        groups,
-        common,
-        "verify",
-        _rules_check,
-        "show wanted vs actual host rules (exit 3 if they differ)",
-    )
-    verify.set_defaults(repair=False)
-    repair = cli.leaf(
-        groups,
-        common,
-        "repair",
-        _rules_check,
-        "apply the wanted host rules; print what differed",
-    )
-    repair.set_defaults(repair=True)  # fmt: skip
