@@ -30,11 +30,18 @@ def _command(argv: Sequence[str], netns: str | None) -> list[str]:
 @contextlib.contextmanager
 def _arping_errors(device: str) -> Iterator[None]:
     """The one place a failed arping becomes HostNetworkError; "no
-    reply" (exit 1) is the expected outcome of unsolicited ARP."""
+    reply" (exit 1, nothing on stderr) is the expected outcome of
+    unsolicited ARP.
+
+    NOTE: Habets' arping also exits 1 for a missing device, but says so
+    on stderr (``libnet_check_iface() ioctl: No such device``)."""
     try:
         yield
     except subprocess.CalledProcessError as exc:
-        if exc.returncode == ARPING_NO_REPLY:
+        if (
+            exc.returncode == ARPING_NO_REPLY
+            and not (exc.stderr or "").strip()
+        ):
             return
         raise exception.HostNetworkError(
             reason=f"arping on {device}: "
