@@ -22,6 +22,7 @@ that bad input changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -39,10 +40,7 @@ from flatnet.plan import host_rules as plan
 from flatnet.plan.host_rules import HostRulesSettings
 from flatnet.plan.iptables import RuleSet, SavedTable, diff_ruleset
 
-__all__ = [
-    "HostRules", "HostRulesSettings", "RepairResult", "SyncResult",
-    "repair", "verify",
-]  # fmt: skip
+__all__ = ["HostRules", "HostRulesSettings", "RepairResult", "SyncResult"]
 LOG = logging.getLogger(__name__)
 _DNAT_RE = re.compile(r"^-d (\S+)/32 -j DNAT --to-destination (\S+)$")
 Bind = tuple[str, netaddr.IPAddress]
@@ -283,10 +281,10 @@ class HostRules:
         out += [f"+addr {a}/32 dev {d}" for d, a in sorted(wanted - bound)]
         out += [f"-addr {a}/32 dev {d}" for d, a in sorted(bound - wanted)]
         meta = plan.metadata_bind()
-        if not problems and meta.address not in self.addresses.host_addresses(
-            meta.device
-        ):
-            out.append(f"+addr {meta}")
+        # a missing lo is already one of the problems
+        with contextlib.suppress(exception.DeviceNotFound):
+            if meta.address not in self.addresses.host_addresses(meta.device):
+                out.append(f"+addr {meta}")
         return out + problems
 
     def repair(
