@@ -79,16 +79,20 @@ class IpsetBackend:
     def __repr__(self) -> str:
         return f"IpsetBackend({self.prefix!r}, netns={self.netns!r})"
 
-    def read(self) -> dict[str, LiveSet]:
-        """Our live sets (one ``ipset save``)."""
+    def save_text(self) -> str:
+        """``ipset save`` (every set, ours or not)."""
         with _ipset_errors(None, f"{self.prefix}-*"):
-            out = subprocess.run(
+            return subprocess.run(
                 _command(["ipset", "save"], self.netns),
                 check=True,
                 capture_output=True,
                 text=True,
                 timeout=TIMEOUT,
             ).stdout
+
+    def read(self) -> dict[str, LiveSet]:
+        """Our live sets (one ``ipset save``)."""
+        out = self.save_text()
         return {
             name: live
             for name, live in parse_save(out).items()
@@ -169,8 +173,12 @@ class IpsetBackend:
         self._known = known
 
     def _restore(self, plan: IpsetPlan) -> None:
-        if plan.empty:
-            return
+        if not plan.empty:
+            self.restore(plan)
+
+    def restore(self, plan: IpsetPlan) -> None:
+        """Run ``plan`` as one ``ipset -exist restore`` (stops at the
+        first failing line). Raises IpsetError naming the set."""
         LOG.debug(
             "ipset restore: %d lines (%s)",
             len(plan.lines),
