@@ -37,7 +37,7 @@ class FlowFilter:
     empty filter (which would delete every entry).
     """
 
-    orig_src: netaddr.IPAddress | None = None
+    orig_src: netaddr.IPAddress | netaddr.IPNetwork | None = None
     orig_dst: netaddr.IPAddress | None = None
     reply_src: netaddr.IPAddress | None = None
     reply_dst: netaddr.IPAddress | None = None
@@ -51,7 +51,11 @@ class FlowFilter:
             raise exception.InvalidInput(reason="conntrack filter: no address")
         for name in ("orig_src", "orig_dst", "reply_src", "reply_dst"):
             value = getattr(self, name)
-            if value is not None:
+            if name == "orig_src" and "/" in str(value):
+                # a source network (conntrack(8): CIDR implies --mask-src)
+                net = netaddr.IPNetwork(str(value)).cidr
+                object.__setattr__(self, name, net)
+            elif value is not None:
                 object.__setattr__(self, name, netaddr.IPAddress(str(value)))
         if self.protocol is not None and self.protocol not in PROTOCOLS:
             raise exception.InvalidInput(
