@@ -205,10 +205,7 @@ def firewall_plan(
     chains: list[Chain] = []
     local: list[str] = []
     for inst in sorted(host.instances, key=operator.attrgetter("id")):
-        key = (
-            tuple((n.dhcp_server, n.network_cidr) for n in inst.nics),
-            inst.security_groups,
-        )
+        key = (inst.profile, inst.security_groups)
         rules = profiles.get(key)
         if rules is None:
             rules = tuple(
@@ -218,7 +215,7 @@ def firewall_plan(
             profiles[key] = rules
         name = wrap(prefix, instance_chain(inst.id))
         chains.append(_chain(name, rules))
-        local += [f"-d {address} -j {name}" for address in inst.addresses]
+        local += [f"-d {address} -j {name}" for address in inst.address_text]
     dhcp = any(n.dhcp_server for i in host.instances for n in i.nics)
     ruleset = _with_instances(prefix, dhcp, chains, tuple(local))
     return FirewallPlan(ruleset, _ipsets(host, settings))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import netaddr
 
@@ -62,6 +63,11 @@ def parse_port_range(text: str) -> tuple[int, int]:
     low = int(found.group(1))
     high = low if found.group(2) is None else int(found.group(2))
     return low, high
+
+
+def _derived() -> Any:
+    """A field computed in ``__post_init__``, not compared."""
+    return dataclasses.field(init=False, repr=False, compare=False)
 
 
 def _int_or_none(name: str, value: object) -> None:
@@ -202,6 +208,10 @@ class FilteredNic:
     addresses: tuple[netaddr.IPAddress, ...]
     network_cidr: netaddr.IPNetwork
     dhcp_server: netaddr.IPAddress | None = None
+    #: derived once (netaddr formatting is slow): the addresses as text,
+    #: and what the instance chain depends on ("server|cidr")
+    address_text: tuple[str, ...] = _derived()
+    profile: str = _derived()
 
     def __post_init__(self) -> None:
         if not isinstance(self.mac, netaddr.EUI):
@@ -217,6 +227,10 @@ class FilteredNic:
         object.__setattr__(self, "addresses", addresses)
         cidr = netaddr.IPNetwork(str(self.network_cidr)).cidr
         object.__setattr__(self, "network_cidr", parse_cidr(str(cidr)))
+        text = tuple(map(str, addresses))
+        object.__setattr__(self, "address_text", text)
+        profile = f"{self.dhcp_server}|{self.network_cidr}"
+        object.__setattr__(self, "profile", profile)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -229,6 +243,9 @@ class FilteredInstance:
     nics: tuple[FilteredNic, ...]
     security_groups: tuple[int, ...] = ()
     name: str = ""
+    #: derived: every address as text, NIC by NIC; the NICs' profiles
+    address_text: tuple[str, ...] = _derived()
+    profile: tuple[str, ...] = _derived()
 
     def __post_init__(self) -> None:
         _int_or_none("instance id", self.id)
@@ -238,6 +255,10 @@ class FilteredInstance:
         object.__setattr__(
             self, "security_groups", tuple(self.security_groups)
         )
+        text = tuple(a for nic in self.nics for a in nic.address_text)
+        object.__setattr__(self, "address_text", text)
+        profile = tuple(nic.profile for nic in self.nics)
+        object.__setattr__(self, "profile", profile)
 
     @property
     def addresses(self) -> tuple[netaddr.IPAddress, ...]:
@@ -285,7 +306,7 @@ class HostFirewall:
                     self._known(
                         by_id, rule.source_group, f"group {group.name}"
                     )
-        owner: dict[netaddr.IPAddress, str] = {}
+        owner: dict[str, str] = {}
         ids: set[int] = set()
         for inst in self.instances:
             if inst.id in ids:
@@ -295,7 +316,7 @@ class HostFirewall:
             ids.add(inst.id)
             for group_id in inst.security_groups:
                 self._known(by_id, group_id, f"instance {inst.uuid}")
-            for address in inst.addresses:
+            for address in inst.address_text:
                 if address in owner:
                     raise exception.InvalidInput(
                         reason=f"address {address} belongs to instances "
