@@ -107,10 +107,13 @@ def bench_plus_one(count: int, repeat: int) -> str:
 def member_states(members: int, users: int) -> list[HostFirewall]:
     db = group(1, rule("tcp", "5432", source=2))
     app = group(2)
-    local = [instance(n + 1, address(n), cidr="10.100.0.0/16")
-             for n in range(users)]  # fmt: skip
-    remote = [instance(10**6 + n, address(n, 1), groups=(2,),
-                       cidr="10.101.0.0/16") for n in range(members + 1)]  # fmt: skip
+    local = [
+        instance(n + 1, address(n), cidr="10.100.0.0/16") for n in range(users)
+    ]
+    remote = [
+        instance(10**6 + n, address(n, 1), groups=(2,), cidr="10.101.0.0/16")
+        for n in range(members + 1)
+    ]
     return [
         host(local, [db, app], remote=remote[:members]),
         host(local, [db, app], remote=remote),
