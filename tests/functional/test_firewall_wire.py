@@ -228,3 +228,26 @@ def test_no_blink_during_100_unrelated_updates(site, tmp_path):
     received, highest = map(int, receiver.communicate(timeout=30)[0].split())
     assert sent > 200
     assert (received, highest) == (sent, sent), f"lost {sent - received}"
+
+
+def test_a_crash_between_sets_and_rules_converges_after_restart(site):
+    """kill -9 after the sets of a new state were ensured but before its
+    rules (and the prune) ran: a fresh service (no cache) reaches the
+    next state exactly, without stale sets or chains."""
+    for n in (10, 11):
+        site.add_vm(n)
+    site.serve(10, 5432)
+    db = group(1, rule("tcp", "5432", source=2))
+    app, more = group(2), group(3, rule("udp", "53", source=4))
+    first = Applier(site.host, CLOSED)
+    first.apply(host([vm(10, 1), vm(11, 2)], [db, app]))
+    crashed = host([vm(10, 1, 3), vm(11, 2)], [db, app, more, group(4)])
+    first.ipsets.ensure(fw.firewall_plan(crashed, CLOSED).ipsets)
+    # killed here: sets of `crashed` exist, its rules were never applied
+    restarted = Applier(site.host, CLOSED)
+    final = host([vm(10, 1), vm(11)], [db, app])
+    plan, _ = restarted.apply(final)
+    assert ipt.diff_ruleset(plan.ruleset, restarted.iptables.read()) == []
+    assert restarted.ipsets.differences(plan.ipsets) == []
+    assert set(restarted.ipsets.read()) == {"nova-compute-sg-2"}
+    assert not site.can_connect(site.vms[11], 10, 5432)  # 11 left 'app'
