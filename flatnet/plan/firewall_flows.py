@@ -8,7 +8,7 @@ values in the ORIGINAL direction (source -> instance address): flows
 the instance itself opened are never touched.
 
 * an instance unfiltered, or one of its addresses gone: every flow to
-  that address (the address may be given to another instance next);
+  and from that address (it may be given to another instance next);
 * a grant removed from an instance (a rule deleted or changed, a group
   left, the DHCP server or ``allow_same_net_traffic`` changed): the
   flows from its source to each address, narrowed to its protocol and
@@ -45,12 +45,15 @@ MAX_SOURCES = 32
 class FlowCut:
     """Delete the conntrack entries whose original direction goes from
     ``src`` (None: anywhere) to ``dst``, of ``protocol`` (None: all)
-    and destination ``port`` (None: all)."""
+    and destination ``port`` (None: all). ``gone``: the address left
+    this host's instances; delete the flows it opened too (``orig_src
+    = dst``), or a reused address would receive their replies."""
 
     dst: netaddr.IPAddress
     src: netaddr.IPNetwork | None = None
     protocol: str | None = None
     port: int | None = None
+    gone: bool = False
 
     def sort_key(self) -> tuple[int, int, int, str, int]:
         src = self.src or _ANY
@@ -204,9 +207,11 @@ def flows_to_cut(
     for inst in old.instances:
         after = now.get(inst.id)
         kept = set(after.addresses) if after is not None else set()
-        cuts.update(FlowCut(a) for a in inst.addresses if a not in kept)
+        cuts.update(
+            FlowCut(a, gone=True) for a in inst.addresses if a not in kept
+        )
         if after is not None and kept:
             cuts.update(change.instance(inst, after))
-    whole = {cut.dst for cut in cuts if cut == FlowCut(cut.dst)}
-    cuts = {c for c in cuts if c.dst not in whole or c == FlowCut(c.dst)}
+    gone = {cut.dst for cut in cuts if cut.gone}
+    cuts = {c for c in cuts if c.gone or c.dst not in gone}
     return tuple(sorted(cuts, key=FlowCut.sort_key))

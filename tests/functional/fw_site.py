@@ -92,6 +92,8 @@ class Applier:
             same_net = self.settings.allow_same_net_traffic
             cuts = flows_to_cut(self.last, state, same_net)
             for cut in cuts:
+                if cut.gone:  # and the flows it opened
+                    self.conntrack.delete(FlowFilter(orig_src=cut.dst))
                 self.conntrack.delete(
                     FlowFilter(
                         orig_src=cut.src,

@@ -37,8 +37,8 @@ def test_unfiltered_instance_loses_every_flow_to_its_addresses():
     a = state(instance(1, "10.0.0.2", "10.0.0.9"), instance(2, "10.0.0.3"))
     b = state(instance(2, "10.0.0.3"))
     assert flows_to_cut(a, b) == (
-        FlowCut(ip("10.0.0.2")),
-        FlowCut(ip("10.0.0.9")),
+        FlowCut(ip("10.0.0.2"), gone=True),
+        FlowCut(ip("10.0.0.9"), gone=True),
     )
 
 
