@@ -51,6 +51,7 @@ and tests can assert on the structured fields.
         +-- DhcpReleaseError
         +-- FirewallApplyError
         +-- NWFilterError
+        +-- IpsetError                              names the set
 """
 
 from __future__ import annotations
@@ -224,6 +225,10 @@ class FirewallApplyError(HostNetworkError):
 
 class NWFilterError(HostNetworkError):
     msg_fmt = "nwfilter %(name)s: %(reason)s"
+
+
+class IpsetError(HostNetworkError):
+    msg_fmt = "ipset %(name)s: %(reason)s"
 
 
 class FixedIpReserved(Conflict):

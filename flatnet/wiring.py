@@ -62,14 +62,18 @@ def manager(settings: Settings, db: Database) -> FlatDHCPManager:
 def host_rules(settings: Settings) -> HostRules:
     """The network host's iptables rules and floating binds, with the
     configured iptables backend."""
-    from flatnet.linux.address import FloatingAddresses
+    from flatnet.linux.address import HostAddresses
+    from flatnet.linux.arping import Arping
+    from flatnet.linux.conntrack import Conntrack
     from flatnet.linux.iptables import select_backend
     from flatnet.service.host_rules import HostRules
 
     return HostRules(
         settings.host_rules,
         select_backend(settings.iptables_backend),
-        FloatingAddresses(),
+        HostAddresses(),
+        arping=Arping(),
+        conntrack=Conntrack(),
     )
 
 

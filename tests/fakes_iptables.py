@@ -5,7 +5,7 @@ iptables' rules (``:chain`` creates or flushes, ``-D`` removes the first
 identical rule, ``-X`` needs an empty, unreferenced chain, a target must
 be a known extension or an existing chain) and commits a table only if
 every line succeeded. Planning goes through the same
-:class:`~flatnet.linux.iptables.AppliedState` cache as the real backends;
+:class:`~flatnet.plan.iptables.AppliedState` cache as the real backends;
 ``reads`` and ``sent`` (one list of restore lines per commit) let tests
 see what a sync cost. The contract suite runs it next to the real
 backends, which keeps it honest.
@@ -16,10 +16,12 @@ from __future__ import annotations
 import copy
 
 from flatnet import exception
-from flatnet.linux.iptables import AppliedState
-from flatnet.plan.iptables import RuleSet, SavedTable, TablePlan
-from flatnet.plan.iptables_rules import (
+from flatnet.plan.iptables import (
     BUILTIN_CHAINS,
+    AppliedState,
+    RuleSet,
+    SavedTable,
+    TablePlan,
     canonical_rule,
     parse_rule,
 )

@@ -26,6 +26,7 @@ from flatnet.cmd import (
     manage_floating,
     manage_instance,
     manage_network,
+    manage_rules,
     startup,
 )
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     manage_instance.add(groups, common)
     manage_network.add_fixed(groups, common)
     manage_floating.add(groups, common)
-    manage_floating.add_rules(groups, common)
+    manage_rules.add(groups, common)
     return parser
 
 

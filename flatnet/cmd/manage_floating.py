@@ -1,6 +1,5 @@
 """flatnet-manage floating: the parsers (light; the handlers are in
-:mod:`flatnet.cmd.floating_commands`), and verify/repair of the host's
-rules."""
+:mod:`flatnet.cmd.floating_commands`)."""
 
 from __future__ import annotations
 
@@ -84,46 +83,3 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         metavar="IP|CIDR",
         help="a CIDR's host addresses (those in no pool are skipped)",
     )
-
-
-# --- verify / repair (run on the network host, in its namespace) -------
-def _rules_check(ctx: cli.Context, args: argparse.Namespace) -> int:
-    # Imported here: only verify/repair load the iptables machinery.
-    from flatnet import wiring  # noqa: PLC0415
-    from flatnet.db import api as db_api  # noqa: PLC0415
-    from flatnet.service import rules_reconciler  # noqa: PLC0415
-
-    rules = wiring.host_rules(ctx.settings)
-    networks = db_api.network_list(ctx.db)
-    floating = rules_reconciler.host_floating(
-        db_api.floating_list(ctx.db), ctx.settings.host
-    )
-    if args.repair:
-        report = rules.repair(networks, floating)
-    else:
-        report = rules.verify(networks, floating)
-    for line in report:
-        ctx.out.write(line + "\n")
-    if not report:
-        ctx.out.write("rules and floating IP binds are as wanted\n")
-        return 0
-    return 0 if args.repair else 3
-
-
-def add_rules(groups: cli.Subparsers, common: cli.Parser) -> None:
-    verify = cli.leaf(
-        groups,
-        common,
-        "verify",
-        _rules_check,
-        "show wanted vs actual host rules (exit 3 if they differ)",
-    )
-    verify.set_defaults(repair=False)
-    repair = cli.leaf(
-        groups,
-        common,
-        "repair",
-        _rules_check,
-        "apply the wanted host rules; print what differed",
-    )
-    repair.set_defaults(repair=True)  # fmt: skip

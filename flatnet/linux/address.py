@@ -1,22 +1,20 @@
-"""Host addresses of the network host: floating IPs and the metadata IP.
+"""Host /32 addresses through netlink (pyroute2), nothing else.
 
-Binding is a /32 on the public interface through pyroute2 (netlink,
-tolerating EEXIST/EADDRNOTAVAIL by name); ``ensure_metadata_ip`` puts
-169.254.169.254/32 scope link on ``lo`` (nova's ``ensure_metadata_ip``,
-nova-network.md §1.2 step 3, §3.6). The gratuitous ARP
-(``arping``) and the conntrack flush (``conntrack -D -r <fixed>``) are
-the two nova shell-outs kept as such (nova-network.md §3.8).
+``ensure_address``/``delete_address`` add or remove ``<address>/32`` on
+a device, tolerating EEXIST/EADDRNOTAVAIL by name (nova's ``ip addr
+add|del`` with exit codes 2 and 254 accepted); ``host_addresses`` reads
+the /32s of a device. Which addresses a host needs (floating IPs, the
+metadata address on ``lo``) is decided in :mod:`flatnet.plan.host_rules`
+and handed in as data. Gratuitous ARP is :mod:`flatnet.linux.arping`,
+connection tracking :mod:`flatnet.linux.conntrack`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
 import logging
 import socket
-import subprocess
-from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 import netaddr
 
@@ -24,83 +22,21 @@ from flatnet import exception
 from flatnet.linux import netlink
 
 LOG = logging.getLogger(__name__)
-TIMEOUT = 30.0
-#: conntrack exits 1 when no entry matched: nothing to forget.
-CONNTRACK_NOTHING_DELETED = 1
-#: arping exits 1 when nobody answered, which unsolicited ARP expects.
-ARPING_NO_REPLY = 1
-METADATA_IP = netaddr.IPAddress("169.254.169.254")
-METADATA_DEVICE = "lo"
-#: RT_SCOPE_LINK from <linux/rtnetlink.h> ("scope link").
-SCOPE_LINK = 253
+#: RT_SCOPE_* from <linux/rtnetlink.h> ("scope global", "scope link").
+SCOPES = {"global": 0, "link": 253}
 
 
-def _command(argv: Sequence[str], netns: str | None) -> list[str]:
-    prefix = ["ip", "netns", "exec", netns] if netns else []
-    return [*prefix, *argv]
-
-
-@contextlib.contextmanager
-def _tool_errors(device: str, tolerated: int) -> Iterator[None]:
-    """The one place a failed arping/conntrack becomes HostNetworkError;
-    exit status ``tolerated`` is a named, accepted outcome."""
-    try:
-        yield
-    except subprocess.CalledProcessError as exc:
-        if exc.returncode == tolerated:
-            return
-        raise exception.HostNetworkError(
-            reason=f"{exc.cmd[-1]} on {device}: "
-            f"{' '.join((exc.stderr or '').split())}"
-        ) from exc
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise exception.HostNetworkError(reason=f"{device}: {exc}") from exc
-
-
-@functools.cache
-def _arping_is_habets() -> bool:
-    out = subprocess.run(
-        ["arping", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=TIMEOUT,
-    )
-    return "Habets" in out.stdout + out.stderr
-
-
-def arping_argv(
-    device: str, address: netaddr.IPAddress, count: int, habets: bool
-) -> list[str]:
-    """Gratuitous ARP argv: nova's ``arping -U -A -I dev -c N addr`` for
-    iputils, ``-U -P -i dev -S addr`` for Thomas Habets' arping."""
-    if habets:
-        return [
-            "arping",
-            "-q",
-            "-U",
-            "-P",
-            "-W",
-            "0.2",
-            "-c",
-            str(count),
-            "-i",
-            device,
-            "-S",
-            str(address),
-            str(address),
-        ]
-    return ["arping", "-U", "-A", "-I", device, "-c", str(count), str(address)]
-
-
-class FloatingAddresses:
+class HostAddresses:
     """/32 addresses on host interfaces (in ``netns`` if given)."""
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
 
-    def _index(self, ipr: object, device: str) -> int:
-        found = ipr.link_lookup(ifname=device)  # type: ignore[attr-defined]
+    def __repr__(self) -> str:
+        return f"HostAddresses(netns={self.netns!r})"
+
+    def _index(self, ipr: Any, device: str) -> int:
+        found = ipr.link_lookup(ifname=device)
         if not found:
             raise exception.DeviceNotFound(device=device)
         return int(found[0])
@@ -146,48 +82,20 @@ class FloatingAddresses:
             finally:
                 ipr.close()
 
-    def ensure_metadata_ip(self) -> None:
-        """``ip addr add 169.254.169.254/32 scope link dev lo``; already
-        there (any scope) is fine. Raises HostNetworkError (a missing
-        ``lo`` is DeviceNotFound)."""
-        LOG.debug("Ensuring %s/32 on %s", METADATA_IP, METADATA_DEVICE)
-        self._addr(
-            "add", METADATA_DEVICE, METADATA_IP, errno.EEXIST, scope=SCOPE_LINK
-        )
-
-    def ensure_address(self, device: str, address: netaddr.IPAddress) -> None:
-        """Bind ``address``/32 to ``device``; already bound is fine."""
-        LOG.info("Binding floating IP %s to %s", address, device)
-        self._addr("add", device, address, errno.EEXIST)
+    def ensure_address(
+        self,
+        device: str,
+        address: netaddr.IPAddress,
+        scope: Literal["global", "link"] = "global",
+    ) -> None:
+        """``ip addr add <address>/32 [scope link] dev <device>``; already
+        there (any scope) is fine. Raises DeviceNotFound or
+        HostNetworkError."""
+        LOG.info("Adding %s/32 (scope %s) to %s", address, scope, device)
+        extra = {"scope": SCOPES[scope]} if scope != "global" else {}
+        self._addr("add", device, address, errno.EEXIST, **extra)
 
     def delete_address(self, device: str, address: netaddr.IPAddress) -> None:
         """Remove ``address``/32 from ``device``; absent is fine."""
-        LOG.info("Unbinding floating IP %s from %s", address, device)
+        LOG.info("Removing %s/32 from %s", address, device)
         self._addr("del", device, address, errno.EADDRNOTAVAIL)
-
-    def announce(
-        self, device: str, address: netaddr.IPAddress, count: int
-    ) -> None:
-        """Send ``count`` gratuitous ARPs for ``address`` on ``device``."""
-        argv = arping_argv(device, address, count, _arping_is_habets())
-        with _tool_errors(device, ARPING_NO_REPLY):
-            subprocess.run(
-                _command(argv, self.netns),
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-            )
-
-    def forget_connections(self, fixed: netaddr.IPAddress) -> None:
-        """``conntrack -D -r <fixed>``: drop NATed flows of an old
-        association; none to drop is fine."""
-        argv = ["conntrack", "-D", "-r", str(fixed)]
-        with _tool_errors(str(fixed), CONNTRACK_NOTHING_DELETED):
-            subprocess.run(
-                _command(argv, self.netns),
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-            )

@@ -1,5 +1,4 @@
-"""The iptables executor seam: the backend protocol, the applied-state
-cache both backends share, and backend selection.
+"""The iptables executor seam: the backend protocol and backend selection.
 
 Two backends apply a :class:`flatnet.plan.iptables.RuleSet`:
 :class:`~flatnet.linux.iptables_restore.RestoreBackend` (``iptables-restore
@@ -9,32 +8,24 @@ Debian 12) and :class:`~flatnet.linux.iptables_iptc.IptcBackend`
 change only the tables whose part of ours differs, one atomic commit per
 table, and leave foreign rules and their order alone.
 
-:class:`AppliedState` remembers, per backend, our part of each table as
-last committed or verified. ``apply`` plans from it
-(:func:`~flatnet.plan.iptables.plan_delta`): no read, only the changed
-lines, and nothing at all when nothing changed. Drift (someone flushed a
-chain of ours) is found by ``apply(ruleset, verify=True)`` or after
-``refresh()``, which re-read the live tables; the daemon does that
-periodically and ``flatnet-manage verify|repair`` always does.
+Each backend plans through its own
+:class:`~flatnet.plan.iptables.AppliedState` (pure, in the plan layer):
+our part of each table as last committed or verified, so ``apply`` sends
+only the changed lines without reading, and nothing at all when nothing
+changed. Drift (someone flushed a chain of ours) is found by
+``apply(ruleset, verify=True)`` or after ``refresh()``, which re-read the
+live tables; the daemon does that periodically and ``flatnet-manage
+verify|repair`` always does. The backends import nothing from each other
+or from this module; only :func:`select_backend` imports them (lazily).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from flatnet import exception
-from flatnet.plan.iptables import (
-    RuleSet,
-    SavedTable,
-    Table,
-    TablePlan,
-    ordered,
-    plan_delta,
-    plan_table,
-)
+from flatnet.plan.iptables import RuleSet, SavedTable, TablePlan
 
-LOG = logging.getLogger(__name__)
 BACKEND_CHOICES = ("auto", "restore", "iptc")
 
 
@@ -60,65 +51,6 @@ class IptablesBackend(Protocol):
     def refresh(self) -> None:
         """Forget what was applied: the next apply re-reads and so
         repairs drift."""
-
-
-class TableIO(Protocol):
-    """One backend's access to one table during an apply."""
-
-    def read_table(self, name: str) -> SavedTable | None:
-        """The live table ``name`` (None: it does not exist yet)."""
-
-    def commit(self, plan: TablePlan) -> None:
-        """Commit ``plan`` atomically or raise FirewallApplyError."""
-
-
-class AppliedState:
-    """Our part of each table, per (prefix, table), as last committed or
-    verified live by one backend; shared by every backend."""
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, str], Table] = {}
-
-    def forget(self) -> None:
-        """Drop everything: the next apply reads the live tables."""
-        self._known.clear()
-
-    def apply(
-        self, ruleset: RuleSet, io: TableIO, verify: bool = False
-    ) -> list[TablePlan]:
-        """See IptablesBackend.apply; ``io`` reads and commits."""
-        if verify:
-            self.forget()
-        done = []
-        for desired in ordered(ruleset.tables):
-            plan = self._apply_table(ruleset.prefix, desired, io)
-            if not plan.empty:
-                done.append(plan)
-        return done
-
-    def _apply_table(
-        self, prefix: str, desired: Table, io: TableIO
-    ) -> TablePlan:
-        """Delta from the cache if possible; if that fails (a stale
-        cache makes ``-D``/``-I`` fail) re-read and plan in full once,
-        whose error is raised. Unknown until committed."""
-        key = (prefix, desired.name)
-        known = self._known.pop(key, None)
-        delta = None if known is None else plan_delta(known, desired)
-        if delta is not None:
-            try:
-                if not delta.empty:
-                    io.commit(delta)
-            except exception.FirewallApplyError as exc:
-                LOG.warning("Delta to %s failed, re-reading: %s", key, exc)
-            else:
-                self._known[key] = desired
-                return delta
-        plan = plan_table(desired, io.read_table(desired.name), prefix)
-        if not plan.empty:
-            io.commit(plan)
-        self._known[key] = desired
-        return plan
 
 
 def select_backend(

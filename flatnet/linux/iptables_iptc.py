@@ -5,7 +5,7 @@ NOTE: python-iptables "can only work with iptables-legacy rules"
 tables that ``iptables -S`` does not list (#342, #320), which is why
 :func:`flatnet.linux.iptables.select_backend` only picks it on legacy
 hosts. Planning is shared with the restore backend
-(:class:`~flatnet.linux.iptables.AppliedState`): a table is read through
+(:class:`~flatnet.plan.iptables.AppliedState`): a table is read through
 libiptc (slow: every rule is translated in Python) only when nothing is
 cached, on verify/refresh, or after a failed delta. Per changed table:
 one libiptc handle with autocommit off, the plan's operations, one
@@ -26,9 +26,16 @@ import netaddr
 from pyroute2 import netns as pyroute2_netns
 
 from flatnet import exception
-from flatnet.linux.iptables import AppliedState
-from flatnet.plan.iptables import TABLE_ORDER, RuleSet, SavedTable, TablePlan
-from flatnet.plan.iptables_rules import canonical_rule, parse_rule
+from flatnet.plan.iptables import (
+    TABLE_ORDER,
+    AppliedState,
+    Option,
+    RuleSet,
+    SavedTable,
+    TablePlan,
+    canonical_rule,
+    parse_rule,
+)
 
 LOG = logging.getLogger(__name__)
 _BASE_ATTRS = {
@@ -78,17 +85,22 @@ def build_rule(spec: str) -> Any:
     for name, opts in parsed.matches:
         match = rule.create_match(name)
         for opt in opts:
-            neg = "!" if opt.negated else ""
-            setattr(
-                match,
-                opt.name[2:].replace("-", "_"),
-                f"{neg}{opt.value or ''}",
-            )
+            setattr(match, opt.name[2:].replace("-", "_"), _iptc_value(opt))
     if parsed.target is not None:
         target = rule.create_target(parsed.target)
         for opt in parsed.target_options:
-            setattr(target, opt.name[2:].replace("-", "_"), opt.value or "")
+            setattr(target, opt.name[2:].replace("-", "_"), _iptc_value(opt))
     return rule
+
+
+def _iptc_value(opt: Option) -> str | list[str]:
+    """python-iptables' spelling of an option's value: "!v" or a list
+    (``["!", "NAME", "src"]``) for several values (``--match-set``)."""
+    neg = ["!"] if opt.negated else []
+    values = opt.values()
+    if len(values) > 1:
+        return [*neg, *values]
+    return "".join([*neg, *values])
 
 
 def _address(value: str | None, flag: str) -> list[str]:

@@ -1,7 +1,7 @@
 """IptablesBackend on ``iptables-restore --noflush`` (neutron style).
 
 ``apply`` plans from what this backend last committed
-(:class:`~flatnet.linux.iptables.AppliedState`): per table whose part
+(:class:`~flatnet.plan.iptables.AppliedState`): per table whose part
 of ours differs, one ``<binary>-restore --noflush`` payload with only
 the changed lines (``-D``/``-I`` of single rules, ``:chain`` to flush
 and re-fill a rewritten chain, ``-X`` of stale ones); nothing runs when
@@ -20,8 +20,13 @@ import subprocess
 from collections.abc import Iterator, Sequence
 
 from flatnet import exception
-from flatnet.linux.iptables import AppliedState
-from flatnet.plan.iptables import RuleSet, SavedTable, TablePlan, parse_save
+from flatnet.plan.iptables import (
+    AppliedState,
+    RuleSet,
+    SavedTable,
+    TablePlan,
+    parse_save,
+)
 
 LOG = logging.getLogger(__name__)
 BINARIES = ("iptables", "iptables-legacy", "iptables-nft")

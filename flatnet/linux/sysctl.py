@@ -14,7 +14,8 @@ def ensure_ip_forward(path: str = IP_FORWARD) -> bool:
     """Enable IPv4 forwarding, as nova's ``_enable_ipv4_forwarding``;
     returns True if it had to change it. Raises HostNetworkError.
 
-    NOTE: nova compared the sysctl output with ``is not '1'`` (§9.8);
+    NOTE: nova's ``linux_net._enable_ipv4_forwarding`` compared the
+    sysctl output with ``is not '1'`` (identity, not equality);
     this compares values.
     """
     try:

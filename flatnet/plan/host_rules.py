@@ -1,17 +1,27 @@
-"""The network host's iptables rules, computed from data (pure).
+"""The network host's iptables rules and addresses, computed from data.
 
-Rule text is nova-network's, literally (nova-network.md §3.5-3.8, §8.4):
-DHCP/DNS accepts and the checksum fill per bridge, FORWARD accepts, SNAT
-and its ACCEPT exceptions per network, the metadata DNAT/REDIRECT and the
-five rules of each associated floating IP. Every interpolated value is
-validated first (device names, IPv4 addresses/CIDRs, ports), so nothing
-but a well-formed token can reach a rule.
+PURE. Rule text is nova-network's, literally (nova linux_net:
+``init_host``, ``add_snat_rule``, ``metadata_forward``,
+``floating_forward_rules``, ``get_gateway_rules``,
+``_add_dnsmasq_accept_rules``, ``_add_dhcp_mangle_rule``): DHCP/DNS
+accepts and the checksum fill per bridge, FORWARD accepts, SNAT and its
+ACCEPT exceptions per network, the metadata DNAT/REDIRECT and the five
+rules of each associated floating IP, on nova's IptablesManager frame
+(:data:`~flatnet.plan.iptables.NOVA_SKELETON`). Every interpolated value
+is validated first (device names, IPv4 addresses/CIDRs, ports), so
+nothing but a well-formed token can reach a rule.
+
+The addresses the host needs are planned here too, as data the service
+hands to the netlink executor: the metadata address on ``lo``
+(:func:`metadata_bind`, nova ``linux_net.ensure_metadata_ip``) and the
+floating IPs' /32s (:func:`floating_device` says where).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import netaddr
 
@@ -19,13 +29,18 @@ from flatnet import exception
 from flatnet.model import FloatingIp, Network
 from flatnet.plan.bridge import validate_device_name
 from flatnet.plan.iptables import (
+    NOVA_SKELETON,
     RuleSet,
     RuleSetBuilder,
     validate_chain_name,
     validate_prefix,
 )
 
-METADATA_ADDRESS = "169.254.169.254/32"
+#: The link-local metadata address (nova ``linux_net.metadata_forward``
+#: and ``ensure_metadata_ip``); the one definition in flatnet.
+METADATA_ADDRESS = netaddr.IPAddress("169.254.169.254")
+#: Where nova's ``ensure_metadata_ip`` puts it (scope link).
+METADATA_DEVICE = "lo"
 
 
 def ipv4(value: object) -> netaddr.IPAddress:
@@ -114,7 +129,8 @@ class HostRulesSettings:
 
 
 def dhcp_accept_rules(bridge: str) -> list[str]:
-    """filter INPUT: DHCP and DNS to dnsmasq on ``bridge`` (nova §3.5)."""
+    """filter INPUT: DHCP and DNS to dnsmasq on ``bridge`` (nova
+    ``linux_net._add_dnsmasq_accept_rules``, from ``restart_dhcp``)."""
     dev = validate_device_name(bridge)
     return [
         f"-i {dev} -p {proto} -m {proto} --dport {port} -j ACCEPT"
@@ -124,7 +140,8 @@ def dhcp_accept_rules(bridge: str) -> list[str]:
 
 
 def checksum_rule(bridge: str) -> str:
-    """mangle POSTROUTING: fill DHCP reply checksums (RH bz 910619)."""
+    """mangle POSTROUTING: fill DHCP reply checksums (nova
+    ``linux_net._add_dhcp_mangle_rule``; RH bz 910619)."""
     dev = validate_device_name(bridge)
     return f"-o {dev} -p udp -m udp --dport 68 -j CHECKSUM --checksum-fill"
 
@@ -170,7 +187,8 @@ def snat_rules(
 def postrouting_accept_rules(
     cidr: object, settings: HostRulesSettings
 ) -> list[str]:
-    """nat POSTROUTING: traffic that must not be SNATed (nova §3.7)."""
+    """nat POSTROUTING: traffic that must not be SNATed (nova
+    ``linux_net.init_host``)."""
     net = ipv4_cidr(cidr)
     return [
         f"-s {net} -d {settings.metadata_host}/32 -j ACCEPT",
@@ -179,9 +197,29 @@ def postrouting_accept_rules(
     ]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddressBind:
+    """A /32 the host must carry: ``address`` on ``device``."""
+
+    device: str
+    address: netaddr.IPAddress
+    scope: Literal["global", "link"] = "global"
+
+    def __str__(self) -> str:
+        return f"{self.address}/32 dev {self.device}"
+
+
+def metadata_bind() -> AddressBind:
+    """169.254.169.254/32 scope link on lo (nova
+    ``linux_net.ensure_metadata_ip``, from ``l3.LinuxNetL3.initialize``
+    on the network host)."""
+    return AddressBind(METADATA_DEVICE, METADATA_ADDRESS, "link")
+
+
 def metadata_forward_rule(settings: HostRulesSettings) -> str:
-    """nat PREROUTING: 169.254.169.254:80 to the metadata API (§3.6)."""
-    head = f"-s 0.0.0.0/0 -d {METADATA_ADDRESS} -p tcp -m tcp --dport 80"
+    """nat PREROUTING: 169.254.169.254:80 to the metadata API (nova
+    ``linux_net.metadata_forward``)."""
+    head = f"-s 0.0.0.0/0 -d {METADATA_ADDRESS}/32 -p tcp -m tcp --dport 80"
     port = _port(settings.metadata_port)
     if str(settings.metadata_host) == "127.0.0.1":
         return f"{head} -j REDIRECT --to-ports {port}"
@@ -193,7 +231,7 @@ def floating_forward_rules(
     fixed: object,
     device: str | None,
 ) -> list[tuple[str, str]]:
-    """(chain, rule) pairs of nova's ``floating_forward_rules`` (§3.8)."""
+    """(chain, rule) pairs of nova's ``linux_net.floating_forward_rules``."""
     flt, fix = str(ipv4(floating)), str(ipv4(fixed))
     if device:
         dev = validate_device_name(device)
@@ -247,7 +285,7 @@ def host_ruleset(
     Deterministic: networks by id, floating IPs by address. Raises an
     InvalidInput subclass for any bad name or address.
     """
-    b = RuleSetBuilder(settings.wrap_prefix)
+    b = RuleSetBuilder(settings.wrap_prefix, NOVA_SKELETON)
     for net in sorted(networks, key=lambda n: n.id):
         for rule in forward_rules(net.bridge, settings):
             b.add("filter", "FORWARD", rule)

@@ -2,11 +2,12 @@
 
 ``HostRules.sync(networks, floating)`` computes the full desired state
 from the DB snapshot the caller hands in (plan/host_rules.py), then:
-ensures the metadata IP on ``lo``, unbinds floating IPs of ours that are
-no longer wanted, applies the rules (only what changed), binds the
-wanted ones (NAT rules before bind, as nova) with a gratuitous ARP if
-configured, and finally ``conntrack -D -r <fixed>`` for associations
-that went away.
+ensures the metadata address on ``lo``, unbinds floating IPs of ours
+that are no longer wanted, applies the rules (only what changed), binds
+the wanted ones (NAT rules before bind, as nova) with a gratuitous ARP
+if configured, and finally ``conntrack -D -r <fixed>`` for associations
+that went away. Three executors, one external system each: netlink
+(addresses), arping, conntrack.
 
 A sync trusts what this object and its backend last applied: when
 nothing changed it runs no subprocess and no netlink call, and a small
@@ -14,48 +15,64 @@ change sends only the changed rules. Drift (someone flushed a chain or
 removed an address) is found by ``sync(..., verify=True)`` (or
 ``refresh()`` then ``sync``), which re-reads iptables and the addresses;
 the daemon does that every ``periodic_interval``. ``verify()`` and
-``repair()`` (``flatnet-manage verify|repair``) always read.
+``repair()`` (``flatnet-manage verify|repair``) always read; ``repair``
+first checks what can be checked (bad data, devices that must exist) so
+that bad input changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import netaddr
 
 from flatnet import exception
+from flatnet.linux.arping import Arping
+from flatnet.linux.conntrack import Conntrack
 from flatnet.linux.iptables import IptablesBackend
 from flatnet.model import FloatingIp, Network
 from flatnet.plan import host_rules as plan
 from flatnet.plan.host_rules import HostRulesSettings
 from flatnet.plan.iptables import RuleSet, SavedTable, diff_ruleset
 
-__all__ = ["HostRules", "HostRulesSettings", "SyncResult", "repair", "verify"]
+__all__ = ["HostRules", "HostRulesSettings", "RepairResult", "SyncResult"]
 LOG = logging.getLogger(__name__)
-METADATA_IP = netaddr.IPNetwork(plan.METADATA_ADDRESS).ip
-METADATA_DEVICE = "lo"
 _DNAT_RE = re.compile(r"^-d (\S+)/32 -j DNAT --to-destination (\S+)$")
+Bind = tuple[str, netaddr.IPAddress]
 
 
 class AddressBackend(Protocol):
-    """What reconcile needs from flatnet.linux.address.FloatingAddresses."""
+    """What HostRules needs from flatnet.linux.address.HostAddresses."""
 
     def host_addresses(self, device: str) -> set[netaddr.IPAddress]: ...
     def ensure_address(
-        self, device: str, address: netaddr.IPAddress
+        self,
+        device: str,
+        address: netaddr.IPAddress,
+        scope: Literal["global", "link"] = "global",
     ) -> None: ...
     def delete_address(
         self, device: str, address: netaddr.IPAddress
     ) -> None: ...
+
+
+class ArpingBackend(Protocol):
+    """flatnet.linux.arping.Arping."""
+
     def announce(
         self, device: str, address: netaddr.IPAddress, count: int
     ) -> None: ...
-    def forget_connections(self, fixed: netaddr.IPAddress) -> None: ...
-    def ensure_metadata_ip(self) -> None: ...
+
+
+class ConntrackBackend(Protocol):
+    """flatnet.linux.conntrack.Conntrack."""
+
+    def forget_connections(self, fixed: netaddr.IPAddress) -> int: ...
 
 
 def verify(backend: IptablesBackend, desired: RuleSet) -> list[str]:
@@ -76,16 +93,48 @@ def repair(backend: IptablesBackend, desired: RuleSet) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class SyncResult:
-    """What one sync changed."""
+    """What one sync changed; ``str()`` is a one-line summary."""
 
     tables: tuple[str, ...] = ()
     bound: tuple[str, ...] = ()
     unbound: tuple[str, ...] = ()
     forgotten: tuple[str, ...] = ()
+    #: the metadata address, if it was missing and added
+    metadata: str | None = None
 
     @property
     def changed(self) -> bool:
-        return bool(self.tables or self.bound or self.unbound)
+        return bool(self.tables or self.bound or self.unbound or self.metadata)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.tables:
+            parts.append(f"iptables {', '.join(self.tables)} updated")
+        if self.metadata:
+            parts.append(f"added {self.metadata}")
+        for label, items in (
+            ("bound", self.bound),
+            ("unbound", self.unbound),
+            ("conntrack flushed for", self.forgotten),
+        ):
+            if items:
+                parts.append(f"{label} {', '.join(items)}")
+        return "; ".join(parts) or "nothing changed"
+
+
+@dataclasses.dataclass(frozen=True)
+class RepairResult:
+    """What ``repair`` found (the verify report) and what it did."""
+
+    differences: tuple[str, ...]
+    applied: SyncResult | None = None
+
+    def __str__(self) -> str:
+        if not self.differences:
+            return "nothing to repair"
+        return f"repaired {len(self.differences)} difference(s): " + str(
+            self.applied or SyncResult()
+        )
 
 
 def floating_map(
@@ -98,21 +147,29 @@ def floating_map(
 
 
 class HostRules:
-    """The network host's rules + floating binds for one settings."""
+    """The network host's rules + addresses for one settings.
+
+    ``arping``/``conntrack`` default to the real executors in the
+    current network namespace (where ``addresses`` works in production).
+    """
 
     def __init__(
         self,
         settings: HostRulesSettings,
         backend: IptablesBackend,
         addresses: AddressBackend,
+        arping: ArpingBackend | None = None,
+        conntrack: ConntrackBackend | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.addresses = addresses
+        self.arping = arping if arping is not None else Arping()
+        self.conntrack = conntrack if conntrack is not None else Conntrack()
         #: floating -> fixed as of the last successful sync
         self._associations: dict[str, str] | None = None
         #: our /32 binds known live (None: read them on the next sync)
-        self._bound: set[tuple[str, netaddr.IPAddress]] | None = None
+        self._bound: set[Bind] | None = None
         self._metadata_ip = False
 
     def refresh(self) -> None:
@@ -128,9 +185,7 @@ class HostRules:
         """The full RuleSet; raises InvalidInput on bad data."""
         return plan.host_ruleset(networks, floating, self.settings)
 
-    def _wanted_binds(
-        self, floating: Sequence[FloatingIp]
-    ) -> set[tuple[str, netaddr.IPAddress]]:
+    def _wanted_binds(self, floating: Sequence[FloatingIp]) -> set[Bind]:
         wanted = set()
         for fip in plan.associated(floating):
             device = plan.floating_device(fip, self.settings)
@@ -143,10 +198,8 @@ class HostRules:
         return wanted
 
     def _live_binds(
-        self,
-        floating: Sequence[FloatingIp],
-        wanted: set[tuple[str, netaddr.IPAddress]],
-    ) -> set[tuple[str, netaddr.IPAddress]]:
+        self, floating: Sequence[FloatingIp], wanted: set[Bind]
+    ) -> set[Bind]:
         """Every /32 on the interfaces floating IPs use (one netlink dump
         per device); a missing device has none."""
         devices = {
@@ -168,10 +221,8 @@ class HostRules:
         return live
 
     def _ours(
-        self,
-        floating: Sequence[FloatingIp],
-        live: set[tuple[str, netaddr.IPAddress]],
-    ) -> set[tuple[str, netaddr.IPAddress]]:
+        self, floating: Sequence[FloatingIp], live: set[Bind]
+    ) -> set[Bind]:
         """The live /32s that are ours: a known floating IP or one in a
         configured floating range. Other addresses are never touched."""
         known = {plan.ipv4(f.address) for f in floating}
@@ -182,28 +233,77 @@ class HostRules:
             if a in known or any(a in r for r in ranges)
         }
 
+    def _missing_device(self, device: str, addresses: list[str]) -> str:
+        """One line naming where ``device`` comes from (the option or the
+        floating IPs' own interface) and what needs it."""
+        which = ", ".join(addresses)
+        if device == self.settings.public_interface:
+            return (
+                f"public_interface = {device}: no such device on this "
+                f"host (floating IP {which} would be bound to it)"
+            )
+        return (
+            f"floating IP {which}: its interface {device} does not "
+            "exist on this host (set public_interface, or re-create the "
+            "floating IP with --interface)"
+        )
+
+    def problems(
+        self, networks: Sequence[Network], floating: Sequence[FloatingIp]
+    ) -> list[str]:
+        """What would make a sync fail half-way, found without changing
+        anything: bad data (InvalidInput is raised) and devices that
+        must exist but do not (one line each)."""
+        self.desired(networks, floating)
+        needs: dict[str, list[str]] = {}
+        for device, address in sorted(self._wanted_binds(floating)):
+            needs.setdefault(device, []).append(str(address))
+        meta = plan.metadata_bind()
+        needs.setdefault(meta.device, [])
+        out = []
+        for device, addresses in needs.items():
+            try:
+                self.addresses.host_addresses(device)
+            except exception.DeviceNotFound:
+                out.append(self._missing_device(device, addresses))
+        return out
+
     def verify(
         self, networks: Sequence[Network], floating: Sequence[FloatingIp]
     ) -> list[str]:
         """Rule differences plus ``+addr``/``-addr`` address differences
-        (floating /32s and the metadata IP); reads everything live."""
+        (floating /32s and the metadata address) and ``!`` problems
+        (missing devices); reads everything live."""
+        problems = [f"! {p}" for p in self.problems(networks, floating)]
         out = verify(self.backend, self.desired(networks, floating))
         wanted = self._wanted_binds(floating)
         bound = self._ours(floating, self._live_binds(floating, wanted))
         out += [f"+addr {a}/32 dev {d}" for d, a in sorted(wanted - bound)]
         out += [f"-addr {a}/32 dev {d}" for d, a in sorted(bound - wanted)]
-        if METADATA_IP not in self.addresses.host_addresses(METADATA_DEVICE):
-            out.append(f"+addr {METADATA_IP}/32 dev {METADATA_DEVICE}")
-        return out
+        meta = plan.metadata_bind()
+        # a missing lo is already one of the problems
+        with contextlib.suppress(exception.DeviceNotFound):
+            if meta.address not in self.addresses.host_addresses(meta.device):
+                out.append(f"+addr {meta}")
+        return out + problems
 
     def repair(
         self, networks: Sequence[Network], floating: Sequence[FloatingIp]
-    ) -> list[str]:
-        """Fix everything :meth:`verify` reports; returns that report."""
-        report = self.verify(networks, floating)
-        if report:
-            self.sync(networks, floating, verify=True)
-        return report
+    ) -> RepairResult:
+        """Fix everything :meth:`verify` reports and say what was done.
+
+        Checks first (:meth:`problems`): bad data raises InvalidInput, a
+        missing device ConfigError naming it, and nothing is changed.
+        """
+        problems = self.problems(networks, floating)
+        if problems:
+            raise exception.ConfigError(
+                reason=f"{problems[0]}; nothing was changed"
+            )
+        report = tuple(self.verify(networks, floating))
+        if not report:
+            return RepairResult(report)
+        return RepairResult(report, self.sync(networks, floating, verify=True))
 
     def sync(
         self,
@@ -215,7 +315,9 @@ class HostRules:
         ``verify`` re-reads everything first (see :meth:`refresh`).
 
         Raises InvalidInput for bad data (before touching anything),
-        FirewallApplyError, DeviceNotFound or HostNetworkError.
+        FirewallApplyError, ConfigError (a floating IP's device is
+        missing: the rules are applied, that bind is not) or
+        HostNetworkError.
         """
         if verify:
             self.refresh()
@@ -228,9 +330,7 @@ class HostRules:
         if before is None:
             nat = self.backend.read_table("nat")
             before = floating_map({"nat": nat}, desired.prefix)
-        if not self._metadata_ip:
-            self.addresses.ensure_metadata_ip()
-            self._metadata_ip = True
+        metadata = self._ensure_metadata()
         for device, address in sorted(bound - wanted):
             self.addresses.delete_address(device, address)
         tables = tuple(p.table for p in self.backend.apply(desired))
@@ -239,11 +339,28 @@ class HostRules:
             self._bind(wanted - bound),
             tuple(f"{a} {d}" for d, a in sorted(bound - wanted)),
             self._forget(before, floating),
+            metadata,
         )
         self._bound = wanted
         if result.changed:
             LOG.info("Host rules synced: %s", result)
         return result
+
+    def _ensure_metadata(self) -> str | None:
+        """Add the metadata address unless known live; returns it if it
+        was missing (one netlink read, on the first or a verifying
+        sync only)."""
+        if self._metadata_ip:
+            return None
+        meta = plan.metadata_bind()
+        added = None
+        if meta.address not in self.addresses.host_addresses(meta.device):
+            self.addresses.ensure_address(
+                meta.device, meta.address, meta.scope
+            )
+            added = str(meta)
+        self._metadata_ip = True
+        return added
 
     def _forget(
         self, before: Mapping[str, str], floating: Sequence[FloatingIp]
@@ -260,19 +377,21 @@ class HostRules:
             )
         )
         for fixed in forgotten:
-            self.addresses.forget_connections(netaddr.IPAddress(fixed))
+            self.conntrack.forget_connections(netaddr.IPAddress(fixed))
         self._associations = after
         return forgotten
 
-    def _bind(
-        self, missing: set[tuple[str, netaddr.IPAddress]]
-    ) -> tuple[str, ...]:
+    def _bind(self, missing: set[Bind]) -> tuple[str, ...]:
         """Bind (and announce) the wanted /32s that are not live yet."""
         done = []
         for device, address in sorted(missing):
-            self.addresses.ensure_address(device, address)
+            try:
+                self.addresses.ensure_address(device, address)
+            except exception.DeviceNotFound as exc:
+                reason = self._missing_device(device, [str(address)])
+                raise exception.ConfigError(reason=reason) from exc
             if self.settings.send_arp_for_ha:
-                self.addresses.announce(
+                self.arping.announce(
                     device, address, self.settings.send_arp_for_ha_count
                 )
             done.append(f"{address} {device}")

@@ -19,7 +19,9 @@ import netaddr
 import pytest
 
 from flatnet.linux import iptables_iptc, netlink
-from flatnet.linux.address import FloatingAddresses
+from flatnet.linux.address import HostAddresses
+from flatnet.linux.arping import Arping
+from flatnet.linux.conntrack import Conntrack
 from flatnet.linux.iptables_iptc import IptcBackend
 from flatnet.linux.iptables_restore import RestoreBackend
 from flatnet.model import FloatingIp
@@ -123,7 +125,9 @@ def host_rules(topo, backend_kind: str, **settings) -> HostRules:
     return HostRules(
         HostRulesSettings(**{**base, **settings}),
         backend,
-        FloatingAddresses(netns=topo["host"]),
+        HostAddresses(netns=topo["host"]),
+        Arping(netns=topo["host"]),
+        Conntrack(netns=topo["host"]),
     )
 
 

@@ -24,6 +24,7 @@ from flatnet.service import host_rules as service
 from tests.builders import flat_network
 from tests.fakes_iptables import FakeIptables
 from tests.functional import netns
+from tests.unit.test_plan_iptables_compute import compute_ruleset
 
 SETTINGS = hr.HostRulesSettings(
     public_interface="eth1",
@@ -56,6 +57,7 @@ class Subject:
     command: Callable[[str, str], None]
     save: Callable[[], dict[str, ipt.SavedTable]]
     kind: str = "fake"
+    netns: str | None = None
 
 
 def _real(kind: str, ns: str) -> Subject:
@@ -72,7 +74,7 @@ def _real(kind: str, ns: str) -> Subject:
     def save() -> dict[str, ipt.SavedTable]:
         return ipt.parse_save(netns.run([f"{cli}-save"], netns=ns).stdout)
 
-    return Subject(backend, command, save, kind)
+    return Subject(backend, command, save, kind, ns)
 
 
 @pytest.fixture(
@@ -389,3 +391,29 @@ def test_failed_delta_names_the_rule_and_forgets_the_table(subject):
     # unknown now, so the next apply reads it and puts ours back
     subject.backend.apply(ruleset())
     assert service.verify(subject.backend, ruleset()) == []
+
+
+# --- room for the compute side (a compute-style skeleton, not issue 9) ------
+def test_compute_style_ruleset_with_set_matches(subject, monkeypatch):
+    if subject.netns is not None:
+        netns.run(["ipset", "create", "fnt-sg-web", "hash:net"],
+                  netns=subject.netns)  # fmt: skip
+    rs = compute_ruleset(50)
+    assert [p.table for p in subject.backend.apply(rs)] == [
+        "filter", "nat", "mangle",
+    ]  # fmt: skip
+    # the live spelling (nft, legacy, libiptc) is the canonical one
+    assert service.verify(subject.backend, rs) == []
+    assert chain(subject, "filter", "nova-compute-inst-7")[-3:] == [
+        "-p icmp -m icmp --icmp-type 8/0 -j ACCEPT",
+        "-p tcp -m set --match-set fnt-sg-web src -m tcp --dport 22 -j ACCEPT",
+        "-j nova-compute-sg-fallback",
+    ]
+    spy = spy_on(subject, monkeypatch)
+    touched = compute_ruleset(50, extra="-j ACCEPT -p udp --dport 53")
+    assert [p.table for p in subject.backend.apply(touched)] == ["filter"]
+    assert (spy.reads, len(spy.commits)) == (0, 1)  # one commit, no read
+    assert service.verify(subject.backend, touched) == []
+    subject.backend.apply(compute_ruleset(0))
+    assert not [c for c in subject.save()["filter"].chains if "-inst-" in c]
+    assert chain(subject, "filter", "nova-compute-local") == []

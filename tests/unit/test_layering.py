@@ -138,6 +138,35 @@ def test_layer_imports(path: pathlib.Path) -> None:
         assert not imported.startswith("flatnet.cmd"), f"{module} imports cmd/"
 
 
+# Executors own one external system each and do not import each other;
+# only the netlink seam is shared, and only the iptables seam picks (and
+# so imports) the iptables backends.
+LINUX_SHARED = {"flatnet.linux.netlink"}
+LINUX_EXTRA = {
+    # procfs reads /proc (read only) to prove which process is dnsmasq.
+    "flatnet.linux.dnsmasq": {"flatnet.linux.procfs"},
+    "flatnet.linux.iptables": {
+        "flatnet.linux.iptables_restore",
+        "flatnet.linux.iptables_iptc",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((PKG / "linux").glob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_executors_do_not_import_each_other(path: pathlib.Path) -> None:
+    module = _module_name(path)
+    allowed = LINUX_SHARED | LINUX_EXTRA.get(module, set())
+    for imported in _imports(path):
+        if imported.startswith("flatnet.linux.") and imported != module:
+            assert _allowed(imported, allowed), (
+                f"{module} must not import {imported}"
+            )
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -1,4 +1,5 @@
-"""flatnet.plan.host_rules: nova's literal rule strings (§3.5-3.8, §8.4)."""
+"""flatnet.plan.host_rules: nova's literal rule strings (nova linux_net
+init_host, metadata_forward, floating_forward_rules and their tests)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def floating(address="10.10.10.10", fixed="10.0.0.1", interface="eth0"):
     )
 
 
-def test_init_host_lines_of_nova_8_4():
+def test_init_host_lines_are_novas():
     rs = hr.host_ruleset([network()], [], NOVA_TEST)
     lines = rs.lines()
     assert (
@@ -69,7 +70,7 @@ def test_init_host_lines_of_nova_8_4():
     ]
 
 
-def test_add_snat_rule_variants_of_nova_8_4():
+def test_add_snat_rule_variants_are_novas():
     s = hr.HostRulesSettings(
         public_interface="eth0",
         routing_source_ip="10.10.10.1",
@@ -161,7 +162,7 @@ def test_network_without_dhcp_gets_only_forward_rules():
     )
 
 
-def test_floating_forward_rules_of_nova_3_8():
+def test_floating_forward_rules_are_novas():
     assert hr.floating_forward_rules("10.10.10.10", "10.0.0.1", "eth0") == [
         ("float-snat", "-s 10.0.0.1 -j SNAT --to 10.10.10.10 -d 10.0.0.1"),
         ("float-snat", "-s 10.0.0.1 -j SNAT --to 10.10.10.10 -o eth0"),

@@ -114,7 +114,7 @@ def test_canonical_rule_is_iptables_save_spelling(nova, saved):
     assert ipt.canonical_rule(nova) == saved
 
 
-# --- structure (nova's IptablesManager, §3.9 / §8.4) ------------------------
+# --- structure (nova linux_net.IptablesManager) ---------------------------
 def test_skeleton_lines_are_novas():
     lines = skeleton().lines()
     filter_part = lines[1 : lines.index("*nat")]

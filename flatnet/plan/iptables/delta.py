@@ -1,14 +1,12 @@
-"""iptables rules as data: builder, planning, rendering, diffing.
+"""Planning: the changes that turn what is there into what we want.
 
-PURE: no I/O, no CONF. The value model (RuleSet, Table, Chain, Anchor)
-and rule text live in :mod:`flatnet.plan.iptables_rules`; the names
-other modules import from here are re-exported.
-
-Two planners produce the same :class:`TablePlan`: :func:`plan_table`
-compares with the live table (``iptables-save``), :func:`plan_delta`
-with our part as last applied or verified, so a small change costs
+PURE. Two planners produce the same :class:`TablePlan`:
+:func:`plan_table` compares with the live table (``iptables-save``),
+:func:`plan_delta` with our part as last applied or verified (see
+:mod:`flatnet.plan.iptables.applied`), so a small change costs
 O(changed chains) and no read. Owned chains are edited in place when
-little changed, rewritten otherwise; foreign rules are never touched.
+little changed, rewritten otherwise; foreign rules are never touched:
+in chains we do not own, only exact jumps to our chains are ours.
 """
 
 from __future__ import annotations
@@ -16,43 +14,20 @@ from __future__ import annotations
 import collections
 import dataclasses
 import difflib
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
-from flatnet import exception
-from flatnet.plan.iptables_rules import (
-    BUILTIN_CHAINS,
-    FILTER_TOP,
-    MAX_CHAIN_NAME,
-    POSTROUTING_BOTTOM,
-    TABLE_ORDER,
+from flatnet.plan.iptables.grammar import canonical_rule
+from flatnet.plan.iptables.model import (
     Anchor,
     Chain,
     RuleSet,
     SavedTable,
     Table,
-    canonical_rule,
     empty_table,
-    is_owned_chain,
     ordered,
-    parse_rule,
-    parse_save,
-    validate_chain_name,
-    validate_prefix,
-    wrap,
 )
-
-__all__ = [
-    "BUILTIN_CHAINS", "FILTER_TOP", "MAX_CHAIN_NAME", "POSTROUTING_BOTTOM",
-    "TABLE_ORDER", "Anchor", "AnchorOp", "Chain", "RuleSet", "RuleSetBuilder",
-    "SavedTable", "Table", "TablePlan", "canonical_rule", "diff_ruleset",
-    "empty_table", "is_owned_chain", "ordered", "parse_rule", "parse_save",
-    "plan_delta", "plan_ruleset", "plan_table", "validate_chain_name",
-    "validate_prefix", "wrap",
-]  # fmt: skip
-
-_DOLLAR_RE = re.compile(r"\$([A-Za-z0-9_.-]+)")
+from flatnet.plan.iptables.names import is_owned_chain
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -285,116 +260,3 @@ def plan_ruleset(
         plan_table(t, live.get(t.name), desired.prefix)
         for t in ordered(desired.tables)
     ]
-
-
-def diff_ruleset(
-    desired: RuleSet, live: Mapping[str, SavedTable]
-) -> list[str]:
-    """A readable unified-diff-like report of live vs wanted rules.
-
-    Empty when everything of ours is in place. Lines starting with ``-``
-    are live but unwanted, ``+`` wanted but missing.
-    """
-    out: list[str] = []
-    for plan in plan_ruleset(desired, live):
-        table = live.get(plan.table) or empty_table(plan.table)
-        for name in plan.create_chains:
-            out += [f"@@ {plan.table} @@", f"+:{name}"]
-        for name in plan.changed_chains():
-            rules = desired.tables[plan.table].chain(name).canonical()
-            if name not in table.chains:
-                out += [f"@@ {plan.table} @@", f"+:{name}"]
-            have = [f"-A {name} {r}" for r in table.chains.get(name, ())]
-            want = [f"-A {name} {r}" for r in rules]
-            out += _unified(have, want, f"{plan.table}/{name}")
-        for name in plan.delete_chains:
-            have = [f"-A {name} {r}" for r in table.chains[name]]
-            out += _unified([f":{name}", *have], [], f"{plan.table}/{name}")
-        for op in plan.anchor_ops:
-            sign = "-" if op.op == "-D" else "+"
-            out.append(
-                f"{sign}[{plan.table}] -A {op.chain} {canonical_rule(op.rule)}"
-            )
-    return out
-
-
-def _unified(have: list[str], want: list[str], label: str) -> list[str]:
-    old, new = f"live {label}", f"wanted {label}"
-    return list(difflib.unified_diff(have, want, old, new, lineterm="", n=1))
-
-
-class RuleSetBuilder:
-    """nova's IptablesManager structure, as a pure builder.
-
-    The skeleton (wrapped builtins, ``local``, ``snat``, ``float-snat``,
-    the shared top/bottom chains and the jumps into them) exists from the
-    start; :meth:`add` appends to a wrapped chain by its short name and
-    expands ``$name`` tokens to ``<prefix>-name``.
-    """
-
-    _WRAPPED: Mapping[str, tuple[str, ...]] = {
-        "filter": ("INPUT", "OUTPUT", "FORWARD", "local"),
-        "nat": ("PREROUTING", "OUTPUT", "POSTROUTING", "snat", "float-snat"),
-        "mangle": ("POSTROUTING",),
-    }
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = validate_prefix(prefix)
-        # chain -> rules as an insertion-ordered set (O(1) duplicate test)
-        self._rules: dict[str, dict[str, dict[str, None]]] = {
-            table: {wrap(prefix, c): {} for c in chains}
-            for table, chains in self._WRAPPED.items()
-        }
-        self.add("nat", "snat", "-j $float-snat")
-
-    def add(self, table: str, chain: str, rule: str) -> None:
-        """Append ``rule`` to ``<prefix>-<chain>``; exact duplicates are
-        skipped (nova). Raises InvalidIptablesRule for an unknown chain
-        or an invalid rule."""
-        name = wrap(self.prefix, chain)
-        rules = self._rules.get(table, {}).get(name)
-        if rules is None:
-            raise exception.InvalidIptablesRule(
-                rule=rule, reason=f"unknown chain {table}/{name}"
-            )
-        if "$" in rule:
-            rule = _DOLLAR_RE.sub(
-                lambda m: wrap(self.prefix, m.group(1)), rule
-            )
-        parse_rule(rule)
-        rules.setdefault(rule, None)
-
-    def _anchors(self, table: str) -> tuple[Anchor, ...]:
-        p = self.prefix
-        jumps = [
-            Anchor(c, f"-j {p}-{c}")
-            for c in self._WRAPPED[table]
-            if c.isupper()
-        ]
-        if table == "filter":
-            jumps = [
-                Anchor("FORWARD", f"-j {FILTER_TOP}"),
-                Anchor("OUTPUT", f"-j {FILTER_TOP}"),
-                Anchor(FILTER_TOP, f"-j {p}-local"),
-                *jumps,
-            ]
-        elif table == "nat":
-            jumps += [
-                Anchor("POSTROUTING", f"-j {POSTROUTING_BOTTOM}", "bottom"),
-                Anchor(POSTROUTING_BOTTOM, f"-j {p}-snat"),
-            ]
-        return tuple(jumps)
-
-    def build(self) -> RuleSet:
-        """The RuleSet; chains sorted by name for determinism."""
-        shared = {"filter": (FILTER_TOP,), "nat": (POSTROUTING_BOTTOM,)}
-        tables = {
-            name: Table(
-                name,
-                tuple(Chain(c, tuple(r)) for c, r in sorted(chains.items())),
-                shared.get(name, ()),
-                self._anchors(name),
-            )
-            for name, chains in self._rules.items()
-        }
-        return RuleSet(self.prefix, tables)
