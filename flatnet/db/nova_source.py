@@ -154,7 +154,7 @@ def _version(conn: Connection, url: URL, tables: set[str]) -> int:
     versions = table(
         "migrate_version", column("repository_id"), column("version")
     )
-    found = dict(conn.execute(select(versions)).all())
+    found: dict[Any, Any] = dict(conn.execute(select(versions)).all())
     if REPOSITORY not in found:
         repos = ", ".join(sorted(map(str, found))) or "none"
         raise _bad(

@@ -18,10 +18,9 @@ other VIFs on imported networks; live floating IPs with their
 association. Security groups are counted, not imported (one planner
 function to add, :func:`_plan_security_groups`).
 
-Raises InvalidInput (a value that is not an address/MAC, an instance
-without host name) or Conflict (nova data flatnet's constraints refuse:
-two live networks on one bridge or with one label, overlapping CIDRs,
-two live instances with one host name).
+Raises InvalidInput (not an address/MAC, no host name) or Conflict
+(two live networks on one bridge or label, overlapping CIDRs, two live
+instances with one host name: flatnet's unique constraints).
 """
 
 from __future__ import annotations

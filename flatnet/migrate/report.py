@@ -25,7 +25,7 @@ from typing import Any
 
 import netaddr
 
-from flatnet.migrate import neutron_export as nx
+import flatnet.migrate.neutron_export as nx
 from flatnet.model import Network
 from flatnet.plan.dnsmasq import dhcp_address, opts_gateway, safe_hostname
 
@@ -189,7 +189,8 @@ def report_table(found: Sequence[dict[str, str]]) -> str:
             "no differences: guests see the same DHCP answers under Neutron\n"
         )
     lines = [
-        f"{'hostname':<16} {'field':<9} {'flatnet':<22} {'neutron':<30} setting"
+        f"{'hostname':<16} {'field':<9} {'flatnet':<22} "
+        f"{'neutron':<30} setting"
     ]
     for d in found:
         lines.append(

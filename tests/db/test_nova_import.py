@@ -71,7 +71,7 @@ def dump(db: api.Database) -> dict[str, list[tuple[Any, ...]]]:
         return {
             t: [
                 tuple(r)
-                for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY 1"))
+                for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY 1"))  # noqa: S608
             ]
             for t in (*TABLES, "counters")
         }
@@ -79,7 +79,7 @@ def dump(db: api.Database) -> dict[str, list[tuple[Any, ...]]]:
 
 def by_id(db: api.Database, table: str) -> dict[int, dict[str, Any]]:
     with db.read() as conn:
-        found = conn.execute(text(f"SELECT * FROM {table}")).mappings()
+        found = conn.execute(text(f"SELECT * FROM {table}")).mappings()  # noqa: S608
         return {r["id"]: dict(r) for r in found}
 
 
@@ -94,8 +94,10 @@ def test_nothing_lost(db, nova_url):
     flat_nets = {n["id"]: n for n in nova_rows(nova_url, "networks")
                  if n["vlan"] is None and not n["deleted"]}  # fmt: skip
     fixed = by_id(db, "fixed_ips")
-    nova_fixed = [f for f in nova_rows(nova_url, "fixed_ips")
-                  if f["network_id"] in flat_nets and not f["deleted"]]  # fmt: skip
+    nova_fixed = [
+        f for f in nova_rows(nova_url, "fixed_ips")
+        if f["network_id"] in flat_nets and not f["deleted"]
+    ]  # fmt: skip
     assert len(fixed) == len(nova_fixed) == 256
     for row in nova_fixed:
         got = fixed[row["id"]]
@@ -140,7 +142,8 @@ def test_flatnet_serves_what_nova_served(db, nova_url):
     assert len(entries) == 10  # live allocated addresses only
     leased = {str(x.address) for x in api.leases(db, network.id)}
     # every 7th instance never leased; gone-0 still leased (deallocated)
-    assert "10.0.0.9" not in leased and "10.0.0.12" in leased
+    assert "10.0.0.9" not in leased
+    assert "10.0.0.12" in leased
     floating = {str(f.address): f for f in api.floating_list(db)}
     assert str(floating["172.24.4.1"].fixed_address) == "10.0.0.2"
     # the next allocation takes a never-used address, as nova would
@@ -170,7 +173,8 @@ def test_counts_what_is_skipped_and_why(db, nova_url):
         "stale-timeout residue)": 1
     }
     text_out = nova_import.summary_text(summary)
-    assert "VLAN network" in text_out and "fixed_ips" in text_out
+    assert "VLAN network" in text_out
+    assert "fixed_ips" in text_out
 
 
 def test_second_run_changes_nothing_and_says_so(db, nova_url):
@@ -194,7 +198,8 @@ def test_progress_reports_every_row(db, nova_url):
         return seen.append
 
     nova_import.import_nova(db, nova_url, progress=factory)
-    assert totals == [292] and sum(seen) == 292
+    assert totals == [292]
+    assert sum(seen) == 292
 
 
 # --- bad input: one clear error, nothing written -------------------------
@@ -216,7 +221,8 @@ def test_unreachable_database(db, tmp_path):
     assert not (tmp_path / "missing.sqlite").exists()
     url = "postgresql+psycopg://nova:s3cret@127.0.0.1:9/nova"
     message = _unchanged(db, before, lambda: nova_import.import_nova(db, url))
-    assert "cannot read it" in message and "s3cret" not in message
+    assert "cannot read it" in message
+    assert "s3cret" not in message
 
 
 def test_not_a_nova_database(db, db_url):
@@ -287,7 +293,8 @@ def test_conflict_late_in_the_import_writes_nothing(db, nova_url):
     make_nova(nova_url)
     with db.write() as conn:
         conn.execute(text(
-            "INSERT INTO floating_ips (id, address, pool, auto_assigned, deleted)"
+            "INSERT INTO floating_ips"
+            " (id, address, pool, auto_assigned, deleted)"
             " VALUES (500, '172.24.4.9', 'mine', false, 0)"))  # fmt: skip
     before = dump(db)
     message = _unchanged(
@@ -343,7 +350,8 @@ def test_soft_deleted_rows_keep_their_deleted_marker(db, nova_url):
     gone = [
         i for i in by_id(db, "instances").values() if i["hostname"] == "gone-0"
     ]
-    assert gone and gone[0]["deleted"] == gone[0]["id"]
+    assert gone
+    assert gone[0]["deleted"] == gone[0]["id"]
     row = next(f for f in by_id(db, "fixed_ips").values()
                if f["instance_uuid"] == gone[0]["uuid"])  # fmt: skip
     assert (bool(row["allocated"]), bool(row["leased"])) == (False, True)

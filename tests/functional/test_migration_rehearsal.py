@@ -118,7 +118,9 @@ class Rehearsal:
         dhcp = self.make_netns("qd")
         tap = netns.unique_name("tap")
         netns.veth(self.host, tap, dhcp, "ns-dhcp")
-        netns.run(["ip", "link", "set", tap, "master", "br100"], netns=self.host)
+        netns.run(
+            ["ip", "link", "set", tap, "master", "br100"], netns=self.host
+        )
         prefix = network.cidr.prefixlen
         address = f"{export.dhcp_ports[network.id]}/{prefix}"
         netns.run(["ip", "addr", "add", address, "dev", "ns-dhcp"], netns=dhcp)
@@ -146,7 +148,9 @@ def _differing(before: dict[str, str], after: dict[str, str]) -> set[str]:
     return {f for f in report.FIELDS if before.get(f) != after.get(f)}
 
 
-@pytest.mark.parametrize("preserve", [False, True], ids=["defaults", "preserve"])
+@pytest.mark.parametrize(
+    "preserve", [False, True], ids=["defaults", "preserve"]
+)
 def test_neutron_dnsmasq_serves_what_the_report_predicts(rehearsal, preserve):
     rehearsal.import_nova()
     networks, ports, reserved = rehearsal.inputs
@@ -156,8 +160,9 @@ def test_neutron_dnsmasq_serves_what_the_report_predicts(rehearsal, preserve):
     rehearsal.start_flatnet()
     under_flatnet = rehearsal.ask(macs, "flatnet")
     rehearsal.stop_flatnet()
-    settings = (nx.preserving("novalocal", 120) if preserve
-                else nx.NeutronSettings(dhcp_lease_duration=86400))  # fmt: skip
+    settings = nx.NeutronSettings()
+    if preserve:
+        settings = nx.preserving("novalocal", 120)
     export = report.build_export(
         networks, ports, reserved, settings,
         confs=f"{rehearsal.tmp}/dhcp",
