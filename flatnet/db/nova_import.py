@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, Table, insert, inspect, select
+from sqlalchemy import Connection, Table, insert, inspect, select, text
 from sqlalchemy import exc as sa_exc
 
 from flatnet import exception, ipam
@@ -146,6 +146,22 @@ def _insert(
             progress(len(chunk))
 
 
+def _advance_sequences(conn: Connection, names: Sequence[str]) -> None:
+    """PostgreSQL: rows inserted with explicit ids leave the SERIAL
+    sequence behind; move it past the largest id so flatnet's next
+    INSERT does not collide (SQLite and MySQL do this themselves)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for name in names:
+        # Only constant table names are interpolated.
+        conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608
+                f"(SELECT MAX(id) FROM {name}))"
+            )
+        )
+
+
 def _check_schema(conn: Connection) -> None:
     have = set(inspect(conn).get_table_names())
     missing = sorted(set(TABLES) - have)
@@ -184,4 +200,5 @@ def apply_import(
                 rows.bump_generations(conn, [r["id"] for r in new])
         if results["floating_ips"].inserted:
             rows.bump_counter(conn, rows.RULES_COUNTER)
+        _advance_sequences(conn, [n for n, r in results.items() if r.inserted])
     return results
