@@ -34,6 +34,7 @@ from typing import Any
 import netaddr
 
 from flatnet import exception, ipam, mac
+from flatnet.migrate import nova_values
 
 Row = dict[str, Any]
 Rows = Mapping[str, Sequence[Mapping[str, Any]]]
@@ -78,34 +79,6 @@ class ImportPlan:
         self.adjusted[table][what] += 1
 
 
-# --- value normalisation ------------------------------------------------
-def _where(table: str, row: Mapping[str, Any]) -> str:
-    return f"nova {table} id {row.get('id')}"
-
-
-def ip_text(value: Any, table: str, row: Mapping[str, Any]) -> str | None:
-    """An address column as text (PostgreSQL INET may carry a prefix)."""
-    if value is None or value == "":
-        return None
-    try:
-        return str(netaddr.IPAddress(str(value).split("/")[0]))
-    except (netaddr.AddrFormatError, ValueError) as exc:
-        raise exception.InvalidInput(
-            reason=f"{_where(table, row)}: {value!r} is not an IP address"
-        ) from exc
-
-
-def cidr_text(value: Any, table: str, row: Mapping[str, Any]) -> str | None:
-    if value is None or value == "":
-        return None
-    try:
-        return str(netaddr.IPNetwork(str(value)).cidr)
-    except (netaddr.AddrFormatError, ValueError) as exc:
-        raise exception.InvalidInput(
-            reason=f"{_where(table, row)}: {value!r} is not a CIDR"
-        ) from exc
-
-
 def _stamps(row: Mapping[str, Any]) -> Row:
     values = {k: row.get(k) for k in _STAMPS}
     values["deleted"] = int(values["deleted"] or 0)
@@ -146,13 +119,13 @@ def _network_skip(row: Mapping[str, Any]) -> str | None:
 
 def _network_row(row: Mapping[str, Any], plan: ImportPlan) -> Row:
     t = "networks"
-    cidr = netaddr.IPNetwork(str(cidr_text(row["cidr"], t, row)))
+    cidr = netaddr.IPNetwork(str(nova_values.cidr_text(row["cidr"], t, row)))
     values: Row = {"id": int(row["id"]), "uuid": _uuid(row, plan, t)}
     for key in ("gateway_v6", "netmask_v6", "gateway", "dns1", "dns2",
                 "dhcp_start", "dhcp_server"):  # fmt: skip
-        values[key] = ip_text(row.get(key), t, row)
+        values[key] = nova_values.ip_text(row.get(key), t, row)
     for key in ("netmask", "broadcast"):
-        values[key] = ip_text(row.get(key), t, row)
+        values[key] = nova_values.ip_text(row.get(key), t, row)
         if values[key] is None:
             values[key] = str(getattr(cidr, key))
             plan.adjust(t, f"{key} was empty: computed from the cidr")
@@ -167,7 +140,7 @@ def _network_row(row: Mapping[str, Any], plan: ImportPlan) -> Row:
         label = f"network-{row['id']}"
         plan.adjust(t, "label was empty: network-<id>")
     values.update(label=label, cidr=str(cidr), **_stamps(row))
-    values["cidr_v6"] = cidr_text(row.get("cidr_v6"), t, row)
+    values["cidr_v6"] = nova_values.cidr_text(row.get("cidr_v6"), t, row)
     return values
 
 
@@ -195,7 +168,7 @@ def _fixed_row(row: Mapping[str, Any], plan: ImportPlan) -> Row:
     t = "fixed_ips"
     values: Row = {
         "id": int(row["id"]),
-        "address": ip_text(row["address"], t, row),
+        "address": nova_values.ip_text(row["address"], t, row),
         "network_id": int(row["network_id"]),
         "virtual_interface_id": row.get("virtual_interface_id"),
         "instance_uuid": row.get("instance_uuid"),
@@ -227,11 +200,15 @@ def _plan_fixed(rows: Sequence[Mapping[str, Any]], plan: ImportPlan) -> None:
 def _vif_row(row: Mapping[str, Any], plan: ImportPlan) -> Row:
     text = row.get("address") or ""
     try:
-        address = mac.format_mac(netaddr.EUI(str(text)))
+        address = (
+            text
+            if nova_values.MAC.fullmatch(text)
+            else (mac.format_mac(netaddr.EUI(str(text))))
+        )
     except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
         raise exception.InvalidInput(
-            reason=f"{_where('virtual_interfaces', row)}: {text!r} is not "
-            "a MAC address"
+            reason=f"{nova_values.where('virtual_interfaces', row)}: "
+            f"{text!r} is not a MAC address"
         ) from exc
     return {
         "id": int(row["id"]),
@@ -325,7 +302,7 @@ def _floating_row(row: Mapping[str, Any], plan: ImportPlan) -> Row:
         plan.adjust(t, "pool was empty: nova's default_floating_pool 'nova'")
     return {
         "id": int(row["id"]),
-        "address": ip_text(row["address"], t, row),
+        "address": nova_values.ip_text(row["address"], t, row),
         "fixed_ip_id": row.get("fixed_ip_id"),
         "project_id": row.get("project_id"),
         "host": row.get("host"),
