@@ -199,7 +199,7 @@ print('ok', len({modules!r}))
 
 
 def test_dhcp_hook_event_path_is_import_light(tmp_path) -> None:
-    """dnsmasq runs the hook per lease event (ARCHITECTURE §2.5): the
+    """dnsmasq runs the hook per lease event (doc/architecture.md): the
     add/old/del path must not pull in the database, oslo.config,
     netlink, iptables, libvirt or eventlet."""
     events = tmp_path / "nova-br100.events"
