@@ -15,6 +15,7 @@ guests would see a difference (as ``verify`` does), 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any, TextIO
 
@@ -41,9 +42,7 @@ def neutron_settings(
         settings = nx.NeutronSettings()
     physnet = getattr(args, "physical_network", None)
     if physnet:
-        settings = nx.NeutronSettings(
-            **{**settings.__dict__, "physical_network": physnet}
-        )
+        settings = dataclasses.replace(settings, physical_network=physnet)
     return settings
 
 

@@ -85,7 +85,7 @@ def subnet_ref(network: Network) -> str:
     return str(uuidlib.uuid5(uuidlib.UUID(network.uuid), "ipv4-subnet"))
 
 
-def _addresses(network: Network) -> tuple[str, ...]:
+def dns_servers_of(network: Network) -> tuple[str, ...]:
     return tuple(str(a) for a in (network.dns1, network.dns2) if a)
 
 
@@ -170,7 +170,7 @@ def network_body(
 def subnet_body(
     network: Network, pools: list[dict[str, str]], settings: NeutronSettings
 ) -> dict[str, Any]:
-    servers = _addresses(network) if settings.network_dns_servers else ()
+    servers = dns_servers_of(network) if settings.network_dns_servers else ()
     gateway = str(network.gateway) if network.gateway else None
     return {
         "subnet": {
@@ -246,7 +246,7 @@ def opts_file(network: Network, settings: NeutronSettings) -> str:
     """``_generate_opts_per_subnet`` for an isolated IPv4 subnet."""
     tag = f"tag:subnet-{subnet_ref(network)}"
     options = []
-    servers = _addresses(network) if settings.network_dns_servers else ()
+    servers = dns_servers_of(network) if settings.network_dns_servers else ()
     if servers:
         options.append(f"{tag},option:dns-server,{','.join(servers)}")
     if network.gateway:

@@ -118,7 +118,9 @@ def neutron_view(
     dhcp_port: netaddr.IPAddress,
     settings: nx.NeutronSettings,
 ) -> dict[str, str]:
-    servers = nx._addresses(network) if settings.network_dns_servers else ()
+    servers = (
+        nx.dns_servers_of(network) if settings.network_dns_servers else ()
+    )
     name = nx.host_names(port, settings)[1].rstrip(".").split(".")[0]
     return {
         "ip": str(port.address),

@@ -3,6 +3,7 @@ neutron/agent/linux/dhcp.py), and the report's differences."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import netaddr
@@ -143,9 +144,8 @@ def test_report_is_empty_with_the_preserving_settings():
 @pytest.mark.parametrize(
     ("settings", "field"),
     [
-        (nx.NeutronSettings(**{**PRESERVE.__dict__, "mtu": 9000}), "mtu"),
-        (nx.NeutronSettings(**{**PRESERVE.__dict__,
-                               "dhcp_lease_duration": 600}), "lease"),
+        (dataclasses.replace(PRESERVE, mtu=9000), "mtu"),
+        (dataclasses.replace(PRESERVE, dhcp_lease_duration=600), "lease"),
     ],
 )  # fmt: skip
 def test_each_setting_shows_up(settings, field):
