@@ -367,6 +367,7 @@ def test_read_is_read_only(nova_url):
     assert netaddr.IPNetwork(str(rows.rows["networks"][0]["cidr"])).size == 256
 
 
+@pytest.mark.slow
 def test_ten_thousand_instances(tmp_path):
     url = f"sqlite:///{tmp_path}/nova.sqlite"
     make_nova(url, instances=10_000, cidr="10.0.0.0/18")
