@@ -201,7 +201,8 @@ def test_flatnet_takes_over_nova_dnsmasq_without_a_nak(host):
           f"{statistics.median(waits):.3f} s, longest {gap:.3f} s; "
           f"flatnet's dnsmasq up {took_over - started:.2f} s after the "
           "daemon started")  # fmt: skip
-    # udhcpc resends an unanswered unicast renewal after half the time
-    # left (capped at 60 s: 30 s here); a longer wait is a lost retry.
-    assert gap < 30
+    # Every renewal was ACKed ("renew"): none NAKed, none timed out and
+    # no client fell back to DISCOVER ("bound"). The gap is a figure
+    # (doc/migration.md): udhcpc -T 1 resends after 1 s, so a gap just
+    # over 1 s is one resend.
     assert os.path.exists(f"{np}/nova-br100.pid")
