@@ -89,7 +89,8 @@ class HostEntry:
     hostname: str
     vif_id: int | None = None
     # True when this is the instance's first VIF (lowest id): the one that
-    # gets the default route with use_single_default_gateway (nova linux_net.get_dhcp_opts).
+    # gets the default route with use_single_default_gateway (nova
+    # linux_net.get_dhcp_opts).
     default_route: bool = True
 
 

@@ -25,6 +25,7 @@ from flatnet.cmd import (
     cli,
     manage_floating,
     manage_instance,
+    manage_migration,
     manage_network,
     manage_rules,
     startup,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     manage_network.add_fixed(groups, common)
     manage_floating.add(groups, common)
     manage_rules.add(groups, common)
+    manage_migration.add(groups, common)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""Allocation through flatnet.db.api (nova db api fixed_ip_associate_pool), SQLite and PostgreSQL."""
+"""Allocation through flatnet.db.api (nova db api
+fixed_ip_associate_pool), SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

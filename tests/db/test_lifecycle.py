@@ -1,4 +1,5 @@
-"""The fixed-IP lifecycle of nova manager.deallocate_fixed_ip / release_fixed_ip and nova test_manager's release matrix."""
+"""The fixed-IP lifecycle of nova manager.deallocate_fixed_ip /
+release_fixed_ip and nova test_manager's release matrix."""
 
 from __future__ import annotations
 
@@ -153,7 +154,8 @@ def test_stale_timeout_disassociates_and_clears_vif(db, net):
     row = _row(db, "10.0.0.2")
     assert row.instance_uuid is None
     assert not row.leased
-    assert row.mac is None  # nova bug (fixed_ip_disassociate_all_by_timeout): virtual_interface_id cleared
+    # nova bug (fixed_ip_disassociate_all_by_timeout): vif id cleared
+    assert row.mac is None
 
 
 def test_stale_host_filter_single_host_network(db, net):

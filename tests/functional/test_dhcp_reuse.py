@@ -1,5 +1,7 @@
 """An address is never handed to a new MAC while the old client can still
-renew it, and it is reused once the old lease is released (nova manager.deallocate_fixed_ip and the fixed IP state machine; real daemon, dnsmasq and udhcpc)."""
+renew it, and it is reused once the old lease is released (nova
+manager.deallocate_fixed_ip and the fixed IP state machine; real daemon,
+dnsmasq and udhcpc)."""
 
 from __future__ import annotations
 

@@ -63,6 +63,24 @@ LAYER_RULES: dict[str, set[str]] = {
     | {"flatnet.settings", "flatnet.conf", "flatnet.service"},
     "flatnet.wiring": PURE_ALLOWED
     | {"flatnet.settings", "flatnet.service", "flatnet.db", "flatnet.linux"},
+    # migration edges (nova_import, writer) read/write through db/linux
+    "flatnet.migrate": PURE_ALLOWED
+    | {"flatnet.migrate", "flatnet.db", "flatnet.linux"},
+    # ... and the planners/renderers are pure
+    # (the bare package is listed for "from flatnet.migrate import x";
+    # x itself must still be allowed)
+    "flatnet.migrate.nova_plan": PURE_ALLOWED
+    | {"flatnet.migrate.nova_values", "flatnet.migrate"},
+    "flatnet.migrate.nova_values": PURE_ALLOWED,
+    "flatnet.migrate.neutron_export": PURE_ALLOWED,
+    "flatnet.migrate.report": PURE_ALLOWED
+    | {"flatnet.migrate.neutron_export"},
+}
+PURE_MIGRATE = {
+    "nova_plan.py",
+    "nova_values.py",
+    "neutron_export.py",
+    "report.py",
 }
 #: The only packages that may import oslo.config.
 OSLO_ALLOWED = ("flatnet.conf", "flatnet.settings")
@@ -174,6 +192,7 @@ def test_executors_do_not_import_each_other(path: pathlib.Path) -> None:
         for p in _sources()
         if p.parts[len(PKG.parts)]
         in {"plan", "ipam.py", "mac.py", "hostname.py", "model.py"}
+        or (p.parent.name == "migrate" and p.name in PURE_MIGRATE)
     ],
     ids=lambda p: str(p.relative_to(ROOT)),
 )
