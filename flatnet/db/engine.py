@@ -244,7 +244,7 @@ _UNIQUE: dict[str, _Factory] = {
 def _names_to_keys() -> dict[str, str]:
     """Constraint name (as PostgreSQL reports it) -> "table.cols" key."""
     names: dict[str, str] = {}
-    for table in models.Base.metadata.tables.values():
+    for table in models.metadata.tables.values():
         for cons in table.constraints:
             if not isinstance(cons, UniqueConstraint):
                 continue

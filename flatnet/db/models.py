@@ -1,4 +1,4 @@
-"""Table definitions (SQLAlchemy 2 declarative).
+"""Table definitions (SQLAlchemy Core).
 
 Column names follow nova's schema (nova/db/sqlalchemy/models.py) so that a
 nova-network database can be imported column for column. Soft-deletable
@@ -11,184 +11,314 @@ database level: ``fixed_ips(address, deleted)``,
 ``virtual_interfaces(address, deleted)`` (MAC),
 ``virtual_interfaces(instance_uuid, network_id, deleted)``,
 ``floating_ips(address, deleted)``, ``instances(hostname, deleted)``.
+
+Plain ``Table`` objects, not ORM classes: flatnet issues Core queries only,
+and the declarative ORM cost every CLI call about a quarter of a second of
+imports. The two partial indexes of the allocation query carry
+dialect-specific predicates (``sqlite_where``/``postgresql_where``), which
+make SQLAlchemy import those dialects; they only matter for DDL, so they
+are attached by :func:`schema` (used by migrations and their tests), not
+at import.
 """
 
 from __future__ import annotations
 
-import datetime
+import functools
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     ColumnElement,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     and_,
     false,
     literal_column,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+metadata = MetaData()
 
 
-class Base(DeclarativeBase):
-    pass
+def _timestamps() -> tuple[Column[object], ...]:
+    return (Column("created_at", DateTime), Column("updated_at", DateTime))
 
 
-class TimestampMixin:
-    created_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
-    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
-
-
-class SoftDeleteMixin:
-    deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
-    deleted: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-
-
-class Network(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "networks"
-    __table_args__ = (
-        UniqueConstraint("label", "deleted", name="uniq_networks0label"),
-        UniqueConstraint("cidr", "deleted", name="uniq_networks0cidr"),
-        # One live network per bridge: dnsmasq files are keyed by bridge.
-        UniqueConstraint(
-            "bridge", "deleted", name="uniq_networks0bridge0deleted"
-        ),
-        Index("networks_host_idx", "host"),
+def _soft_delete() -> tuple[Column[object], ...]:
+    return (
+        Column("deleted_at", DateTime),
+        Column("deleted", Integer, default=0, nullable=False),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
-    label: Mapped[str] = mapped_column(String(255), nullable=False)
-    injected: Mapped[bool] = mapped_column(Boolean, default=False)
-    cidr: Mapped[str] = mapped_column(String(43), nullable=False)
-    cidr_v6: Mapped[str | None] = mapped_column(String(43))
-    multi_host: Mapped[bool] = mapped_column(Boolean, default=False)
-    gateway_v6: Mapped[str | None] = mapped_column(String(39))
-    netmask_v6: Mapped[str | None] = mapped_column(String(39))
-    netmask: Mapped[str | None] = mapped_column(String(39))
-    gateway: Mapped[str | None] = mapped_column(String(39))
-    broadcast: Mapped[str | None] = mapped_column(String(39))
-    dns1: Mapped[str | None] = mapped_column(String(39))
-    dns2: Mapped[str | None] = mapped_column(String(39))
-    bridge: Mapped[str] = mapped_column(String(255), nullable=False)
-    bridge_interface: Mapped[str | None] = mapped_column(String(255))
-    vlan: Mapped[int | None] = mapped_column(Integer)
-    dhcp_start: Mapped[str | None] = mapped_column(String(39))
-    rxtx_base: Mapped[int | None] = mapped_column(Integer)
-    project_id: Mapped[str | None] = mapped_column(String(255))
-    priority: Mapped[int | None] = mapped_column(Integer)
-    host: Mapped[str | None] = mapped_column(String(255))
-    mtu: Mapped[int | None] = mapped_column(Integer)
-    dhcp_server: Mapped[str | None] = mapped_column(String(39))
-    enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
-    share_address: Mapped[bool] = mapped_column(Boolean, default=False)
+
+NETWORKS = Table(
+    "networks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("label", String(255), nullable=False),
+    Column("injected", Boolean, default=False, nullable=False),
+    Column("cidr", String(43), nullable=False),
+    Column("cidr_v6", String(43)),
+    Column("multi_host", Boolean, default=False, nullable=False),
+    Column("gateway_v6", String(39)),
+    Column("netmask_v6", String(39)),
+    Column("netmask", String(39)),
+    Column("gateway", String(39)),
+    Column("broadcast", String(39)),
+    Column("dns1", String(39)),
+    Column("dns2", String(39)),
+    Column("bridge", String(255), nullable=False),
+    Column("bridge_interface", String(255)),
+    Column("vlan", Integer),
+    Column("dhcp_start", String(39)),
+    Column("rxtx_base", Integer),
+    Column("project_id", String(255)),
+    Column("priority", Integer),
+    Column("host", String(255)),
+    Column("mtu", Integer),
+    Column("dhcp_server", String(39)),
+    Column("enable_dhcp", Boolean, default=True, nullable=False),
+    Column("share_address", Boolean, default=False, nullable=False),
     # flatnet: bumped in the same transaction as every change that a host
     # must apply (hosts file, rules); hosts record what they applied.
-    generation: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    Column("generation", Integer, default=0, nullable=False),
+    *_timestamps(),
+    *_soft_delete(),
+    UniqueConstraint("label", "deleted", name="uniq_networks0label"),
+    UniqueConstraint("cidr", "deleted", name="uniq_networks0cidr"),
+    # One live network per bridge: dnsmasq files are keyed by bridge.
+    UniqueConstraint("bridge", "deleted", name="uniq_networks0bridge0deleted"),
+    Index("networks_host_idx", "host"),
+)
 
 
-class Instance(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "instances"
-    __table_args__ = (
-        UniqueConstraint(
-            "hostname", "deleted", name="uniq_instances0hostname0deleted"
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
-    hostname: Mapped[str] = mapped_column(String(255), nullable=False)
-    display_name: Mapped[str] = mapped_column(String(255), nullable=False)
-    host: Mapped[str | None] = mapped_column(String(255))
-    launched_on: Mapped[str | None] = mapped_column(String(255))
-    project_id: Mapped[str | None] = mapped_column(String(255))
-    user_id: Mapped[str | None] = mapped_column(String(255))
+INSTANCES = Table(
+    "instances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("hostname", String(255), nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("host", String(255)),
+    Column("launched_on", String(255)),
+    Column("project_id", String(255)),
+    Column("user_id", String(255)),
     # metadata service (later issue): keys, user data, AZ.
-    key_name: Mapped[str | None] = mapped_column(String(255))
-    key_data: Mapped[str | None] = mapped_column(Text)
-    user_data: Mapped[str | None] = mapped_column(Text)
-    availability_zone: Mapped[str | None] = mapped_column(String(255))
-    image_ref: Mapped[str | None] = mapped_column(String(255))
-    launch_index: Mapped[int | None] = mapped_column(Integer)
+    Column("key_name", String(255)),
+    Column("key_data", Text),
+    Column("user_data", Text),
+    Column("availability_zone", String(255)),
+    Column("image_ref", String(255)),
+    Column("launch_index", Integer),
+    *_timestamps(),
+    *_soft_delete(),
+    UniqueConstraint(
+        "hostname", "deleted", name="uniq_instances0hostname0deleted"
+    ),
+)
 
 
-class VirtualInterface(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "virtual_interfaces"
-    __table_args__ = (
-        UniqueConstraint(
-            "address",
-            "deleted",
-            name="uniq_virtual_interfaces0address0deleted",
-        ),
-        UniqueConstraint(
-            "instance_uuid",
-            "network_id",
-            "deleted",
-            name="uniq_vifs0instance0network0deleted",
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    address: Mapped[str] = mapped_column(String(255), nullable=False)
-    network_id: Mapped[int] = mapped_column(
-        ForeignKey("networks.id"), nullable=False
-    )
-    instance_uuid: Mapped[str] = mapped_column(
-        ForeignKey("instances.uuid"), nullable=False
-    )
-    uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
-    tag: Mapped[str | None] = mapped_column(String(255))
+VIFS = Table(
+    "virtual_interfaces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("address", String(255), nullable=False),
+    Column("network_id", ForeignKey("networks.id"), nullable=False),
+    Column("instance_uuid", ForeignKey("instances.uuid"), nullable=False),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("tag", String(255)),
+    *_timestamps(),
+    *_soft_delete(),
+    UniqueConstraint(
+        "address",
+        "deleted",
+        name="uniq_virtual_interfaces0address0deleted",
+    ),
+    UniqueConstraint(
+        "instance_uuid",
+        "network_id",
+        "deleted",
+        name="uniq_vifs0instance0network0deleted",
+    ),
+)
 
 
-class FixedIp(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "fixed_ips"
-    __table_args__ = (
-        UniqueConstraint(
-            "address", "deleted", name="uniq_fixed_ips0address0deleted"
-        ),
-        # One fixed IP per VIF: a VIF can never hold two addresses.
-        UniqueConstraint(
-            "virtual_interface_id",
-            "deleted",
-            name="uniq_fixed_ips0vif0deleted",
-        ),
-        # The allocation query's partial indexes are defined after the
-        # class (fixed_ips_never_used_idx, fixed_ips_lru_idx).
-        Index("fixed_ips_instance_uuid_idx", "instance_uuid"),
-        Index(
-            "fixed_ips_deleted_allocated_updated_at_idx",
-            "deleted",
-            "allocated",
-            "updated_at",
-        ),
-    )
+FIXED = Table(
+    "fixed_ips",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("address", String(39), nullable=False),
+    Column("network_id", ForeignKey("networks.id"), nullable=False),
+    Column("virtual_interface_id", ForeignKey("virtual_interfaces.id")),
+    Column("instance_uuid", ForeignKey("instances.uuid")),
+    Column("allocated", Boolean, default=False, nullable=False),
+    Column("leased", Boolean, default=False, nullable=False),
+    Column("reserved", Boolean, default=False, nullable=False),
+    Column("host", String(255)),
+    *_timestamps(),
+    *_soft_delete(),
+    UniqueConstraint(
+        "address", "deleted", name="uniq_fixed_ips0address0deleted"
+    ),
+    # One fixed IP per VIF: a VIF can never hold two addresses.
+    UniqueConstraint(
+        "virtual_interface_id",
+        "deleted",
+        name="uniq_fixed_ips0vif0deleted",
+    ),
+    # The allocation query's partial indexes are attached by schema()
+    # (fixed_ips_never_used_idx, fixed_ips_lru_idx).
+    Index("fixed_ips_instance_uuid_idx", "instance_uuid"),
+    Index(
+        "fixed_ips_deleted_allocated_updated_at_idx",
+        "deleted",
+        "allocated",
+        "updated_at",
+    ),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    address: Mapped[str] = mapped_column(String(39), nullable=False)
-    network_id: Mapped[int] = mapped_column(
-        ForeignKey("networks.id"), nullable=False
-    )
-    virtual_interface_id: Mapped[int | None] = mapped_column(
-        ForeignKey("virtual_interfaces.id")
-    )
-    instance_uuid: Mapped[str | None] = mapped_column(
-        ForeignKey("instances.uuid")
-    )
-    allocated: Mapped[bool] = mapped_column(
-        Boolean, default=False, nullable=False
-    )
-    leased: Mapped[bool] = mapped_column(
-        Boolean, default=False, nullable=False
-    )
-    reserved: Mapped[bool] = mapped_column(
-        Boolean, default=False, nullable=False
-    )
-    host: Mapped[str | None] = mapped_column(String(255))
+
+FLOATING = Table(
+    "floating_ips",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("address", String(39), nullable=False),
+    Column("fixed_ip_id", ForeignKey("fixed_ips.id")),
+    Column("project_id", String(255)),
+    Column("host", String(255)),
+    Column("auto_assigned", Boolean, default=False, nullable=False),
+    Column("pool", String(255), nullable=False),
+    Column("interface", String(255)),
+    *_timestamps(),
+    *_soft_delete(),
+    UniqueConstraint(
+        "address", "deleted", name="uniq_floating_ips0address0deleted"
+    ),
+    # A fixed IP carries at most one floating IP.
+    UniqueConstraint(
+        "fixed_ip_id",
+        "deleted",
+        name="uniq_floating_ips0fixed_ip_id0deleted",
+    ),
+    Index(
+        "floating_ips_pool_deleted_fixed_ip_id_project_id_idx",
+        "pool",
+        "deleted",
+        "fixed_ip_id",
+        "project_id",
+    ),
+)
+
+
+SECURITY_GROUPS = Table(
+    "security_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("description", String(255)),
+    Column("user_id", String(255)),
+    Column("project_id", String(255)),
+    *_timestamps(),
+    *_soft_delete(),
+    UniqueConstraint(
+        "project_id",
+        "name",
+        "deleted",
+        name="uniq_security_groups0project_id0name0deleted",
+    ),
+)
+
+
+SECURITY_GROUP_RULES = Table(
+    "security_group_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "parent_group_id", ForeignKey("security_groups.id"), nullable=False
+    ),
+    Column("protocol", String(255)),
+    Column("from_port", Integer),
+    Column("to_port", Integer),
+    Column("cidr", String(43)),
+    Column("group_id", ForeignKey("security_groups.id")),
+    *_timestamps(),
+    *_soft_delete(),
+)
+
+
+SECURITY_GROUP_INSTANCES = Table(
+    "security_group_instance_association",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "security_group_id", ForeignKey("security_groups.id"), nullable=False
+    ),
+    Column("instance_uuid", ForeignKey("instances.uuid"), nullable=False),
+    *_timestamps(),
+    *_soft_delete(),
+    UniqueConstraint(
+        "security_group_id",
+        "instance_uuid",
+        "deleted",
+        name="uniq_sgia0group0instance0deleted",
+    ),
+)
+
+
+# flatnet: what each host has applied, for "ready" waits.
+#
+# One row per ``(host, component, key)``: ``component`` is e.g. ``dhcp``
+# or ``rules``, ``key`` what was applied (``network:3``; later
+# ``instance:<uuid>``), ``applied_generation`` the generation of that
+# key the host had made live, ``last_error`` why the host could not
+# apply a newer one (NULL once it did).
+HOST_STATE = Table(
+    "host_state",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("component", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("applied_generation", BigInteger, default=0, nullable=False),
+    Column("updated_at", DateTime),
+    Column("last_error", Text),
+)
+
+
+# flatnet: how far each host has applied each DHCP event journal.
+#
+# Written in the same transaction as the lease changes the events caused,
+# so a crash between the two can neither lose nor replay an event.
+# ``invalid_lines`` counts lines that were not a valid event (torn or
+# garbage) and were skipped.
+JOURNALS = Table(
+    "lease_journals",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("inode", BigInteger, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("invalid_lines", BigInteger, default=0, nullable=False),
+)
+
+
+# flatnet: keyed generation counters (``rules`` for floating IPs;
+# later ``instance:<uuid>``...), bumped in the same transaction as the
+# change they announce. A network's generation is
+# ``networks.generation``.
+GENERATIONS = Table(
+    "generations",
+    metadata,
+    Column("scope", String(255), primary_key=True),
+    Column("generation", BigInteger, default=0, nullable=False),
+)
 
 
 def fixed_ip_is_free() -> ColumnElement[bool]:
@@ -197,175 +327,42 @@ def fixed_ip_is_free() -> ColumnElement[bool]:
     The claim query uses this exact expression, so that SQLite, which
     matches partial-index predicates term by term, uses the indexes below.
     """
+    c = FIXED.c
     return and_(
-        FixedIp.deleted == literal_column("0"),
-        FixedIp.reserved == false(),
-        FixedIp.leased == false(),
-        FixedIp.instance_uuid.is_(None),
-        FixedIp.host.is_(None),
+        c.deleted == literal_column("0"),
+        c.reserved == false(),
+        c.leased == false(),
+        c.instance_uuid.is_(None),
+        c.host.is_(None),
     )
 
 
-# The allocation query, oldest first: never-used rows by id, then least
-# recently used. Partial indexes hold only free rows, and each half is an
-# ordered walk with an equality prefix on both SQLite and PostgreSQL
-# (PostgreSQL cannot order by a column after an IS NULL condition, and
-# SQLite has no NULLS FIRST in CREATE INDEX).
-Index(
-    "fixed_ips_never_used_idx",
-    FixedIp.network_id,
-    FixedIp.id,
-    sqlite_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_(None)),
-    postgresql_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_(None)),
-)
-Index(
-    "fixed_ips_lru_idx",
-    FixedIp.network_id,
-    FixedIp.updated_at,
-    FixedIp.id,
-    sqlite_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_not(None)),
-    postgresql_where=and_(fixed_ip_is_free(), FixedIp.updated_at.is_not(None)),
-)
+@functools.cache
+def schema() -> MetaData:
+    """The full schema, with the allocation query's partial indexes.
 
-
-class FloatingIp(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "floating_ips"
-    __table_args__ = (
-        UniqueConstraint(
-            "address", "deleted", name="uniq_floating_ips0address0deleted"
-        ),
-        # A fixed IP carries at most one floating IP.
-        UniqueConstraint(
-            "fixed_ip_id",
-            "deleted",
-            name="uniq_floating_ips0fixed_ip_id0deleted",
-        ),
-        Index(
-            "floating_ips_pool_deleted_fixed_ip_id_project_id_idx",
-            "pool",
-            "deleted",
-            "fixed_ip_id",
-            "project_id",
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    address: Mapped[str] = mapped_column(String(39), nullable=False)
-    fixed_ip_id: Mapped[int | None] = mapped_column(ForeignKey("fixed_ips.id"))
-    project_id: Mapped[str | None] = mapped_column(String(255))
-    host: Mapped[str | None] = mapped_column(String(255))
-    auto_assigned: Mapped[bool] = mapped_column(
-        Boolean, default=False, nullable=False
-    )
-    pool: Mapped[str] = mapped_column(String(255), nullable=False)
-    interface: Mapped[str | None] = mapped_column(String(255))
-
-
-class SecurityGroup(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "security_groups"
-    __table_args__ = (
-        UniqueConstraint(
-            "project_id",
-            "name",
-            "deleted",
-            name="uniq_security_groups0project_id0name0deleted",
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), nullable=False)
-    description: Mapped[str | None] = mapped_column(String(255))
-    user_id: Mapped[str | None] = mapped_column(String(255))
-    project_id: Mapped[str | None] = mapped_column(String(255))
-
-
-class SecurityGroupRule(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "security_group_rules"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    parent_group_id: Mapped[int] = mapped_column(
-        ForeignKey("security_groups.id"), nullable=False
-    )
-    protocol: Mapped[str | None] = mapped_column(String(255))
-    from_port: Mapped[int | None] = mapped_column(Integer)
-    to_port: Mapped[int | None] = mapped_column(Integer)
-    cidr: Mapped[str | None] = mapped_column(String(43))
-    group_id: Mapped[int | None] = mapped_column(
-        ForeignKey("security_groups.id")
-    )
-
-
-class SecurityGroupInstanceAssociation(TimestampMixin, SoftDeleteMixin, Base):
-    __tablename__ = "security_group_instance_association"
-    __table_args__ = (
-        UniqueConstraint(
-            "security_group_id",
-            "instance_uuid",
-            "deleted",
-            name="uniq_sgia0group0instance0deleted",
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    security_group_id: Mapped[int] = mapped_column(
-        ForeignKey("security_groups.id"), nullable=False
-    )
-    instance_uuid: Mapped[str] = mapped_column(
-        ForeignKey("instances.uuid"), nullable=False
-    )
-
-
-class HostState(Base):
-    """flatnet: what each host has applied, for "ready" waits.
-
-    One row per ``(host, component, key)``: ``component`` is e.g. ``dhcp``
-    or ``rules``, ``key`` what was applied (``network:3``; later
-    ``instance:<uuid>``), ``applied_generation`` the generation of that
-    key the host had made live, ``last_error`` why the host could not
-    apply a newer one (NULL once it did).
+    The allocation query, oldest first: never-used rows by id, then least
+    recently used. Partial indexes hold only free rows, and each half is
+    an ordered walk with an equality prefix on both SQLite and PostgreSQL
+    (PostgreSQL cannot order by a column after an IS NULL condition, and
+    SQLite has no NULLS FIRST in CREATE INDEX).
     """
-
-    __tablename__ = "host_state"
-
-    host: Mapped[str] = mapped_column(String(255), primary_key=True)
-    component: Mapped[str] = mapped_column(String(32), primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    applied_generation: Mapped[int] = mapped_column(
-        BigInteger, default=0, nullable=False
+    c = FIXED.c
+    never = and_(fixed_ip_is_free(), c.updated_at.is_(None))
+    used = and_(fixed_ip_is_free(), c.updated_at.is_not(None))
+    Index(
+        "fixed_ips_never_used_idx",
+        c.network_id,
+        c.id,
+        sqlite_where=never,
+        postgresql_where=never,
     )
-    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-
-
-class LeaseJournal(Base):
-    """flatnet: how far each host has applied each DHCP event journal.
-
-    Written in the same transaction as the lease changes the events caused,
-    so a crash between the two can neither lose nor replay an event.
-    ``invalid_lines`` counts lines that were not a valid event (torn or
-    garbage) and were skipped.
-    """
-
-    __tablename__ = "lease_journals"
-
-    host: Mapped[str] = mapped_column(String(255), primary_key=True)
-    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
-    inode: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    invalid_lines: Mapped[int] = mapped_column(
-        BigInteger, default=0, nullable=False
+    Index(
+        "fixed_ips_lru_idx",
+        c.network_id,
+        c.updated_at,
+        c.id,
+        sqlite_where=used,
+        postgresql_where=used,
     )
-
-
-class Generation(Base):
-    """flatnet: keyed generation counters (``rules`` for floating IPs;
-    later ``instance:<uuid>``...), bumped in the same transaction as the
-    change they announce. A network's generation is
-    ``networks.generation``."""
-
-    __tablename__ = "generations"
-
-    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
-    generation: Mapped[int] = mapped_column(
-        BigInteger, default=0, nullable=False
-    )
+    return metadata

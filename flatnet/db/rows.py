@@ -7,23 +7,25 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, CursorResult, Row, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, CursorResult, Row, select, update
 
 from flatnet import model
 from flatnet.db import models
 
-NETWORKS = cast(Table, models.Network.__table__)
-INSTANCES = cast(Table, models.Instance.__table__)
-VIFS = cast(Table, models.VirtualInterface.__table__)
-FIXED = cast(Table, models.FixedIp.__table__)
-FLOATING = cast(Table, models.FloatingIp.__table__)
-HOST_STATE = cast(Table, models.HostState.__table__)
-JOURNALS = cast(Table, models.LeaseJournal.__table__)
-GENERATIONS = cast(Table, models.Generation.__table__)
+NETWORKS = models.NETWORKS
+INSTANCES = models.INSTANCES
+VIFS = models.VIFS
+FIXED = models.FIXED
+FLOATING = models.FLOATING
+HOST_STATE = models.HOST_STATE
+JOURNALS = models.JOURNALS
+GENERATIONS = models.GENERATIONS
+SECURITY_GROUPS = models.SECURITY_GROUPS
+SECURITY_GROUP_RULES = models.SECURITY_GROUP_RULES
+SECURITY_GROUP_INSTANCES = models.SECURITY_GROUP_INSTANCES
 
 RULES_COUNTER = "rules"
 
@@ -138,10 +140,20 @@ def upsert(
     values: dict[str, Any],
 ) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET values."""
-    dialect = conn.dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert_fn(table).values(**keys, **values)
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=values)
+    # Imported here: a dialect module costs every CLI call that does not
+    # write (network list) tens of milliseconds.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415
+
+        pg = postgresql.insert(table).values(**keys, **values)
+        conn.execute(
+            pg.on_conflict_do_update(index_elements=list(keys), set_=values)
+        )
+        return
+    from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+    lite = sqlite.insert(table).values(**keys, **values)
+    stmt = lite.on_conflict_do_update(index_elements=list(keys), set_=values)
     conn.execute(stmt)
 
 

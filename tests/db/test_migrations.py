@@ -26,9 +26,9 @@ def test_upgrade_head_on_empty_db_matches_models(empty) -> None:
         tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"compare_type": True}),
-            models.Base.metadata,
+            models.schema(),
         )
-    assert tables == set(models.Base.metadata.tables)
+    assert tables == set(models.schema().tables)
     assert diff == []
 
 

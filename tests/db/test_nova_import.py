@@ -73,7 +73,7 @@ def dump(db: api.Database) -> dict[str, list[tuple[Any, ...]]]:
                 tuple(r)
                 for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY 1"))  # noqa: S608
             ]
-            for t in (*TABLES, "counters")
+            for t in (*TABLES, "generations")
         }
 
 

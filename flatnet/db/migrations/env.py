@@ -13,7 +13,7 @@ from sqlalchemy import Connection, create_engine
 from flatnet.db import models
 
 config = context.config
-target_metadata = models.Base.metadata
+target_metadata = models.schema()
 
 
 def _run(connection: Connection) -> None:
