@@ -46,7 +46,11 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         "migration_commands:export_neutron",
         "Neutron API bodies and DHCP agent files",
     )
-    neutron.add_argument("--output", metavar="DIR")
+    neutron.add_argument(
+        "--output",
+        metavar="DIR",
+        help="write the files under DIR (default: print them)",
+    )
     cli.add_format(neutron)
     _neutron_args(neutron)
     mig = cli.actions(groups, "migration", "migration rehearsal")
