@@ -27,6 +27,7 @@ from flatnet.cmd import (
     manage_instance,
     manage_network,
     manage_rules,
+    manage_secgroup,
     startup,
 )
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     manage_network.add_fixed(groups, common)
     manage_floating.add(groups, common)
     manage_rules.add(groups, common)
+    manage_secgroup.add(groups, common)
     return parser
 
 
