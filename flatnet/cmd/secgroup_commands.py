@@ -189,7 +189,7 @@ def secgroup_rule_delete(ctx: cli.Context, args: argparse.Namespace) -> int:
         for name in ("protocol", "port_range", "icmp_type", "icmp_code")
         + ("cidr", "source_group")
     )
-    if (args.rule_id is None) == has_spec:
+    if (args.rule_id is not None) == has_spec:
         raise exception.InvalidInput(
             reason="give a RULE_ID or the rule's options (--protocol ...), "
             "one of them"
