@@ -123,7 +123,9 @@ def test_delete_refuses_default_groups_in_use_and_sources(db) -> None:
     with pytest.raises(exception.Conflict, match="in use by instance.*vm1"):
         api.secgroup_delete(db, "web")
     api.instance_remove_secgroup(db, info.instance.uuid, "web")
-    with pytest.raises(exception.Conflict, match="source group of rules of app"):
+    with pytest.raises(
+        exception.Conflict, match="source group of rules of app"
+    ):
         api.secgroup_delete(db, "web")
     api.secgroup_delete(db, "app")  # takes its rules with it
     assert api.secgroup_delete(db, "web").name == "web"
