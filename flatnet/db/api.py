@@ -86,15 +86,17 @@ from flatnet.db.secgroup_members import (
     instance_secgroups,
     instance_set_host,
 )
-from flatnet.db.secgroups import (
+from flatnet.db.secgroup_rules import (
     RuleSpec,
+    secgroup_rule_add,
+    secgroup_rule_delete,
+)
+from flatnet.db.secgroups import (
     SecurityGroupInfo,
     secgroup_create,
     secgroup_delete,
     secgroup_get,
     secgroup_list,
-    secgroup_rule_add,
-    secgroup_rule_delete,
 )
 
 __all__ = [

@@ -14,13 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, or_, select, update
 
 from flatnet import exception, hostname, model
-from flatnet.db import rows
+from flatnet.db import rows, secgroups
 from flatnet.db.engine import Database
 from flatnet.db.secgroups import (
     FIREWALL_COUNTER,
     GROUPS,
     MEMBERS,
-    bump,
     describe,
     find_group,
     group_row,
@@ -93,7 +92,7 @@ def instance_add_secgroup(db: Database, ident: str, group: str) -> None:
                 f"security group {group!r}"
             )
         attach(conn, rows.to_instance(inst), [group])
-        bump(conn)
+        secgroups.bump(conn)
 
 
 def instance_remove_secgroup(db: Database, ident: str, group: str) -> None:
@@ -113,7 +112,7 @@ def instance_remove_secgroup(db: Database, ident: str, group: str) -> None:
             .where(MEMBERS.c.id == member.id)
             .values(deleted=member.id, deleted_at=rows.now())
         )
-        bump(conn)
+        secgroups.bump(conn)
 
 
 def instance_secgroups(db: Database, ident: str) -> list[str]:
@@ -146,7 +145,7 @@ def instance_set_host(db: Database, ident: str, host: str | None) -> None:
             .where(rows.INSTANCES.c.id == inst.id)
             .values(host=host, updated_at=rows.now())
         )
-        bump(conn)
+        secgroups.bump(conn)
 
 
 def firewall_generation(db: Database) -> int:

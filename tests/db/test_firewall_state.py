@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from flatnet import exception
-from flatnet.db import api, models, rows
+from flatnet.db import api, models, secgroups
 from flatnet.plan import firewall
 from tests.db.conftest import make_instance, make_network
 
@@ -97,20 +97,19 @@ def test_every_change_bumps_firewall_in_its_transaction(
     PREPARE.get(change, lambda db: None)(db)
     act = CHANGES[change]
     before, state = api.firewall_generation(db), _snapshot(db)
-    real = rows.bump_counter
+    real = secgroups.bump
 
-    def failing(conn: Any, name: str) -> None:
-        real(conn, name)
-        if name == "firewall":
-            raise RuntimeError("crash right after the bump")
+    def failing(conn: Any) -> None:
+        real(conn)
+        raise RuntimeError("crash right after the bump")
 
-    monkeypatch.setattr(rows, "bump_counter", failing)
+    monkeypatch.setattr(secgroups, "bump", failing)
     with pytest.raises(RuntimeError):
         act(db, net_id)
     # the bump failed, so the change itself was rolled back with it
     assert _snapshot(db) == state
     assert api.firewall_generation(db) == before
-    monkeypatch.setattr(rows, "bump_counter", real)
+    monkeypatch.setattr(secgroups, "bump", real)
     act(db, net_id)
     assert _snapshot(db) != state
     assert api.firewall_generation(db) > before
