@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import netaddr
 import pytest
 
@@ -164,3 +166,35 @@ def test_membership(db) -> None:
     assert [i.hostname for i in api.instance_list(db)] == ["vm1"]
     api.deallocate_for_instance(db, api.instance_get(db, "vm1").uuid)
     assert api.secgroup_get(db, "web").instances == ()
+
+
+def test_concurrent_first_users_share_one_default_group(db) -> None:
+    """Eight instances of a new project created at once: one 'default'
+    group (the losers of the insert race find the winner's row)."""
+    net = make_network(db)
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def boot(n: int) -> None:
+        spec = api.InstanceSpec(
+            hostname=f"vm{n}",
+            display_name=f"vm{n}",
+            project_id="p1",
+            security_groups=("default",),
+        )
+        req = api.VifRequest(net.id, mac=netaddr.EUI(0xFA163E000100 + n))
+        start.wait()
+        try:
+            api.instance_create_allocated(db, spec, [req])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    [group] = api.secgroup_list(db, project_id="p1")
+    assert group.name == "default"
+    assert len(group.instances) == 8
