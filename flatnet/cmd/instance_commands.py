@@ -33,19 +33,20 @@ def _show(
     instance: model.Instance,
     infos: Sequence[model.NetworkInfo],
 ) -> int:
-    return cli.write(
-        ctx,
-        args,
-        output.vifs_table(instance, infos),
-        output.instance_dict(instance, infos),
-    )
+    data = output.instance_dict(instance, infos)
+    data["security_groups"] = db_api.instance_secgroups(ctx.db, instance.uuid)
+    return cli.write(ctx, args, output.vifs_table(instance, infos), data)
 
 
 def instance_create(ctx: cli.Context, args: argparse.Namespace) -> int:
     """Allocate; with --wait, also wait until DHCP serves it. A wait
     that times out keeps the allocation and says how to remove it."""
     infos = ctx.manager.allocate_for_instance(
-        args.name, mac_address=args.mac, network=args.network, host=args.host
+        args.name,
+        mac_address=args.mac,
+        network=args.network,
+        host=args.host or ctx.settings.host,
+        security_groups=args.secgroup or ["default"],
     )
     instance = infos[0].instance
     if args.wait:
@@ -95,4 +96,18 @@ def instance_delete(ctx: cli.Context, args: argparse.Namespace) -> int:
     releases = ctx.manager.deallocate_for_instance(instance.uuid)
     freed = ", ".join(str(r.address) for r in releases) or "no addresses"
     ctx.out.write(f"Deleted instance {instance.hostname} ({freed})\n")
+    return 0
+
+
+def instance_secgroup_add(ctx: cli.Context, args: argparse.Namespace) -> int:
+    db_api.instance_add_secgroup(ctx.db, args.name, args.group)
+    ctx.out.write(f"Added {args.name} to security group {args.group}\n")
+    return 0
+
+
+def instance_secgroup_remove(
+    ctx: cli.Context, args: argparse.Namespace
+) -> int:
+    db_api.instance_remove_secgroup(ctx.db, args.name, args.group)
+    ctx.out.write(f"Removed {args.name} from security group {args.group}\n")
     return 0

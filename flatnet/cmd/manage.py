@@ -28,6 +28,7 @@ from flatnet.cmd import (
     manage_migration,
     manage_network,
     manage_rules,
+    manage_secgroup,
     startup,
 )
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     manage_floating.add(groups, common)
     manage_rules.add(groups, common)
     manage_migration.add(groups, common)
+    manage_secgroup.add(groups, common)
     return parser
 
 

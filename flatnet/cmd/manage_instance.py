@@ -3,7 +3,31 @@
 
 from __future__ import annotations
 
+import argparse
+
 from flatnet.cmd import cli
+
+
+def _secgroups(create: argparse.ArgumentParser) -> None:
+    create.add_argument(
+        "--secgroup",
+        action="append",
+        metavar="GROUP",
+        help="security group, repeatable (default: default)",
+    )
+
+
+def _secgroup_actions(actions: cli.Subparsers, common: cli.Parser) -> None:
+    for verb, text in (("add", "put into"), ("remove", "take out of")):
+        parser = cli.leaf(
+            actions,
+            common,
+            f"secgroup-{verb}",
+            f"instance_commands:instance_secgroup_{verb}",
+            f"{text} a security group",
+        )
+        parser.add_argument("name", help="name or uuid")
+        parser.add_argument("group", metavar="GROUP", help="group name")
 
 
 def add(groups: cli.Subparsers, common: cli.Parser) -> None:
@@ -22,7 +46,10 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     create.add_argument(
         "--network", help="label, uuid or id (default: every network)"
     )
-    create.add_argument("--host", help="compute host of the instance")
+    create.add_argument(
+        "--host", help="compute host of the instance (default: host)"
+    )
+    _secgroups(create)
     create.add_argument(
         "--wait",
         action="store_true",
@@ -62,3 +89,4 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         "deallocate and delete",
     )
     delete.add_argument("name", help="name or uuid")
+    _secgroup_actions(actions, common)

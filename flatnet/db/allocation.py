@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from flatnet import exception, mac, model
-from flatnet.db import claims, rows
+from flatnet.db import claims, rows, secgroup_members, secgroups
 from flatnet.db.engine import Database, translate_errors
 from flatnet.db.rows import FIXED, FLOATING, INSTANCES, NETWORKS, VIFS
 
@@ -48,6 +48,8 @@ class InstanceSpec:
     host: str | None = None
     project_id: str | None = None
     uuid: str | None = None
+    #: security group names (in the project; "default" made on first use)
+    security_groups: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ def insert_instance(conn: Connection, spec: InstanceSpec) -> model.Instance:
         hostname=spec.hostname, instance_uuid=values["uuid"]
     ):
         result = conn.execute(claims.insert_instance(), values)
-    return model.Instance(
+    instance = model.Instance(
         id=rows.inserted_id(result),
         uuid=values["uuid"],
         hostname=spec.hostname,
@@ -84,6 +86,9 @@ def insert_instance(conn: Connection, spec: InstanceSpec) -> model.Instance:
         launched_on=spec.host,
         created_at=values["created_at"],
     )
+    # The caller bumps "firewall" (after any network row: lock order).
+    secgroup_members.attach(conn, instance, spec.security_groups)
+    return instance
 
 
 def _insert_vif(
@@ -199,6 +204,9 @@ def allocate(
     that row lock also serialises claims per network). Each
     ``info.network.generation`` is the generation this commit makes."""
     networks = _bump(conn, [r.network_id for r in requests])
+    # Last, after the network rows (one lock order on PostgreSQL): a new
+    # instance or address changes its host's chains and group members.
+    secgroups.bump(conn)
     return [
         _allocate_one(conn, instance, networks[req.network_id], req)
         for req in requests
@@ -349,6 +357,8 @@ def deallocate_for_instance(
             .values(deleted=instance.id, deleted_at=when)
         )
         rows.bump_generations(conn, (r.network_id for r in releases))
+        secgroup_members.detach_all(conn, instance.uuid)
+        secgroups.bump(conn)  # its chain goes, its addresses leave groups
         _disassociate_floating(conn, [row.id for row in found])
     LOG.info(
         "deallocated %d fixed IPs of instance %s", len(releases), instance_uuid

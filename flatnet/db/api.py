@@ -25,7 +25,7 @@ import netaddr
 from sqlalchemy import insert, or_, select, update
 
 from flatnet import exception, model
-from flatnet.db import rows, sqlite_files
+from flatnet.db import rows, secgroups, sqlite_files
 from flatnet.db.allocation import (
     InstanceSpec,
     VifRequest,
@@ -36,6 +36,7 @@ from flatnet.db.allocation import (
     network_info,
 )
 from flatnet.db.engine import Database, sqlite_path
+from flatnet.db.firewall_state import host_firewall
 from flatnet.db.fixed import (
     FixedIpFilter,
     FixedIpSummary,
@@ -78,9 +79,42 @@ from flatnet.db.rows import (
     INSTANCES,
     network_key,
 )
+from flatnet.db.secgroup_members import (
+    firewall_generation,
+    instance_add_secgroup,
+    instance_remove_secgroup,
+    instance_secgroups,
+    instance_set_host,
+)
+from flatnet.db.secgroup_rules import (
+    RuleSpec,
+    secgroup_rule_add,
+    secgroup_rule_delete,
+)
+from flatnet.db.secgroups import (
+    SecurityGroupInfo,
+    secgroup_create,
+    secgroup_delete,
+    secgroup_get,
+    secgroup_list,
+)
 
 __all__ = [
     "Database",
+    "RuleSpec",
+    "SecurityGroupInfo",
+    "firewall_generation",
+    "host_firewall",
+    "instance_add_secgroup",
+    "instance_remove_secgroup",
+    "instance_secgroups",
+    "instance_set_host",
+    "secgroup_create",
+    "secgroup_delete",
+    "secgroup_get",
+    "secgroup_list",
+    "secgroup_rule_add",
+    "secgroup_rule_delete",
     "FixedIpFilter",
     "FixedIpSummary",
     "FloatingDeleted",
@@ -163,7 +197,8 @@ def instance_create(
     project_id: str | None = None,
     uuid: str | None = None,
 ) -> model.Instance:
-    """An instance without interfaces. Raises DuplicateInstance."""
+    """An instance without interfaces (in no security group). Raises
+    DuplicateInstance."""
     spec = InstanceSpec(
         hostname=hostname,
         display_name=display_name,
@@ -172,7 +207,9 @@ def instance_create(
         uuid=uuid,
     )
     with db.write() as conn:
-        return insert_instance(conn, spec)
+        instance = insert_instance(conn, spec)
+        secgroups.bump(conn)
+        return instance
 
 
 def instance_get(db: Database, ident: str) -> model.Instance:

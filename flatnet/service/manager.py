@@ -160,6 +160,7 @@ class FlatDHCPManager:
         mac_address: str | None = None,
         network: str | None = None,
         host: str | None = None,
+        security_groups: Sequence[str] = (),
     ) -> list[model.NetworkInfo]:
         """Create instance ``name`` with one VIF and fixed IP per network
         (``network`` given: just that one; otherwise every network, as
@@ -167,7 +168,9 @@ class FlatDHCPManager:
 
         A requested MAC gets one attempt (MacAddressInUse); random MACs
         are retried ``create_unique_mac_address_attempts`` times, then
-        MacAddressGenerationFailed. Each returned info's
+        MacAddressGenerationFailed. The instance joins
+        ``security_groups`` (names; NotFound for an unknown one) in the
+        same transaction. Each returned info's
         ``network.generation`` is what :func:`wait_ready` waits for.
         Raises InvalidHostname, InvalidMacAddress, NetworkNotFound,
         DuplicateInstance, NoMoreFixedIps; nothing is written then.
@@ -176,6 +179,7 @@ class FlatDHCPManager:
             hostname=hostname.validate_hostname(name),
             display_name=name,
             host=check_text(host, "host") if host else None,
+            security_groups=tuple(security_groups),
         )
         fixed_mac = mac.parse_mac(mac_address) if mac_address else None
         networks = self._networks_for(network)

@@ -39,7 +39,10 @@ def test_generations_are_keyed_scopes(db) -> None:
         db, [netaddr.IPAddress("172.24.4.3")], pool="p", interface="eth1"
     )
     api.floating_associate(db, netaddr.IPAddress("172.24.4.3"), "vm1", "h1")
-    assert api.generations(db) == {"rules": api.rules_generation(db)}
+    assert api.generations(db) == {
+        "rules": api.rules_generation(db),
+        "firewall": api.firewall_generation(db),
+    }
     assert api.generations(db, "instance:") == {}
 
 

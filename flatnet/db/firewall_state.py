@@ -1,0 +1,229 @@
+"""The compute firewall's input for one host, read in one transaction.
+
+Private to :mod:`flatnet.db`; use :func:`flatnet.db.api.host_firewall`.
+
+nova's ``IptablesFirewallDriver.instance_rules`` read, per instance, its
+groups' rules (``SecurityGroupRuleList.get_by_instance``) and, per rule
+with a source group, that group's instances on every host
+(``InstanceList.get_by_security_group``) with their fixed IPs. Here the
+whole host is one read: the instances placed on it (live, ``host`` =
+the host) with their allocated fixed IPs, MAC, network CIDR and DHCP
+server; every group they use and, transitively, every group named as a
+rule's source; and each of those groups' member addresses on every
+host. The ``firewall`` generation is read first in the same transaction,
+so the state returned is at least as new as that generation (PostgreSQL
+at READ COMMITTED may show later commits to later statements: a host
+then applies a newer state and records the older generation, which only
+costs one more sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import netaddr
+from sqlalchemy import Connection, select
+
+from flatnet.db import rows
+from flatnet.db.engine import Database
+from flatnet.db.rows import FIXED, INSTANCES, NETWORKS, VIFS
+from flatnet.db.secgroups import (
+    FIREWALL_COUNTER,
+    GROUPS,
+    MEMBERS,
+    RULES,
+    to_rule,
+)
+from flatnet.plan import firewall_model as fw
+
+#: nova's default ``instance_name_template`` (``instance-%08x``): the
+#: libvirt domain name that nwfilter names are built from
+INSTANCE_NAME = "instance-{:08x}"
+
+
+def _nic_rows(conn: Connection, host: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(
+                INSTANCES.c.id,
+                INSTANCES.c.uuid,
+                VIFS.c.id.label("vif_id"),
+                VIFS.c.address.label("mac"),
+                FIXED.c.address,
+                NETWORKS.c.cidr,
+                NETWORKS.c.enable_dhcp,
+                NETWORKS.c.dhcp_server,
+                NETWORKS.c.gateway,
+            )
+            .select_from(INSTANCES)
+            .outerjoin(
+                VIFS,
+                (VIFS.c.instance_uuid == INSTANCES.c.uuid)
+                & (VIFS.c.deleted == 0),
+            )
+            .outerjoin(
+                FIXED,
+                (FIXED.c.virtual_interface_id == VIFS.c.id)
+                & (FIXED.c.deleted == 0)
+                & FIXED.c.allocated,
+            )
+            .outerjoin(NETWORKS, NETWORKS.c.id == VIFS.c.network_id)
+            .where(INSTANCES.c.host == host, INSTANCES.c.deleted == 0)
+            .order_by(INSTANCES.c.id, VIFS.c.id, FIXED.c.id)
+        ).all()
+    )
+
+
+def _dhcp_server(row: Any) -> str | None:
+    """The address the guest's DHCP answers come from (dnsmasq listens
+    on dhcp_server, else the gateway), None without DHCP."""
+    if not row.enable_dhcp:
+        return None
+    return row.dhcp_server or row.gateway  # type: ignore[no-any-return]
+
+
+def _nics(found: Iterable[Any]) -> dict[int, tuple[str, list[fw.FilteredNic]]]:
+    """instance id -> (uuid, NICs): a VIF's addresses gathered."""
+    vifs: dict[int, dict[int, list[Any]]] = {}
+    uuids: dict[int, str] = {}
+    for row in found:
+        uuids[row.id] = row.uuid
+        per = vifs.setdefault(row.id, {})
+        if row.vif_id is not None and row.cidr is not None:
+            per.setdefault(row.vif_id, []).append(row)
+    out: dict[int, tuple[str, list[fw.FilteredNic]]] = {}
+    for inst_id, uuid in uuids.items():
+        nics = []
+        for group in vifs[inst_id].values():
+            first = group[0]
+            server = _dhcp_server(first)
+            nics.append(
+                fw.FilteredNic(
+                    mac=netaddr.EUI(first.mac),
+                    addresses=tuple(
+                        netaddr.IPAddress(r.address)
+                        for r in group
+                        if r.address is not None
+                    ),
+                    network_cidr=netaddr.IPNetwork(first.cidr),
+                    dhcp_server=(
+                        None if server is None else netaddr.IPAddress(server)
+                    ),
+                )
+            )
+        out[inst_id] = (uuid, nics)
+    return out
+
+
+def _memberships(
+    conn: Connection, uuids: Iterable[str]
+) -> dict[str, list[int]]:
+    """instance uuid -> ids of its live groups."""
+    wanted = list(uuids)
+    found: dict[str, list[int]] = {u: [] for u in wanted}
+    if not wanted:
+        return found
+    result = conn.execute(
+        select(MEMBERS.c.instance_uuid, MEMBERS.c.security_group_id)
+        .join(GROUPS, GROUPS.c.id == MEMBERS.c.security_group_id)
+        .where(
+            MEMBERS.c.instance_uuid.in_(wanted),
+            MEMBERS.c.deleted == 0,
+            GROUPS.c.deleted == 0,
+        )
+        .order_by(MEMBERS.c.security_group_id)
+    ).all()
+    for row in result:
+        found[row.instance_uuid].append(row.security_group_id)
+    return found
+
+
+def _groups(conn: Connection, start: set[int]) -> list[fw.SecurityGroup]:
+    """The groups ``start`` and every group their rules name as a
+    source, transitively (HostFirewall wants each named group given)."""
+    names: dict[int, str] = {}
+    rules: dict[int, list[fw.SecurityGroupRule]] = {}
+    todo = set(start)
+    while todo:
+        batch = sorted(todo)
+        for row in conn.execute(
+            select(GROUPS.c.id, GROUPS.c.name).where(GROUPS.c.id.in_(batch))
+        ):
+            names[row.id] = row.name
+            rules[row.id] = []
+        for row in conn.execute(
+            select(RULES)
+            .where(RULES.c.parent_group_id.in_(batch), RULES.c.deleted == 0)
+            .order_by(RULES.c.id)
+        ):
+            rules[row.parent_group_id].append(to_rule(row))
+        sources = {
+            r.source_group
+            for group_id in batch
+            for r in rules.get(group_id, ())
+            if r.source_group is not None
+        }
+        todo = sources - set(names)
+    return [
+        fw.SecurityGroup(id=gid, name=names[gid], rules=tuple(rules[gid]))
+        for gid in sorted(names)
+    ]
+
+
+def _members(
+    conn: Connection, group_ids: Iterable[int]
+) -> dict[int, frozenset[netaddr.IPAddress]]:
+    """group id -> allocated fixed IPs of its live instances (any host)."""
+    wanted = sorted(group_ids)
+    found: dict[int, set[netaddr.IPAddress]] = {}
+    if wanted:
+        result = conn.execute(
+            select(MEMBERS.c.security_group_id, FIXED.c.address)
+            .join(INSTANCES, INSTANCES.c.uuid == MEMBERS.c.instance_uuid)
+            .join(FIXED, FIXED.c.instance_uuid == INSTANCES.c.uuid)
+            .where(
+                MEMBERS.c.security_group_id.in_(wanted),
+                MEMBERS.c.deleted == 0,
+                INSTANCES.c.deleted == 0,
+                FIXED.c.deleted == 0,
+                FIXED.c.allocated,
+            )
+        ).all()
+        for row in result:
+            found.setdefault(row.security_group_id, set()).add(
+                netaddr.IPAddress(row.address)
+            )
+    return {gid: frozenset(addrs) for gid, addrs in found.items()}
+
+
+def read_host_firewall(
+    conn: Connection, host: str
+) -> tuple[int, fw.HostFirewall]:
+    """:func:`host_firewall` inside an open transaction."""
+    generation = rows.counter(conn, FIREWALL_COUNTER)
+    nics = _nics(_nic_rows(conn, host))
+    groups_of = _memberships(conn, (uuid for uuid, _ in nics.values()))
+    instances = [
+        fw.FilteredInstance(
+            id=inst_id,
+            uuid=uuid,
+            nics=tuple(inst_nics),
+            security_groups=tuple(groups_of[uuid]),
+            name=INSTANCE_NAME.format(inst_id),
+        )
+        for inst_id, (uuid, inst_nics) in sorted(nics.items())
+    ]
+    used = {g for ids in groups_of.values() for g in ids}
+    groups = _groups(conn, used)
+    return generation, fw.HostFirewall(
+        instances=tuple(instances),
+        groups=tuple(groups),
+        members=_members(conn, (g.id for g in groups)),
+    )
+
+
+def host_firewall(db: Database, host: str) -> tuple[int, fw.HostFirewall]:
+    """(``firewall`` generation, what ``host`` must filter), one read."""
+    with db.read() as conn:
+        return read_host_firewall(conn, host)
