@@ -24,10 +24,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, Update, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Update, select, update
 
 from flatnet import exception, hostname
 from flatnet.db import models, rows
@@ -36,9 +35,9 @@ from flatnet.plan import firewall_model as fw
 
 LOG = logging.getLogger(__name__)
 
-GROUPS = cast(Table, models.SecurityGroup.__table__)
-RULES = cast(Table, models.SecurityGroupRule.__table__)
-MEMBERS = cast(Table, models.SecurityGroupInstanceAssociation.__table__)
+GROUPS = models.SECURITY_GROUPS
+RULES = models.SECURITY_GROUP_RULES
+MEMBERS = models.SECURITY_GROUP_INSTANCES
 FIREWALL_COUNTER = "firewall"
 DEFAULT_GROUP = "default"
 #: nova ``SecurityGroupBase`` refuses to delete these ("system group")
@@ -101,12 +100,12 @@ def _insert_group(
     conn: Connection, name: str, description: str | None, project: str
 ) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True if a row was created."""
-    insert_fn = (
-        postgresql.insert
-        if conn.dialect.name == "postgresql"
-        else sqlite.insert
-    )
-    stmt = insert_fn(GROUPS).values(
+    # Imported here: the CLI's read-only commands never load a dialect.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # noqa: PLC0415
+    stmt = insert(GROUPS).values(
         name=name,
         description=description,
         project_id=project,

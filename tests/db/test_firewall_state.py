@@ -24,7 +24,7 @@ def _snapshot(db: api.Database) -> dict[str, list[Any]]:
             name: sorted(
                 map(tuple, conn.execute(select(table)).all()), key=repr
             )
-            for name, table in models.Base.metadata.tables.items()
+            for name, table in models.metadata.tables.items()
             if name != "generations"
         }
 
