@@ -27,7 +27,7 @@ def test_user_data_limit_is_novas_65535_base64_characters() -> None:
 
 
 @pytest.mark.parametrize(
-    "text, why",
+    ("text", "why"),
     [
         ("", "empty"),
         (ED25519 + "\nssh-rsa AAAA", "one line"),
@@ -82,7 +82,7 @@ def test_instance_create_stores_user_data_and_key(cli, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "extra, why",
+    ("extra", "why"),
     [
         (["--user-data", "{d}/missing"], "No such file"),
         (["--user-data", "{d}/big"], "larger than 49149 bytes"),
@@ -104,6 +104,7 @@ def test_bad_boot_data_is_exit_2_and_nothing_changes(
     argv = [a.format(d=tmp_path) for a in extra]
     rc, _, err = cli("instance", "create", "vm1", *argv)
     assert rc == 2
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.startswith("error: "), err
+    assert err.count("\n") == 1, err
     assert why in err
     assert cli.dump() == before
