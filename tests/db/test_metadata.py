@@ -14,10 +14,11 @@ from flatnet.plan.boot_data import BootData
 from flatnet.plan.metadata import MetadataTree
 from tests.db.conftest import make_network
 
+NO_BOOT = BootData()
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGH1lPc2vl9t3BzIZm9YNEZ18iNe me@x"
 
 
-def _boot(db, name, nets, mac, boot=BootData(), address=None):
+def _boot(db, name, nets, mac, boot=NO_BOOT, address=None):
     spec = api.InstanceSpec(
         hostname=name, display_name=name.upper(), project_id="demo",
         boot=boot,
