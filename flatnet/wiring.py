@@ -168,6 +168,7 @@ def metadata_service(settings: Settings) -> MetadataService:
     from flatnet.db import api as db_api
 
     md = settings.metadata
+    vendor_data = _vendor_data(md.vendordata_path)  # before the database
     db = database(settings)
     domain = settings.dhcp.dhcp_domain
     zone = md.availability_zone
@@ -177,9 +178,7 @@ def metadata_service(settings: Settings) -> MetadataService:
             db, ip, domain=domain, availability_zone=zone
         )
 
-    server = dataclasses.replace(
-        md.server, vendor_data=_vendor_data(md.vendordata_path)
-    )
+    server = dataclasses.replace(md.server, vendor_data=vendor_data)
     return MetadataService(
         server, lookup, lambda: db_api.metadata_generation(db), db
     )

@@ -46,8 +46,8 @@ def serve(settings: Settings) -> int:
     from flatnet import wiring  # noqa: PLC0415
     from flatnet.service import metadata_server  # noqa: PLC0415
 
-    LOG.info("configuration: %s", settings.source.describe())
     service = wiring.metadata_service(settings)
+    LOG.info("configuration: %s", settings.source.describe())
     try:
         service.generation()  # missing schema, nova's database: now
         return metadata_server.serve(
