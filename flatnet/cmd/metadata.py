@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from flatnet import exception
@@ -39,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     startup.add_config_arguments(parser)
     return parser
+
+
+def _stop_while_starting(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before the server's own handler: nothing to finish."""
+    LOG.info("signal %d received while starting, exiting", signum)
+    raise SystemExit(0)
 
 
 def serve(settings: Settings) -> int:
@@ -61,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(
         list(sys.argv[1:] if argv is None else argv)
     )
+    signal.signal(signal.SIGTERM, _stop_while_starting)
     debug = getattr(args, "debug", False)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, format=_FORMAT

@@ -204,6 +204,28 @@ def test_sigterm_exits_0_and_logs_the_stop(site) -> None:
     assert any("metadata: stopped" in line for line in server.log)
 
 
+@pytest.mark.parametrize("when", ["configuration:", "listening on"])
+def test_sigterm_at_once_is_still_exit_0(site, when: str) -> None:
+    """SIGTERM as soon as the process logs ``when`` (while starting, or
+    right after it listens), three times: always exit 0, never death by
+    the signal (the handler is in place before "listening" is logged)."""
+    conf, server = site
+    server.stop()
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [str(BIN / "flatnet-metadata"), "--config-file", str(conf)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        with proc.stderr:
+            for line in proc.stderr:
+                if when in line:
+                    proc.send_signal(signal.SIGTERM)
+                    break
+            proc.stderr.read()
+        assert proc.wait(30) == 0
+
+
 @pytest.mark.parametrize(
     ("line", "words"),
     [
