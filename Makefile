@@ -59,11 +59,15 @@ install-system: deps
 	$(PREFIX)/bin/pip install -q '.[$(EXTRAS)]'
 	install -d -m 0755 $(BINDIR) $(UNITDIR)
 	install -d -m 0755 $(SYSCONFDIR)
-	for c in flatnet-manage flatnet-network flatnet-dhcpbridge; do \
+	for c in flatnet-manage flatnet-network flatnet-metadata \
+	    flatnet-dhcpbridge; do \
 	    ln -sf $(PREFIX)/bin/$$c $(BINDIR)/$$c; done
 	sed 's#@PREFIX@#$(PREFIX)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
 	    etc/flatnet/flatnet-network.service.in \
 	    > $(UNITDIR)/flatnet-network.service
+	sed 's#@PREFIX@#$(PREFIX)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
+	    etc/flatnet/flatnet-metadata.service.in \
+	    > $(UNITDIR)/flatnet-metadata.service
 	[ -e $(SYSCONFDIR)/flatnet.conf ] || \
 	    install -m 0640 etc/flatnet/flatnet.conf $(SYSCONFDIR)/flatnet.conf
 	@echo "installed in $(PREFIX); next: edit $(SYSCONFDIR)/flatnet.conf," \

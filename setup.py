@@ -43,6 +43,7 @@ setup(
         "console_scripts": [
             "flatnet-manage = flatnet.cmd.manage:main",
             "flatnet-network = flatnet.cmd.network:main",
+            "flatnet-metadata = flatnet.cmd.metadata:main",
             "flatnet-dhcpbridge = flatnet.cmd.dhcpbridge:main",
         ],
         "oslo.config.opts": [

@@ -13,7 +13,7 @@ flatnet-manage            :func:`database`, :func:`manager`,
                           :func:`host_rules` (verify/repair)
 flatnet-dhcpbridge        :func:`database`
 compute role (next)       ``compute_host(settings)``
-metadata service (next)   ``metadata_service(settings)``
+flatnet-metadata          :func:`metadata_service`
 compute-driver API (next) ``driver_api(settings)``
 ========================  ==========================================
 
@@ -26,15 +26,21 @@ never loads pyroute2, the iptables backends or alembic).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from flatnet import exception
 
 if TYPE_CHECKING:
     from flatnet.db.api import Database
     from flatnet.model import Network
+    from flatnet.plan.metadata import InstanceMetadata
     from flatnet.service.daemon import Daemon, Reconciler
     from flatnet.service.host_rules import HostRules
     from flatnet.service.manager import FlatDHCPManager
+    from flatnet.service.metadata_server import MetadataSettings
     from flatnet.settings import Settings
 
 
@@ -123,4 +129,56 @@ def network_host(
     )
     return daemon.Daemon(
         db, settings.host, [dhcp_rec, rules, *extra], settings.daemon
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataService:
+    """What :func:`flatnet.service.metadata_server.serve` takes."""
+
+    settings: MetadataSettings
+    lookup: Callable[[str], InstanceMetadata | None]
+    generation: Callable[[], int]
+    db: Database
+
+
+def _vendor_data(path: str | None) -> Mapping[str, Any] | None:
+    """nova ``vendordata_jsonfile_path``: a JSON object, read once."""
+    if path is None:
+        return None
+    where = f"[api] vendordata_jsonfile_path = {path!r}"
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1 << 20))
+    except OSError as exc:
+        why = exc.strerror
+        raise exception.ConfigError(reason=f"{where}: {why}") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        why = f"not JSON: {exc}"
+        raise exception.ConfigError(reason=f"{where}: {why}") from exc
+    if not isinstance(data, dict):
+        raise exception.ConfigError(reason=f"{where}: not a JSON object")
+    return data
+
+
+def metadata_service(settings: Settings) -> MetadataService:
+    """flatnet-metadata: the server settings (with the vendor data read)
+    and a thread-safe lookup (one read transaction per call, from the
+    engine's pool) and generation on the database."""
+    from flatnet.db import api as db_api
+
+    md = settings.metadata
+    vendor_data = _vendor_data(md.vendordata_path)  # before the database
+    db = database(settings)
+    domain = settings.dhcp.dhcp_domain
+    zone = md.availability_zone
+
+    def lookup(ip: str) -> InstanceMetadata | None:
+        return db_api.instance_metadata(
+            db, ip, domain=domain, availability_zone=zone
+        )
+
+    server = dataclasses.replace(md.server, vendor_data=vendor_data)
+    return MetadataService(
+        server, lookup, lambda: db_api.metadata_generation(db), db
     )

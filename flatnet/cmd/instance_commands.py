@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from flatnet import exception, model
 from flatnet.cmd import cli, output
 from flatnet.db import api as db_api
+from flatnet.plan import boot_data
 from flatnet.service import manager
 
 
@@ -38,6 +39,38 @@ def _show(
     return cli.write(ctx, args, output.vifs_table(instance, infos), data)
 
 
+def _read(path: str | None, option: str, limit: int) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise exception.InvalidInput(
+            reason=f"{option} {path}: {exc.strerror}"
+        ) from exc
+    if len(data) > limit:
+        raise exception.InvalidInput(
+            reason=f"{option} {path}: larger than {limit} bytes"
+        )
+    return data
+
+
+def _boot(args: argparse.Namespace) -> boot_data.BootData:
+    """--user-data, --key-name and --public-key, validated."""
+    user_data = _read(
+        args.user_data, "--user-data", boot_data.MAX_USER_DATA_RAW
+    )
+    key = _read(args.public_key, "--public-key", boot_data.MAX_PUBLIC_KEY)
+    try:
+        text = None if key is None else key.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise exception.InvalidInput(
+            reason=f"--public-key {args.public_key}: not UTF-8 text"
+        ) from exc
+    return boot_data.boot_data(user_data, args.key_name, text)
+
+
 def instance_create(ctx: cli.Context, args: argparse.Namespace) -> int:
     """Allocate; with --wait, also wait until DHCP serves it. A wait
     that times out keeps the allocation and says how to remove it."""
@@ -47,6 +80,7 @@ def instance_create(ctx: cli.Context, args: argparse.Namespace) -> int:
         network=args.network,
         host=args.host or ctx.settings.host,
         security_groups=args.secgroup or ["default"],
+        boot=_boot(args),
     )
     instance = infos[0].instance
     if args.wait:

@@ -51,6 +51,16 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     )
     _secgroups(create)
     create.add_argument(
+        "--user-data",
+        metavar="FILE",
+        help="user data served by flatnet-metadata (at most 65535 bytes "
+        "once base64 encoded, as nova)",
+    )
+    create.add_argument("--key-name", metavar="NAME", help="SSH key name")
+    create.add_argument(
+        "--public-key", metavar="FILE", help="OpenSSH public key (one line)"
+    )
+    create.add_argument(
         "--wait",
         action="store_true",
         help="wait until DHCP on the network host serves it",

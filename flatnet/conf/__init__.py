@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from flatnet.conf import database, dhcp, firewall, network, tuning
+from flatnet.conf import database, dhcp, firewall, metadata, network, tuning
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -22,6 +22,9 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(firewall.opts())
     conf.register_opts(tuning.opts())
     conf.register_opts(database.opts(), group=database.GROUP)
+    conf.register_opts(metadata.opts())
+    conf.register_opts(metadata.api_opts(), group=metadata.API_GROUP)
+    conf.register_opts(metadata.metadata_opts(), group=metadata.GROUP)
 
 
 def parse(

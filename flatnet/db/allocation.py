@@ -34,6 +34,7 @@ from flatnet import exception, mac, model
 from flatnet.db import claims, rows, secgroup_members, secgroups
 from flatnet.db.engine import Database, translate_errors
 from flatnet.db.rows import FIXED, FLOATING, INSTANCES, NETWORKS, VIFS
+from flatnet.plan.boot_data import BootData
 
 LOG = logging.getLogger(__name__)
 CLAIM_ATTEMPTS = 5
@@ -50,6 +51,8 @@ class InstanceSpec:
     uuid: str | None = None
     #: security group names (in the project; "default" made on first use)
     security_groups: tuple[str, ...] = ()
+    #: metadata service: user data (base64) and SSH key, as nova stored.
+    boot: BootData = BootData()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ def insert_instance(conn: Connection, spec: InstanceSpec) -> model.Instance:
         "project_id": spec.project_id,
         "created_at": rows.now(),
         "deleted": 0,
+        **dataclasses.asdict(spec.boot),
     }
     with translate_errors(
         hostname=spec.hostname, instance_uuid=values["uuid"]

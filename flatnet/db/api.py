@@ -65,6 +65,7 @@ from flatnet.db.leases import (
 )
 from flatnet.db.leases import lease as _lease
 from flatnet.db.leases import release as _release
+from flatnet.db.metadata import instance_metadata, metadata_generation
 from flatnet.db.networks import (
     network_create,
     network_delete,
@@ -145,10 +146,12 @@ __all__ = [
     "instance_create_allocated",
     "instance_get",
     "instance_list",
+    "instance_metadata",
     "journal_invalid_lines",
     "journal_offset",
     "lease_fixed_ip",
     "leases",
+    "metadata_generation",
     "network_create",
     "network_delete",
     "network_generations",

@@ -23,6 +23,7 @@ import netaddr
 
 from flatnet import exception, hostname, ipam, mac, model
 from flatnet.db import api as db_api
+from flatnet.plan.boot_data import BootData
 from flatnet.plan.bridge import validate_device_name
 
 LOG = logging.getLogger(__name__)
@@ -161,10 +162,13 @@ class FlatDHCPManager:
         network: str | None = None,
         host: str | None = None,
         security_groups: Sequence[str] = (),
+        boot: BootData | None = None,
     ) -> list[model.NetworkInfo]:
         """Create instance ``name`` with one VIF and fixed IP per network
         (``network`` given: just that one; otherwise every network, as
-        nova does with no requested networks).
+        nova does with no requested networks), stored with ``boot``
+        (user data and key, validated by plan.boot_data) in the same
+        transaction.
 
         A requested MAC gets one attempt (MacAddressInUse); random MACs
         are retried ``create_unique_mac_address_attempts`` times, then
@@ -180,6 +184,7 @@ class FlatDHCPManager:
             display_name=name,
             host=check_text(host, "host") if host else None,
             security_groups=tuple(security_groups),
+            boot=boot or BootData(),
         )
         fixed_mac = mac.parse_mac(mac_address) if mac_address else None
         networks = self._networks_for(network)

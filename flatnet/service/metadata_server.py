@@ -321,14 +321,16 @@ async def run(
 ) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully."""
     server = MetadataServer(settings, lookup, generation)
-    await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # before start() logs "listening": a SIGTERM right after it must
+    # not find the default action (death by signal, not exit 0)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    if started is not None:
-        started(server)
     try:
+        await server.start()
+        if started is not None:
+            started(server)
         await stop.wait()
         LOG.info("metadata: signal received, shutting down")
     finally:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flatnet.service.dhcp_keeper import DhcpTuning
     from flatnet.service.leases import IngestPolicy
     from flatnet.service.manager import ManagerSettings
+    from flatnet.settings.metadata import MetadataService
 
 __all__ = [
     "DEFAULT_CONFIG_FILES",
@@ -109,6 +110,8 @@ class Settings:
     host_rules: HostRulesSettings
     iptables_backend: str
     daemon: DaemonTiming
+    #: flatnet-metadata (listen address, limits, vendor data file).
+    metadata: MetadataService
     #: Things a process should log at start (e.g. nova's hook ignored).
     notes: tuple[str, ...] = ()
     #: Every option with its value and origin (flatnet-manage config show).

@@ -26,6 +26,7 @@ from flatnet.service.dhcp_keeper import DhcpTuning
 from flatnet.service.leases import IngestPolicy
 from flatnet.service.manager import ManagerSettings
 from flatnet.settings import DatabaseSettings, Settings
+from flatnet.settings import metadata as metadata_section
 from flatnet.settings.reader import OptionReader
 
 #: nova's binary name, the chain prefix of the network host's rules.
@@ -288,6 +289,7 @@ def build(r: OptionReader, with_origins: bool = False) -> Settings:
         host_rules=_host_rules(r),
         iptables_backend=r.get("iptables_backend"),
         daemon=_daemon(r),
+        metadata=metadata_section.build(r),
         notes=tuple(notes),
         options=tuple(r.origins()) if with_origins else (),
     )

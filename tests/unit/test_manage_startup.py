@@ -200,7 +200,9 @@ def test_light_commands_import_only_what_they_need(cli) -> None:
     assert not create & heavy, create & heavy
 
 
-@pytest.mark.parametrize("shim", ["flatnet-manage", "flatnet-network"])
+@pytest.mark.parametrize(
+    "shim", ["flatnet-manage", "flatnet-network", "flatnet-metadata"]
+)
 def test_bin_shims_work_from_a_checkout(tmp_path, shim) -> None:
     out = subprocess.run(
         [str(ROOT / "bin" / shim), "--help"],
