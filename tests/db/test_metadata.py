@@ -112,18 +112,18 @@ def test_floating_ip_and_security_groups(db) -> None:
     with db.write() as conn:
         for gid, name in ((2, "web"), (1, "ssh"), (3, "gone")):
             conn.execute(
-                insert(models.SecurityGroup.__table__).values(
+                insert(models.SECURITY_GROUPS).values(
                     id=gid, name=name, project_id="demo", deleted=0
                 )
             )
             conn.execute(
-                insert(models.SecurityGroupInstanceAssociation.__table__)
+                insert(models.SECURITY_GROUP_INSTANCES)
                 .values(security_group_id=gid, deleted=0,
                         instance_uuid=info.instance.uuid)
             )  # fmt: skip
         conn.execute(
-            update(models.SecurityGroup.__table__)
-            .where(models.SecurityGroup.__table__.c.id == 3)
+            update(models.SECURITY_GROUPS)
+            .where(models.SECURITY_GROUPS.c.id == 3)
             .values(deleted=3)
         )
     md = api.instance_metadata(db, "10.0.0.5")
