@@ -36,6 +36,12 @@ from flatnet.db.allocation import (
     network_info,
 )
 from flatnet.db.engine import Database, sqlite_path
+from flatnet.db.firewall_read import (
+    firewall_generation,
+    host_firewall,
+    host_instances,
+    instance_key,
+)
 from flatnet.db.fixed import (
     FixedIpFilter,
     FixedIpSummary,
@@ -93,6 +99,7 @@ __all__ = [
     "fixed_ip_list",
     "fixed_ip_set_reserved",
     "fixed_ip_summary",
+    "firewall_generation",
     "floating_associate",
     "floating_associate_from_pool",
     "floating_create",
@@ -103,6 +110,8 @@ __all__ = [
     "KeyState",
     "generations",
     "host_entries",
+    "host_firewall",
+    "host_instances",
     "host_state",
     "host_state_get",
     "host_state_record",
@@ -110,6 +119,7 @@ __all__ = [
     "instance_create",
     "instance_create_allocated",
     "instance_get",
+    "instance_key",
     "instance_list",
     "journal_invalid_lines",
     "journal_offset",
