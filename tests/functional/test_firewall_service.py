@@ -1,0 +1,107 @@
+"""The compute role end to end: the real flatnet-network (flatnet_roles
+= compute) in the host namespace of fw_site, the database written by
+the test (security-group rows as the "sg" stream's CLI will write them),
+the firewall-driver API waiting for the service, and real TCP through
+the bridge (br_netfilter on in the test's namespace)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from flatnet.db import api
+from flatnet.service.firewall_driver import FirewallDriver
+from tests import secgroup_rows as sg
+from tests.db.conftest import make_instance, make_network
+from tests.functional import netns
+from tests.functional.dhcp_site import BIN
+from tests.functional.fw_site import OUTSIDE, Site
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture
+def site(make_netns):
+    made = Site(make_netns)
+    yield made
+    made.close()
+
+
+def _chains(ns: str) -> str:
+    return netns.run(["iptables-save", "-t", "filter"], netns=ns).stdout
+
+
+def _set(ns: str, name: str) -> str:
+    found = netns.run(["ipset", "list", name], netns=ns, check=False)
+    return found.stdout if found.returncode == 0 else ""
+
+
+def _until(check, timeout: float = 5.0) -> float:
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout, check
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def test_compute_role_applies_rules_members_and_deletes(site, tmp_path):
+    db = api.Database(f"sqlite:///{tmp_path}/f.sqlite", create=True)
+    api.sync(db)
+    net = make_network(db, "10.77.0.0/24")
+    web = sg.add_group(db, "web")
+    sg.add_rule(db, web, "tcp", (80, 80), cidr="0.0.0.0/0")
+    sg.add_rule(db, web, "tcp", (8080, 8080), source_group=web)
+    vms = {}
+    for n in (10, 11):
+        site.add_vm(n)
+        vms[n] = make_instance(db, f"vm{n}", net, n, f"10.77.0.{n}", "h1")
+        sg.associate(db, web, vms[n].instance.uuid)
+    site.serve(10, 80, 22, 8080)
+    conf = tmp_path / "flatnet.conf"
+    conf.write_text(
+        "[DEFAULT]\nhost = h1\nflatnet_roles = compute\n"
+        f"state_path = {tmp_path}\nallow_same_net_traffic = false\n"
+        "sync_interval = 0.05\niptables_backend = restore\n"
+        f"[database]\nconnection = sqlite:///{tmp_path}/f.sqlite\n"
+    )
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = netns.popen(
+        [str(BIN / "flatnet-network"), "--config-file", str(conf)],
+        netns=site.host, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        driver = FirewallDriver(db, "h1", interval=0.02, timeout=20)
+        vm10 = vms[10].instance
+        driver.prepare_instance_filter(vm10)
+        outside, vm11 = site.outside, site.vms[11]
+        assert site.can_connect(outside, 10, 80)
+        assert not site.can_connect(outside, 10, 22)
+        assert site.can_connect(vm11, 10, 8080)  # a member of web
+        assert not site.can_connect(outside, 10, 8080)
+        assert not site.can_connect(vm11, 10, 22)
+        # a rule added later reaches the running instance
+        added = time.monotonic()
+        sg.add_rule(db, web, "tcp", (22, 22), cidr=f"{OUTSIDE}/32")
+        driver.refresh_instance_security_rules(vm10)
+        live = time.monotonic() - added
+        assert site.can_connect(outside, 10, 22)
+        print(f"rule added -> live on the host: {live * 1000:.0f} ms")
+        # instance delete: its chain and its set entry go
+        chain = f"nova-compute-inst-{vm10.id}"
+        assert chain in _chains(site.host)
+        assert "10.77.0.10" in _set(site.host, f"nova-compute-sg-{web}")
+        api.deallocate_for_instance(db, vm10.uuid)
+        driver.refresh_security_group_rules(web)
+        assert chain not in _chains(site.host)
+        members = _set(site.host, f"nova-compute-sg-{web}")
+        assert "10.77.0.11" in members
+        assert "10.77.0.10" not in members
+        assert "nova-compute-inst-" in _chains(site.host)  # vm11 stays
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=10)
+        log.close()
+        db.dispose()
