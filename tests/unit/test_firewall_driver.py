@@ -104,9 +104,16 @@ def test_roles_option(tmp_path) -> None:
     assert loaded.roles == ("network", "compute")
     assert loaded.firewall.remote_group_sets
     assert not loaded.use_nwfilter
-    loaded = settings.load([_conf(tmp_path, "flatnet_roles = compute\n"
-                                  "firewall_remote_group_sets = false\n"
-                                  "allow_same_net_traffic = false")])
+    loaded = settings.load(
+        [
+            _conf(
+                tmp_path,
+                "flatnet_roles = compute\n"
+                "firewall_remote_group_sets = false\n"
+                "allow_same_net_traffic = false",
+            )
+        ]
+    )
     assert loaded.roles == ("compute",)
     assert not loaded.firewall.remote_group_sets
     assert not loaded.firewall.allow_same_net_traffic
@@ -126,8 +133,9 @@ def test_network_host_builds_the_reconcilers_of_its_roles(tmp_path) -> None:
         ("compute", ["firewall"]),
         ("network", ["dhcp", "rules"]),
     ):
-        conf = _conf(tmp_path, f"flatnet_roles = {roles}\n"
-                     "iptables_backend = restore")
+        conf = _conf(
+            tmp_path, f"flatnet_roles = {roles}\niptables_backend = restore"
+        )
         daemon = wiring.network_host(settings.load([conf]))
         assert [r.component for r in daemon.reconcilers] == parts
         daemon.db.dispose()
