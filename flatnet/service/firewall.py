@@ -37,7 +37,12 @@ from flatnet.plan import nwfilter as nwplan
 from flatnet.plan.firewall_flows import FlowCut, flows_to_cut
 from flatnet.plan.firewall_model import HostFirewall
 from flatnet.plan.ipset import IpSetSpec
-from flatnet.plan.iptables import RuleSet, TablePlan
+from flatnet.plan.iptables import (
+    RuleSet,
+    SavedTable,
+    TablePlan,
+    diff_ruleset,
+)
 from flatnet.service.daemon import Outcome, Polled
 
 LOG = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ class Ipsets(Protocol):
 
 
 class Iptables(Protocol):
+    def read(self) -> dict[str, SavedTable]: ...
     def apply(
         self, ruleset: RuleSet, verify: bool = ...
     ) -> list[TablePlan]: ...
@@ -233,9 +239,21 @@ class FirewallReconciler:
             return {}
         return self.nwfilters.apply(state, verify)
 
-    def differences(self) -> list[str]:
-        """What differs between the live sets and the database (reads;
-        the iptables side is checked by the rules verify)."""
+    def verify(self) -> list[str]:
+        """What differs between the live instance chains and sets and
+        the database (reads both; changes nothing)."""
         _generation, state = self.reader(self.db, self.host)
-        plan = fw.firewall_plan(state, self.settings)
-        return self.ipsets.differences(plan.ipsets)
+        return self._differences(fw.firewall_plan(state, self.settings))
+
+    def _differences(self, plan: fw.FirewallPlan) -> list[str]:
+        out = diff_ruleset(plan.ruleset, self.iptables.read())
+        return out + self.ipsets.differences(plan.ipsets)
+
+    def repair(self) -> list[str]:
+        """Apply the database's state if anything differs (re-reading the
+        live tables and sets); returns what differed."""
+        _generation, state = self.reader(self.db, self.host)
+        found = self._differences(fw.firewall_plan(state, self.settings))
+        if found:
+            self.apply(state, verify=True)
+        return found

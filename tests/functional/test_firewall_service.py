@@ -47,6 +47,33 @@ def _until(check, timeout: float = 5.0) -> float:
     return time.monotonic() - start
 
 
+def _manage(site, conf, *argv: str) -> subprocess.CompletedProcess[str]:
+    return netns.run(
+        [str(BIN / "flatnet-manage"), argv[0], "--config-file", str(conf),
+         *argv[1:]],
+        netns=site.host, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def _verify_and_repair(site, conf, instance_id: int, group: int) -> None:
+    """flatnet-manage verify/repair cover the compute chains and sets."""
+    out = _manage(site, conf, "verify")
+    assert out.returncode == 0, out.stdout + out.stderr
+    chain = f"nova-compute-inst-{instance_id}"
+    netns.run(["iptables", "-F", chain], netns=site.host)
+    netns.run(["ipset", "flush", f"nova-compute-sg-{group}"], netns=site.host)
+    out = _manage(site, conf, "verify")
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert f"firewall: +-A {chain} -m state --state INVALID -j DROP" in (
+        out.stdout
+    )
+    assert f"nova-compute-sg-{group}" in out.stdout
+    out = _manage(site, conf, "repair")
+    assert out.returncode == 0, out.stderr
+    assert "firewall: repaired" in out.stdout
+    assert _manage(site, conf, "verify").returncode == 0
+
+
 def test_compute_role_applies_rules_members_and_deletes(site, tmp_path):
     db = api.Database(f"sqlite:///{tmp_path}/f.sqlite", create=True)
     api.sync(db)
@@ -100,6 +127,7 @@ def test_compute_role_applies_rules_members_and_deletes(site, tmp_path):
         assert "10.77.0.11" in members
         assert "10.77.0.10" not in members
         assert "nova-compute-inst-" in _chains(site.host)  # vm11 stays
+        _verify_and_repair(site, conf, vms[11].instance.id, web)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=10)
