@@ -115,11 +115,15 @@ def cut_flows(conntrack: FlowDeleter, cuts: Sequence[FlowCut]) -> int:
 
 
 class NWFilters:
-    """The libvirt side: connects on first use, again after an error."""
+    """The libvirt side: connects on first use, again after an error.
+    ``prefix`` goes before every filter name (tests; "" in service)."""
 
-    def __init__(self, connect: Callable[[], NWFilterBackend]) -> None:
+    def __init__(
+        self, connect: Callable[[], NWFilterBackend], prefix: str = ""
+    ) -> None:
         self.connect = connect
-        self.sync = NWFilterSync()
+        self.prefix = prefix
+        self.sync = NWFilterSync(prefix + nwplan.INSTANCE_PREFIX)
         self._backend: NWFilterBackend | None = None
 
     def apply(self, state: HostFirewall, verify: bool) -> dict[str, str]:
@@ -133,7 +137,9 @@ class NWFilters:
         try:
             result = self.sync.apply(
                 self._backend,
-                nwplan.host_filters(s for v in specs.values() for s in v),
+                nwplan.host_filters(
+                    (s for v in specs.values() for s in v), self.prefix
+                ),
                 verify=verify,
             )
         except exception.NWFilterError:
@@ -144,7 +150,7 @@ class NWFilters:
         for uuid, nics in specs.items():
             for spec in nics:
                 name = nwplan.instance_filter_name(
-                    spec.instance_name, spec.mac
+                    spec.instance_name, spec.mac, self.prefix
                 )
                 if name in result.failed:
                     failed[uuid] = f"nwfilter {name}: {result.failed[name]}"

@@ -6,6 +6,7 @@ the bridge (br_netfilter on in the test's namespace)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -132,4 +133,71 @@ def test_compute_role_applies_rules_members_and_deletes(site, tmp_path):
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=10)
         log.close()
+        db.dispose()
+
+
+def test_reconciler_defines_and_removes_real_nwfilters(site, tmp_path):
+    """The firewall reconciler with the real executors in the test's
+    namespace and the real libvirtd (filters under a per-run prefix):
+    nova-base and each NIC's instance filter are defined with the rules,
+    and an instance's filter goes with the instance."""
+    from flatnet.linux.conntrack import Conntrack  # noqa: PLC0415
+    from flatnet.linux.ipset import IpsetBackend  # noqa: PLC0415
+    from flatnet.linux.iptables_restore import RestoreBackend  # noqa: PLC0415
+    from flatnet.linux.nwfilter import LibvirtNWFilter  # noqa: PLC0415
+    from flatnet.plan import nwfilter as nwplan  # noqa: PLC0415
+    from flatnet.plan.firewall import FirewallSettings  # noqa: PLC0415
+    from flatnet.service.daemon import Daemon  # noqa: PLC0415
+    from flatnet.service.firewall import (  # noqa: PLC0415
+        FirewallReconciler,
+        NWFilters,
+    )
+    from tests.functional import vm  # noqa: PLC0415
+
+    try:
+        vm.connection()
+    except vm.VmUnavailable as exc:
+        pytest.skip(str(exc))
+    prefix = f"fnt{os.getpid()}c-"
+    db = api.Database(f"sqlite:///{tmp_path}/f.sqlite", create=True)
+    api.sync(db)
+    net = make_network(db, "10.77.0.0/24")
+    infos = [make_instance(db, f"vm{n}", net, n, f"10.77.0.{n}", "h1")
+             for n in (10, 11)]  # fmt: skip
+    libvirt = LibvirtNWFilter()
+    settings = FirewallSettings()
+    rec = FirewallReconciler(
+        db, "h1", settings,
+        ipsets=IpsetBackend(settings.prefix, netns=site.host),
+        iptables=RestoreBackend("iptables", netns=site.host),
+        conntrack=Conntrack(netns=site.host),
+        nwfilters=NWFilters(lambda: libvirt, prefix),
+    )  # fmt: skip
+    daemon = Daemon(db, "h1", [rec])
+    names = [
+        nwplan.instance_filter_name(
+            f"instance-{i.instance.id:08x}", i.vif.address, prefix
+        )
+        for i in infos
+    ]
+    try:
+        daemon.run_once()
+        live = libvirt.names()
+        assert {f"{prefix}nova-base", f"{prefix}nova-nodhcp", *names} <= live
+        xml = libvirt.lookup(names[0]).xml
+        assert "<parameter name='IP' value='10.77.0.10'/>" in xml.replace(
+            '"', "'"
+        )
+        key = api.instance_key(infos[0].instance.uuid)
+        assert api.host_state(db, "h1", "firewall", key).last_error is None
+        api.deallocate_for_instance(db, infos[0].instance.uuid)
+        daemon.run_once()
+        live = libvirt.names()
+        assert names[0] not in live
+        assert names[1] in live
+    finally:
+        for name in sorted(libvirt.names(), key=lambda n: "instance" not in n):
+            if name.startswith(prefix):
+                libvirt.undefine(name)
+        libvirt.close()
         db.dispose()
