@@ -49,6 +49,10 @@ dhcpbridge_flagfile = {conf}
 dhcp_lease_time = 120
 fixed_ip_disassociate_timeout = 60
 sync_interval = 0.1
+# the network role only: with the compute role the instances' chains
+# drop what no security-group rule admits (nova's behaviour), and this
+# demo has no security groups yet
+flatnet_roles = network
 
 [database]
 connection = sqlite:///{state}/flatnet.sqlite

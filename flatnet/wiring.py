@@ -12,9 +12,10 @@ flatnet-network           :func:`network_host`
 flatnet-manage            :func:`database`, :func:`manager`,
                           :func:`host_rules` (verify/repair)
 flatnet-dhcpbridge        :func:`database`
-compute role (next)       ``compute_host(settings)``
+compute role              :func:`firewall` (inside :func:`network_host`
+                          when ``flatnet_roles`` has ``compute``)
 flatnet-metadata          :func:`metadata_service`
-compute-driver API (next) ``driver_api(settings)``
+compute-driver API        :func:`driver_api`
 ========================  ==========================================
 
 Each function imports what its process needs, when it is called, so a
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from flatnet.model import Network
     from flatnet.plan.metadata import InstanceMetadata
     from flatnet.service.daemon import Daemon, Reconciler
+    from flatnet.service.firewall import FirewallReconciler
+    from flatnet.service.firewall_driver import FirewallDriver
     from flatnet.service.host_rules import HostRules
     from flatnet.service.manager import FlatDHCPManager
     from flatnet.service.metadata_server import MetadataSettings
@@ -99,16 +102,69 @@ class BridgeEnsurer:
         self.backend.ensure_bridge(spec)
 
 
+def firewall(settings: Settings, db: Database) -> FirewallReconciler:
+    """The compute role: this host's instance filters (iptables chains
+    and ipsets with the configured backend, conntrack cuts, libvirt
+    nwfilters when ``use_nwfilter``)."""
+    from flatnet.linux.conntrack import Conntrack
+    from flatnet.linux.ipset import IpsetBackend
+    from flatnet.linux.iptables import select_backend
+    from flatnet.linux.nwfilter import LibvirtNWFilter
+    from flatnet.service.firewall import FirewallReconciler, NWFilters
+
+    fw = settings.firewall
+    return FirewallReconciler(
+        db,
+        settings.host,
+        fw,
+        ipsets=IpsetBackend(fw.prefix),
+        iptables=select_backend(settings.iptables_backend),
+        conntrack=Conntrack(),
+        nwfilters=NWFilters(LibvirtNWFilter)
+        if settings.use_nwfilter
+        else None,
+        verify_interval=settings.daemon.periodic_interval,
+    )
+
+
+def driver_api(
+    settings: Settings, db: Database | None = None
+) -> FirewallDriver:
+    """nova's firewall-driver methods for a compute driver: they write
+    the database and wait for this host's service (never iptables or
+    libvirt in the caller's process)."""
+    from flatnet.service.firewall_driver import FirewallDriver
+
+    return FirewallDriver(
+        db if db is not None else database(settings),
+        settings.host,
+        settings.daemon.sync_interval,
+    )
+
+
 def network_host(
     settings: Settings, extra: Sequence[Reconciler] = ()
 ) -> Daemon:
-    """flatnet-network: the loop with DHCP, then the host's rules, then
+    """flatnet-network: the loop with, per ``settings.roles``, DHCP and
+    the host's rules (network), the instance filters (compute), then
     ``extra`` reconcilers, with the real executors."""
-    from flatnet.linux.dhcp_release import DhcpRelease
-    from flatnet.linux.dnsmasq import DnsmasqProcess
-    from flatnet.service import daemon, dhcp, rules_reconciler
+    from flatnet.service import daemon
 
     db = database(settings)
+    parts: list[Reconciler] = []
+    if "network" in settings.roles:
+        parts += _network_role(settings, db)
+    if "compute" in settings.roles:
+        parts.append(firewall(settings, db))
+    return daemon.Daemon(db, settings.host, [*parts, *extra], settings.daemon)
+
+
+def _network_role(settings: Settings, db: Database) -> list[Reconciler]:
+    """The network host's reconcilers: DHCP (bridge, dnsmasq), rules."""
+    from flatnet.linux.dhcp_release import DhcpRelease
+    from flatnet.linux.dnsmasq import DnsmasqProcess
+    from flatnet.service import dhcp, rules_reconciler
+
     dhcp_rec = dhcp.DhcpReconciler(
         db,
         settings.host,
@@ -127,9 +183,7 @@ def network_host(
         host_rules(settings),
         verify_interval=settings.daemon.periodic_interval,
     )
-    return daemon.Daemon(
-        db, settings.host, [dhcp_rec, rules, *extra], settings.daemon
-    )
+    return [dhcp_rec, rules]
 
 
 @dataclasses.dataclass(frozen=True)

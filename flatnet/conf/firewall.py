@@ -42,6 +42,31 @@ def opts() -> list[cfg.Opt]:
             "(legacy x_tables only); 'auto' picks iptc only "
             "when the host's iptables is legacy.",
         ),
+        cfg.ListOpt(
+            "flatnet_roles",
+            default=["network", "compute"],
+            help="flatnet: what flatnet-network does on this host. "
+            "'network': bridges, dnsmasq and the host's NAT/filter "
+            "rules of the networks; 'compute': the filters "
+            "(iptables chains, ipsets, nwfilters) of the instances "
+            "placed on this host. A compute host that is not the "
+            "network host sets 'compute' alone.",
+        ),
+        cfg.BoolOpt(
+            "firewall_remote_group_sets",
+            default=True,
+            help="flatnet: a rule whose source is a security group "
+            "matches an ipset of the group's members (one set update "
+            "per member change); False renders nova's one rule per "
+            "member address.",
+        ),
+        cfg.BoolOpt(
+            "use_nwfilter",
+            default=False,
+            help="flatnet: also define libvirt nwfilters (nova-base, "
+            "nova-instance-<name>-<mac>...) for the instances of "
+            "this host, through libvirtd (compute role).",
+        ),
         cfg.StrOpt(
             "iptables_wrap_prefix",
             default="",

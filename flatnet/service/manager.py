@@ -25,6 +25,7 @@ from flatnet import exception, hostname, ipam, mac, model
 from flatnet.db import api as db_api
 from flatnet.plan.boot_data import BootData
 from flatnet.plan.bridge import validate_device_name
+from flatnet.service import firewall_driver
 
 LOG = logging.getLogger(__name__)
 
@@ -251,7 +252,9 @@ def wait_ready(
     Raises NotReady after ``timeout`` seconds naming the real cause: the
     error the host recorded for that key (a full disk, dnsmasq not
     answering...), or that it never reported, or how far behind it is
-    and since when."""
+    and since when. Then, on each instance's host that runs the compute
+    role, the instance's filter (component ``firewall``, key
+    ``instance:<uuid>``) at the firewall generation committed so far."""
     deadline = time.monotonic() + timeout
     for info in infos:
         target = info.network.generation
@@ -270,6 +273,25 @@ def wait_ready(
                     timeout=timeout,
                 )
             time.sleep(interval)
+    _wait_filters(db, infos, max(0.0, deadline - time.monotonic()))
+
+
+def _wait_filters(
+    db: db_api.Database, infos: Sequence[model.NetworkInfo], timeout: float
+) -> None:
+    """The instances' filters, on each instance's host that runs the
+    compute role (component ``firewall``)."""
+    by_host: dict[str, set[str]] = {}
+    for info in infos:
+        if info.instance.host:
+            by_host.setdefault(info.instance.host, set()).add(
+                info.instance.uuid
+            )
+    deadline = time.monotonic() + timeout
+    for host, uuids in sorted(by_host.items()):
+        if firewall_driver.has_compute_role(db, host):
+            left = max(0.0, deadline - time.monotonic())
+            firewall_driver.wait_instances(db, host, sorted(uuids), left)
 
 
 def _not_ready(state: db_api.KeyState | None, target: int) -> str:

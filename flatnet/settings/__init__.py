@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flatnet.plan.dnsmasq import DhcpSettings
+    from flatnet.plan.firewall import FirewallSettings
     from flatnet.plan.host_rules import HostRulesSettings
     from flatnet.service.daemon import DaemonTiming
     from flatnet.service.dhcp_keeper import DhcpTuning
@@ -112,6 +113,12 @@ class Settings:
     daemon: DaemonTiming
     #: flatnet-metadata (listen address, limits, vendor data file).
     metadata: MetadataService
+    #: ``[DEFAULT] flatnet_roles``: "network" and/or "compute".
+    roles: tuple[str, ...]
+    #: The compute role's instance filters (plan.firewall).
+    firewall: FirewallSettings
+    #: The compute role also defines libvirt nwfilters.
+    use_nwfilter: bool
     #: Things a process should log at start (e.g. nova's hook ignored).
     notes: tuple[str, ...] = ()
     #: Every option with its value and origin (flatnet-manage config show).

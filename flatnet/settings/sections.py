@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from flatnet import exception, hostname, ipam
 from flatnet.plan.bridge import validate_device_name
 from flatnet.plan.dnsmasq import DhcpSettings
+from flatnet.plan.firewall import FirewallSettings
 from flatnet.plan.host_rules import HostRulesSettings
 from flatnet.service.daemon import DaemonTiming
 from flatnet.service.dhcp_keeper import DhcpTuning
@@ -32,6 +33,8 @@ from flatnet.settings.reader import OptionReader
 #: nova's binary name, the chain prefix of the network host's rules.
 NETWORK_PREFIX = "nova-network"
 NOVA_HOOK = "nova-dhcpbridge"
+#: what flatnet-network can do on a host ([DEFAULT] flatnet_roles)
+ROLES = ("network", "compute")
 
 
 # --- checks (raise InvalidInput or ValueError) ---------------------------
@@ -114,7 +117,7 @@ def _parity(r: OptionReader) -> None:
     """Options accepted for nova.conf parity: type-checked only."""
     for name in (
         "flat_injected", "network_size", "num_networks", "fake_network",
-        "firewall_driver", "allow_same_net_traffic",
+        "firewall_driver",
         "auto_assign_floating_ip",
     ):  # fmt: skip
         r.get(name)
@@ -257,6 +260,23 @@ def _host_rules(r: OptionReader) -> HostRulesSettings:
     )
 
 
+def _roles(values: Sequence[str]) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(v.strip() for v in values))
+    unknown = [v for v in roles if v not in ROLES]
+    if unknown or not roles:
+        raise exception.InvalidInput(
+            reason=f"roles must be one or both of {', '.join(ROLES)}"
+        )
+    return roles
+
+
+def _firewall(r: OptionReader) -> FirewallSettings:
+    return FirewallSettings(
+        allow_same_net_traffic=r.get("allow_same_net_traffic"),
+        remote_group_sets=r.get("firewall_remote_group_sets"),
+    )
+
+
 def _daemon(r: OptionReader) -> DaemonTiming:
     return DaemonTiming(
         sync_interval=r.get("sync_interval"),
@@ -290,6 +310,9 @@ def build(r: OptionReader, with_origins: bool = False) -> Settings:
         iptables_backend=r.get("iptables_backend"),
         daemon=_daemon(r),
         metadata=metadata_section.build(r),
+        roles=r.get("flatnet_roles", check=_roles),
+        firewall=_firewall(r),
+        use_nwfilter=r.get("use_nwfilter"),
         notes=tuple(notes),
         options=tuple(r.origins()) if with_origins else (),
     )

@@ -25,7 +25,7 @@ def site(tmp_path, make_netns, capsys):
         f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\nhost = node1\n"
         "flat_network_bridge = br100\npublic_interface = eth1\n"
         "routing_source_ip = 172.24.4.1\nmetadata_host = 127.0.0.1\n"
-        "iptables_backend = restore\n"
+        "iptables_backend = restore\nflatnet_roles = network\n"
     )
     for argv in (
         ["db", "sync"],

@@ -1,0 +1,265 @@
+"""The compute host's instance filters, kept in line with the database
+by the flatnet-network loop (component ``firewall``).
+
+Keys: ``instance:<uuid>`` for every live instance placed on this host,
+plus ``host:<name>`` for the host's filter frame (so that a change that
+leaves no instance key behind, the last instance deleted, still syncs).
+Every key is wanted at the one firewall generation
+(:func:`flatnet.db.api.firewall_generation`), so ``wait_ready`` can wait
+for one instance.
+
+One :meth:`FirewallReconciler.sync` reads the host's whole desired state
+ONCE (:func:`flatnet.db.api.host_firewall`), plans it
+(:func:`flatnet.plan.firewall.firewall_plan`) and applies it in the
+order the executors need: ipsets ensured, ONE iptables commit for every
+instance, unused ipsets pruned, conntrack entries of flows whose grant
+went away deleted (:func:`flatnet.plan.firewall_flows.flows_to_cut`),
+then libvirt nwfilters when enabled. Fail closed per instance: an
+instance whose nwfilter libvirt refused is reported not live with
+libvirt's reason; the others go on. Every ``verify_interval`` the poll
+reports every key dirty and the sync re-reads the live iptables, ipsets
+and nwfilters, repairing drift (a flushed chain, a destroyed set).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from flatnet import exception
+from flatnet.db import api as db_api
+from flatnet.linux.conntrack import FlowFilter
+from flatnet.linux.nwfilter import NWFilterBackend, NWFilterSync
+from flatnet.plan import firewall as fw
+from flatnet.plan import nwfilter as nwplan
+from flatnet.plan.firewall_flows import FlowCut, flows_to_cut
+from flatnet.plan.firewall_model import HostFirewall
+from flatnet.plan.ipset import IpSetSpec
+from flatnet.plan.iptables import (
+    RuleSet,
+    SavedTable,
+    TablePlan,
+    diff_ruleset,
+)
+from flatnet.service.daemon import Outcome, Polled
+
+LOG = logging.getLogger(__name__)
+
+Reader = Callable[[db_api.Database, str], tuple[int, HostFirewall]]
+
+
+class Ipsets(Protocol):
+    def ensure(
+        self, desired: Sequence[IpSetSpec], verify: bool = ...
+    ) -> object: ...
+    def prune(self, desired: Sequence[IpSetSpec]) -> object: ...
+    def differences(self, desired: Sequence[IpSetSpec]) -> list[str]: ...
+
+
+class Iptables(Protocol):
+    def read(self) -> dict[str, SavedTable]: ...
+    def apply(
+        self, ruleset: RuleSet, verify: bool = ...
+    ) -> list[TablePlan]: ...
+
+
+class FlowDeleter(Protocol):
+    def delete(self, flow: FlowFilter) -> int: ...
+
+
+def host_key(host: str) -> str:
+    """The readiness key of the host's filter frame."""
+    return f"host:{host}"
+
+
+def nic_specs(state: HostFirewall) -> dict[str, list[nwplan.NicFilterSpec]]:
+    """instance uuid -> the nwfilter specs of its NICs with addresses."""
+    return {
+        inst.uuid: [
+            nwplan.NicFilterSpec(
+                inst.name or f"instance-{inst.id:08x}",
+                nic.mac,
+                nic.addresses,
+                nic.dhcp_server,
+                nic.network_cidr,
+            )
+            for nic in inst.nics
+            if nic.addresses
+        ]
+        for inst in state.instances
+    }
+
+
+def cut_flows(conntrack: FlowDeleter, cuts: Sequence[FlowCut]) -> int:
+    """Delete the conntrack entries of ``cuts`` (after the apply); a
+    failure is logged, not raised: the rules are already live."""
+    deleted = 0
+    for cut in cuts:
+        port = cut.port if cut.protocol in ("tcp", "udp") else None
+        flows = [
+            FlowFilter(
+                orig_src=cut.src, orig_dst=cut.dst, protocol=cut.protocol,
+                dport=port,
+            )
+        ]  # fmt: skip
+        if cut.gone:  # and the flows the address opened itself
+            flows.insert(0, FlowFilter(orig_src=cut.dst))
+        for flow in flows:
+            try:
+                deleted += conntrack.delete(flow)
+            except exception.HostNetworkError as exc:
+                LOG.warning("conntrack: %s", exc)
+    return deleted
+
+
+class NWFilters:
+    """The libvirt side: connects on first use, again after an error.
+    ``prefix`` goes before every filter name (tests; "" in service)."""
+
+    def __init__(
+        self, connect: Callable[[], NWFilterBackend], prefix: str = ""
+    ) -> None:
+        self.connect = connect
+        self.prefix = prefix
+        self.sync = NWFilterSync(prefix + nwplan.INSTANCE_PREFIX)
+        self._backend: NWFilterBackend | None = None
+
+    def apply(self, state: HostFirewall, verify: bool) -> dict[str, str]:
+        """Define every NIC's filter; instance uuid -> why its filter
+        could not be defined. Raises NWFilterError when libvirt cannot
+        be reached or a static filter is refused (every key fails)."""
+        specs = nic_specs(state)
+        if self._backend is None:
+            self._backend = self.connect()
+            verify = True
+        try:
+            result = self.sync.apply(
+                self._backend,
+                nwplan.host_filters(
+                    (s for v in specs.values() for s in v), self.prefix
+                ),
+                verify=verify,
+            )
+        except exception.NWFilterError:
+            self._backend = None
+            self.sync.forget()
+            raise
+        failed: dict[str, str] = {}
+        for uuid, nics in specs.items():
+            for spec in nics:
+                name = nwplan.instance_filter_name(
+                    spec.instance_name, spec.mac, self.prefix
+                )
+                if name in result.failed:
+                    failed[uuid] = f"nwfilter {name}: {result.failed[name]}"
+        return failed
+
+
+class FirewallReconciler:
+    """Reconciler (service.daemon protocol) for the instance filters."""
+
+    component = "firewall"
+
+    def __init__(  # noqa: PLR0913 - one executor per external system
+        self,
+        db: db_api.Database,
+        host: str,
+        settings: fw.FirewallSettings,
+        *,
+        ipsets: Ipsets,
+        iptables: Iptables,
+        conntrack: FlowDeleter,
+        nwfilters: NWFilters | None = None,
+        verify_interval: float = 60.0,
+        reader: Reader = db_api.host_firewall,
+    ) -> None:
+        self.db, self.host, self.settings = db, host, settings
+        self.ipsets, self.iptables = ipsets, iptables
+        self.conntrack = conntrack
+        self.nwfilters = nwfilters
+        self.verify_interval = verify_interval
+        self.reader = reader
+        self.clock: Callable[[], float] = time.monotonic
+        self.last: HostFirewall | None = None
+        self.commits = 0  # iptables commits made (tests, bench)
+        self._next_verify = 0.0
+        self._verify = False
+        self._polled: tuple[int, list[str]] | None = None
+
+    def prepare(self) -> None:
+        """Nothing to do before the first poll: the first sync reads."""
+
+    def close(self) -> None:
+        """Nothing runs in the background; the rules stay in place."""
+
+    def poll(self) -> Polled:
+        generation = db_api.firewall_generation(self.db)
+        if self._polled is None or self._polled[0] != generation:
+            uuids = db_api.host_instances(self.db, self.host)
+            self._polled = (generation, uuids)
+        wanted = {db_api.instance_key(u): generation for u in self._polled[1]}
+        wanted[host_key(self.host)] = generation
+        now = self.clock()
+        if now < self._next_verify:
+            return Polled(wanted)
+        self._next_verify = now + self.verify_interval
+        self._verify = True
+        return Polled(wanted, frozenset(wanted))
+
+    def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:
+        """Apply the whole host once; report each key."""
+        generation, state = self.reader(self.db, self.host)
+        verify, self._verify = self._verify, False
+        failed = self.apply(state, verify)
+        outcomes: dict[str, Outcome] = {}
+        for key in keys:
+            uuid = key.removeprefix("instance:")
+            if uuid in failed:
+                outcomes[key] = Outcome(False, error=failed[uuid])
+            else:
+                outcomes[key] = Outcome(True, generation)
+        return outcomes
+
+    def apply(
+        self, state: HostFirewall, verify: bool = False
+    ) -> dict[str, str]:
+        """Make the host match ``state``; instance uuid -> why it is not
+        live. Raises FlatnetError when the iptables/ipset apply fails
+        (nothing is live then)."""
+        plan = fw.firewall_plan(state, self.settings)
+        try:
+            self.ipsets.ensure(plan.ipsets, verify=verify)
+            if self.iptables.apply(plan.ruleset, verify=verify):
+                self.commits += 1
+            self.ipsets.prune(plan.ipsets)
+        except exception.FlatnetError:
+            self.last = None  # unknown live state: no flow cuts from it
+            raise
+        if self.last is not None:
+            same_net = self.settings.allow_same_net_traffic
+            cut_flows(self.conntrack, flows_to_cut(self.last, state, same_net))
+        self.last = state
+        if self.nwfilters is None:
+            return {}
+        return self.nwfilters.apply(state, verify)
+
+    def verify(self) -> list[str]:
+        """What differs between the live instance chains and sets and
+        the database (reads both; changes nothing)."""
+        _generation, state = self.reader(self.db, self.host)
+        return self._differences(fw.firewall_plan(state, self.settings))
+
+    def _differences(self, plan: fw.FirewallPlan) -> list[str]:
+        out = diff_ruleset(plan.ruleset, self.iptables.read())
+        return out + self.ipsets.differences(plan.ipsets)
+
+    def repair(self) -> list[str]:
+        """Apply the database's state if anything differs (re-reading the
+        live tables and sets); returns what differed."""
+        _generation, state = self.reader(self.db, self.host)
+        found = self._differences(fw.firewall_plan(state, self.settings))
+        if found:
+            self.apply(state, verify=True)
+        return found
