@@ -74,9 +74,10 @@ def test_vif_dict_names_the_filter_the_compute_role_defines() -> None:
     meta = nw_info.vif_dict(info)["meta"]
     assert meta["instance_name"] == "instance-00000007"
     assert meta["nwfilter"] == "nova-instance-instance-00000007-fa163e112233"
-    assert meta["nwfilter"] == nwfilter.instance_filter(
-        nw_info.filter_spec(info)
-    ).name
+    assert (
+        meta["nwfilter"]
+        == nwfilter.instance_filter(nw_info.filter_spec(info)).name
+    )
     assert meta["nwfilter_parameters"] == [
         ["IP", "10.0.0.5"],
         ["DHCPSERVER", "10.0.0.254"],
