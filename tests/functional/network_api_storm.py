@@ -4,9 +4,12 @@ threads when monkey-patched) allocate at once through NetworkAPI while
 a heartbeat thread ticks every 10 ms and a host service (a thread too)
 records readiness like flatnet-network. Prints one JSON line.
 
-usage: network_api_storm.py MODE DB_URL [N]
+usage: network_api_storm.py MODE DB_URL [N] [BLOCK_MS]
 MODE: threads (no eventlet), eventlet (monkey-patched, tpool executor),
 eventlet-direct (monkey-patched, database calls in the hub: the control)
+BLOCK_MS: each of the host service's passes also blocks its OS thread
+that long in native code (a slow or locked database), through the
+executor like any database call
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ import sys
 
 MODE, URL = sys.argv[1], sys.argv[2]
 COUNT = int(sys.argv[3]) if len(sys.argv) > 3 else 50
+BLOCK = float(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0.0
 if MODE.startswith("eventlet"):
     import eventlet
 
+    native_sleep = eventlet.patcher.original("time").sleep
     eventlet.monkey_patch()
+else:
+    import time as _time
+
+    native_sleep = _time.sleep
 
 import threading  # noqa: E402 - after monkey-patching, on purpose
 import time  # noqa: E402
@@ -68,7 +77,17 @@ def main() -> None:
     beat = threading.Thread(target=heartbeat)
     beat.start()
     time.sleep(0.1)  # the heartbeat runs before the storm
-    service = HostService(db, "c1", interval=0.02, executor=executor).start()
+
+    def service_executor(fn: Any, *args: Any) -> Any:
+        def blocking(*inner: Any) -> Any:
+            native_sleep(BLOCK)
+            return fn(*inner)
+
+        return executor(blocking, *args) if BLOCK else executor(fn, *args)
+
+    service = HostService(
+        db, "c1", interval=0.02, executor=service_executor
+    ).start()
     started = time.monotonic()
     boots = [threading.Thread(target=boot, args=(i,)) for i in range(COUNT)]
     for t in boots:
