@@ -29,6 +29,9 @@ setup(
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9.0"],
         "mysql": ["PyMySQL>=1.0"],
+        # a monkey-patched caller of the compute-driver API
+        # (flatnet.cmd.eventlet_support)
+        "eventlet": ["eventlet>=0.33"],
         "test": [
             "pytest>=8",
             "hypothesis>=6",
@@ -37,6 +40,7 @@ setup(
             "mypy==2.4.1",
             "psycopg[binary]>=3.1",
             "libvirt-python>=9.0",
+            "eventlet>=0.33",
         ],
     },
     entry_points={

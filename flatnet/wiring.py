@@ -15,7 +15,7 @@ flatnet-dhcpbridge        :func:`database`
 compute role              :func:`firewall` (inside :func:`network_host`
                           when ``flatnet_roles`` has ``compute``)
 flatnet-metadata          :func:`metadata_service`
-compute-driver API        :func:`driver_api`
+compute-driver API        :func:`driver_api`, :func:`network_api`
 ========================  ==========================================
 
 Each function imports what its process needs, when it is called, so a
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from flatnet.service.host_rules import HostRules
     from flatnet.service.manager import FlatDHCPManager
     from flatnet.service.metadata_server import MetadataSettings
+    from flatnet.service.network_api import Executor, NetworkAPI
     from flatnet.settings import Settings
 
 
@@ -139,6 +140,25 @@ def driver_api(
         db if db is not None else database(settings),
         settings.host,
         settings.daemon.sync_interval,
+    )
+
+
+def network_api(
+    settings: Settings,
+    db: Database | None = None,
+    executor: Executor | None = None,
+) -> NetworkAPI:
+    """nova's network API for a compute driver (allocate, deallocate,
+    network info, migration), on this host; ``executor`` runs its
+    blocking database calls (eventlet: ``eventlet.tpool.execute``)."""
+    from flatnet.service import network_api as api
+
+    found = db if db is not None else database(settings)
+    return api.NetworkAPI(
+        manager(settings, found),
+        settings.host,
+        interval=settings.daemon.sync_interval,
+        executor=executor or api.direct,
     )
 
 
