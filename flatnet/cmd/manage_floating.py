@@ -42,6 +42,11 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     )
     listing.add_argument("--host", help="only those NATed by this host")
     cli.add_format(listing)
+    _associate(actions, common)
+    _delete(actions, common)
+
+
+def _associate(actions: cli.Subparsers, common: cli.Parser) -> None:
     assoc = cli.leaf(
         actions,
         common,
@@ -67,6 +72,9 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         "detach a floating IP",
     )
     disassoc.add_argument("--address", required=True, help="the floating IP")
+
+
+def _delete(actions: cli.Subparsers, common: cli.Parser) -> None:
     delete = cli.leaf(
         actions,
         common,

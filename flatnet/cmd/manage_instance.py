@@ -30,8 +30,7 @@ def _secgroup_actions(actions: cli.Subparsers, common: cli.Parser) -> None:
         parser.add_argument("group", metavar="GROUP", help="group name")
 
 
-def add(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(groups, "instance", "instances and their fixed IPs")
+def _create(actions: cli.Subparsers, common: cli.Parser) -> None:
     create = cli.leaf(
         actions,
         common,
@@ -50,16 +49,7 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         "--host", help="compute host of the instance (default: host)"
     )
     _secgroups(create)
-    create.add_argument(
-        "--user-data",
-        metavar="FILE",
-        help="user data served by flatnet-metadata (at most 65535 bytes "
-        "once base64 encoded, as nova)",
-    )
-    create.add_argument("--key-name", metavar="NAME", help="SSH key name")
-    create.add_argument(
-        "--public-key", metavar="FILE", help="OpenSSH public key (one line)"
-    )
+    _boot_data(create)
     create.add_argument(
         "--wait",
         action="store_true",
@@ -73,6 +63,24 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         help="how long --wait waits (default: 30, at most 3600)",
     )
     cli.add_format(create)
+
+
+def _boot_data(create: argparse.ArgumentParser) -> None:
+    create.add_argument(
+        "--user-data",
+        metavar="FILE",
+        help="user data served by flatnet-metadata (at most 65535 bytes "
+        "once base64 encoded, as nova)",
+    )
+    create.add_argument("--key-name", metavar="NAME", help="SSH key name")
+    create.add_argument(
+        "--public-key", metavar="FILE", help="OpenSSH public key (one line)"
+    )
+
+
+def add(groups: cli.Subparsers, common: cli.Parser) -> None:
+    actions = cli.actions(groups, "instance", "instances and their fixed IPs")
+    _create(actions, common)
     listing = cli.leaf(
         actions,
         common,

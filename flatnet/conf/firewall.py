@@ -5,7 +5,8 @@ from __future__ import annotations
 from oslo_config import cfg
 
 
-def opts() -> list[cfg.Opt]:
+def _iptables_opts() -> list[cfg.Opt]:
+    """nova's iptables options."""
     return [
         cfg.StrOpt(
             "iptables_top_regex",
@@ -32,6 +33,12 @@ def opts() -> list[cfg.Opt]:
             default="flatnet.firewall.IptablesFirewallDriver",
             help="Accepted for nova.conf parity.",
         ),
+    ]
+
+
+def _role_opts() -> list[cfg.Opt]:
+    """flatnet's backend, roles and compute firewall."""
+    return [
         cfg.StrOpt(
             "iptables_backend",
             default="auto",
@@ -74,3 +81,7 @@ def opts() -> list[cfg.Opt]:
             "name as nova did (nova-network, nova-compute).",
         ),
     ]
+
+
+def opts() -> list[cfg.Opt]:
+    return [*_iptables_opts(), *_role_opts()]

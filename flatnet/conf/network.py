@@ -44,7 +44,7 @@ def _host_opts() -> list[cfg.Opt]:
     ]
 
 
-def _flat_opts() -> list[cfg.Opt]:
+def _bridge_opts() -> list[cfg.Opt]:
     """Flat networks and their bridge."""
     return [
         cfg.StrOpt(
@@ -72,6 +72,12 @@ def _flat_opts() -> list[cfg.Opt]:
             default=False,
             help="Default multi_host value of new networks.",
         ),
+    ]
+
+
+def _size_opts() -> list[cfg.Opt]:
+    """Sizes of new networks and flags kept for nova.conf parity."""
+    return [
         cfg.IntOpt(
             "network_size",
             default=256,
@@ -111,6 +117,11 @@ def _flat_opts() -> list[cfg.Opt]:
             "injects fake executors in tests instead.",
         ),
     ]
+
+
+def _flat_opts() -> list[cfg.Opt]:
+    """Flat networks and their bridge."""
+    return [*_bridge_opts(), *_size_opts()]
 
 
 def _nat_opts() -> list[cfg.Opt]:

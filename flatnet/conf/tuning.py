@@ -9,8 +9,8 @@ from __future__ import annotations
 from oslo_config import cfg
 
 
-def _dhcp_opts() -> list[cfg.Opt]:
-    """How the DHCP reconciler batches, waits and retries."""
+def _dhcp_batch_opts() -> list[cfg.Opt]:
+    """How new hosts are batched into hostsdir files."""
     return [
         cfg.IntOpt(
             "dhcp_compact_files",
@@ -40,6 +40,12 @@ def _dhcp_opts() -> list[cfg.Opt]:
             max=60.0,
             help="flatnet: seconds after which a small batch counts as slow.",
         ),
+    ]
+
+
+def _dhcp_wait_opts() -> list[cfg.Opt]:
+    """How long the DHCP reconciler waits, retries and checks."""
+    return [
         cfg.FloatOpt(
             "dhcp_served_timeout",
             default=5.0,
@@ -81,6 +87,11 @@ def _dhcp_opts() -> list[cfg.Opt]:
             "restarted dnsmasq.",
         ),
     ]
+
+
+def _dhcp_opts() -> list[cfg.Opt]:
+    """How the DHCP reconciler batches, waits and retries."""
+    return [*_dhcp_batch_opts(), *_dhcp_wait_opts()]
 
 
 def _journal_opts() -> list[cfg.Opt]:
