@@ -111,7 +111,7 @@ INSTANCES = Table(
     Column("launched_on", String(255)),
     Column("project_id", String(255)),
     Column("user_id", String(255)),
-    # metadata service (later issue): keys, user data, AZ.
+    # served by flatnet-metadata: keys, user data (base64), AZ.
     Column("key_name", String(255)),
     Column("key_data", Text),
     Column("user_data", Text),
