@@ -24,14 +24,12 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from flatnet import exception
 from flatnet.cmd import startup
 
 if TYPE_CHECKING:
     from flatnet.settings import Settings
 
 LOG = logging.getLogger(__name__)
-_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,15 +52,20 @@ def serve(settings: Settings) -> int:
     from flatnet import wiring  # noqa: PLC0415
     from flatnet.service import metadata_server  # noqa: PLC0415
 
-    service = wiring.metadata_service(settings)
-    LOG.info("configuration: %s", settings.source.describe())
     try:
-        service.generation()  # missing schema, nova's database: now
-        return metadata_server.serve(
-            service.settings, service.lookup, service.generation
-        )
-    finally:
-        service.db.dispose()
+        service = wiring.metadata_service(settings)
+        LOG.info("configuration: %s", settings.source.describe())
+        try:
+            service.generation()  # missing schema, nova's database: now
+            return metadata_server.serve(
+                service.settings, service.lookup, service.generation
+            )
+        finally:
+            service.db.dispose()
+    except OSError as exc:  # the listening address (in use, not ours)
+        LOG.debug("cannot listen", exc_info=True)
+        startup.report(sys.stderr, f"cannot listen: {exc}")
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,25 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         list(sys.argv[1:] if argv is None else argv)
     )
     signal.signal(signal.SIGTERM, _stop_while_starting)
-    debug = getattr(args, "debug", False)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO, format=_FORMAT
-    )
-    try:
-        settings = startup.load_settings(getattr(args, "config_files", None))
-        return serve(settings)
-    except exception.DatabaseError as exc:
-        LOG.debug("database error", exc_info=True)
-        startup.report(sys.stderr, str(exc))
-        return 1
-    except exception.FlatnetError as exc:
-        LOG.debug("start-up failed", exc_info=True)
-        startup.report(sys.stderr, str(exc))
-        return 2
-    except OSError as exc:  # the listening address (in use, not ours)
-        LOG.debug("cannot listen", exc_info=True)
-        startup.report(sys.stderr, f"cannot listen: {exc}")
-        return 1
+    return startup.run_service(args, serve)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from flatnet import exception
 from flatnet.cmd import startup
 
 if TYPE_CHECKING:
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from flatnet.settings import Settings
 
 LOG = logging.getLogger(__name__)
-_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,21 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(
         list(sys.argv[1:] if argv is None else argv)
     )
-    debug = getattr(args, "debug", False)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO, format=_FORMAT
-    )
-    try:
-        settings = startup.load_settings(getattr(args, "config_files", None))
-        return serve(settings, args.once)
-    except exception.DatabaseError as exc:
-        LOG.debug("database error", exc_info=True)
-        startup.report(sys.stderr, str(exc))
-        return 1
-    except exception.FlatnetError as exc:
-        LOG.debug("start-up failed", exc_info=True)
-        startup.report(sys.stderr, str(exc))
-        return 2
+    return startup.run_service(args, lambda s: serve(s, args.once))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from flatnet import exception
 from flatnet.settings import DEFAULT_CONFIG_FILES
 
 if TYPE_CHECKING:
@@ -50,6 +52,33 @@ def setup_logging(
     log.addHandler(handler)
     log.setLevel(level)
     return handler
+
+
+#: The log format of the long-running services (flatnet-network,
+#: flatnet-metadata).
+SERVICE_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
+
+
+def run_service(
+    args: argparse.Namespace, serve: Callable[[Settings], int]
+) -> int:
+    """A service's main after argument parsing: logging, settings, then
+    ``serve(settings)``; a database failure is exit 1, any other
+    FlatnetError (configuration) exit 2, each as one line on stderr."""
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, format=SERVICE_FORMAT
+    )
+    try:
+        return serve(load_settings(getattr(args, "config_files", None)))
+    except exception.DatabaseError as exc:
+        LOG.debug("database error", exc_info=True)
+        report(sys.stderr, str(exc))
+        return 1
+    except exception.FlatnetError as exc:
+        LOG.debug("start-up failed", exc_info=True)
+        report(sys.stderr, str(exc))
+        return 2
 
 
 def load_settings(config_files: Sequence[str] | None) -> Settings:
