@@ -10,7 +10,7 @@ PIP := $(VENV)/bin/pip
 # Debian packages flatnet needs at run time and in its tests.
 DEB_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev \
 	iproute2 kmod procps util-linux \
-	dnsmasq-base dnsmasq-utils iptables ebtables ipset conntrack arping \
+	dnsmasq-base-lua dnsmasq-utils nftables iptables ebtables ipset conntrack arping \
 	busybox udhcpc isc-dhcp-client \
 	postgresql \
 	libvirt-daemon-system libvirt-daemon-config-nwfilter \
