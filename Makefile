@@ -87,8 +87,9 @@ unit: install
 test: install lint typecheck
 	bash tools/run-tests.sh
 
+# make demo NO_VM=1: network namespaces instead of VMs (demo/run.py)
 demo: install
-	$(PY) demo/run.py
+	$(PY) demo/run.py $(if $(NO_VM),--no-vm)
 
 bench: install
 	bash tools/run-bench.sh

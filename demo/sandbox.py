@@ -24,14 +24,17 @@ def sh(
     netns: str | None = None,
     check: bool = True,
     timeout: float = 60.0,
+    stdin: str | None = None,
 ) -> str:
-    """Run a command (in ``netns`` if given); return stdout."""
+    """Run a command (in ``netns`` if given, fed ``stdin``); return
+    stdout."""
     full = list(argv)
     if netns is not None:
         full = ["ip", "netns", "exec", netns, *full]
     done = subprocess.run(
-        full, capture_output=True, text=True, timeout=timeout, check=False
-    )
+        full, capture_output=True, text=True, timeout=timeout, check=False,
+        input=stdin,
+    )  # fmt: skip
     if check and done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(full)} failed ({done.returncode}): "

@@ -19,7 +19,7 @@
 #                       fnt.run=ping,10.9.0.1;spoofip,10.9.0.77,10.9.0.1
 #   fnt.hold=<seconds>  stay up this long before powering off
 # Commands (see run_one below): ping, tcp, get, crawl, spoofip, spoofmac,
-# arpspoof, vlan, rogue-dhcp, sleep, mark.
+# arpspoof, vlan, rogue-dhcp, listen, sleep, mark.
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mount -t proc proc /proc
@@ -131,6 +131,8 @@ run_one() {  # run_one NAME ARGS...: print RESULT NAME rc=..
                   ip addr del "$1/32" dev eth0 ;;
         vlan) vlan "$1" "$2" || rc=$? ;;
         rogue-dhcp) rogue_dhcp "$1" || rc=$? ;;
+        listen) mkdir -p /tmp/www && echo "port $1" > /tmp/www/index.html &&
+                httpd -p "$1" -h /tmp/www || rc=$? ;;
         sleep) sleep "$1" ;;
         mark) echo "MARK $*" ;;
         *) echo "FNT unknown command $name"; rc=127 ;;

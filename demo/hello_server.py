@@ -1,4 +1,5 @@
-"""A stand-in metadata server: answers every GET with who asked."""
+"""A tiny HTTP server for the demo: answers every GET with who asked
+(the client address as the server saw it, after any NAT)."""
 
 from __future__ import annotations
 
