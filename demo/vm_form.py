@@ -196,7 +196,13 @@ class VmForm:
 
 
 def _fields(line: str) -> dict[str, str]:
-    return vm.parse_pairs(line.split(" ")[1:])
+    """key=value pairs of a console line; ``body`` (free text) is the
+    rest of the line after ``body=``."""
+    head, _, body = line.partition(" body=")
+    found = vm.parse_pairs(head.split(" ")[1:])
+    if body:
+        found["body"] = body
+    return found
 
 
 def watch(form: VmForm, rows: list[Row], host: str, outside: str) -> bool:

@@ -268,7 +268,10 @@ class Guest:
         if not self.console.exists():
             return []
         text = self.console.read_bytes().decode("utf-8", "replace")
-        return [line.strip("\r") for line in text.split("\n")]
+        # only complete lines: the last one may still be being written
+        # (a LEASE line read half-way lacks its lease= and uptime=)
+        done = text.split("\n")[:-1] if self.running() else text.split("\n")
+        return [line.strip("\r") for line in done]
 
     def wait_line(self, prefix: str, timeout: float = 120.0) -> str:
         """The first console line starting with ``prefix``."""
