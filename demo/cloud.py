@@ -59,7 +59,10 @@ def step(text: str) -> None:
 
 
 def manage(
-    conf: pathlib.Path, *args: str, netns: str | None = None, check: bool = True
+    conf: pathlib.Path,
+    *args: str,
+    netns: str | None = None,
+    check: bool = True,
 ) -> str:
     argv = [str(BIN / "flatnet-manage"), "--config-file", str(conf), *args]
     return sh(argv, netns=netns, check=check)
@@ -73,8 +76,13 @@ def write_config(
     state.mkdir()
     conf.write_text(
         CONFIG.format(
-            host=HOST, state=state, conf=conf, public_ip=PUBLIC_IP,
-            bridge=bridge, port=METADATA_PORT, nwfilter=nwfilter,
+            host=HOST,
+            state=state,
+            conf=conf,
+            public_ip=PUBLIC_IP,
+            bridge=bridge,
+            port=METADATA_PORT,
+            nwfilter=nwfilter,
         )  # fmt: skip
     )
     return conf

@@ -151,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         form = choose_form(args.no_vm or bool(os.environ.get("NO_VM")))
         ok = demo(box, form, workdir, procs)
     except KeyboardInterrupt as exc:
-        print(f"demo interrupted ({exc or 'SIGINT'}); cleaning up", flush=True)
+        print(
+            f"demo interrupted ({str(exc) or 'SIGINT'}); cleaning up",
+            flush=True,
+        )
         ok = False
     finally:
         cleanup(box, form, procs, workdir)

@@ -137,7 +137,9 @@ class VmForm:
         return out
 
     # --- instances ------------------------------------------------------
-    def allocate(self, conf: pathlib.Path, names: tuple[str, ...]) -> list[Row]:
+    def allocate(
+        self, conf: pathlib.Path, names: tuple[str, ...]
+    ) -> list[Row]:
         """allocate_for_instance + interface_xml, as a compute driver."""
         from flatnet import settings as flatnet_settings  # noqa: PLC0415
         from flatnet import wiring  # noqa: PLC0415
