@@ -88,20 +88,24 @@ def write_config(
     return conf
 
 
-def create_database(conf: pathlib.Path, bridge: str) -> None:
-    """db sync, the network, the floating pool, security group web."""
+def create_network(conf: pathlib.Path, bridge: str) -> None:
+    """db sync, network "private" and the floating pool."""
     manage(conf, "db", "sync")
     manage(conf, "network", "create", "--label", "private",
            "--fixed-range-v4", FIXED_RANGE, "--bridge", bridge,
            "--bridge-interface", "eth2", "--dns1", "8.8.4.4")  # fmt: skip
     manage(conf, "floating", "create", "--ip-range", FLOATING_RANGE,
            "--pool", "public", "--interface", "eth1")  # fmt: skip
+    print(manage(conf, "network", "list"), end="")
+
+
+def create_web_group(conf: pathlib.Path) -> None:
+    """Security group web: tcp/80 and icmp from anywhere."""
     manage(conf, "secgroup", "create", "web", "--description", "demo")
     manage(conf, "secgroup", "rule-add", "web", "--protocol", "tcp",
            "--port-range", "80:80", "--cidr", "0.0.0.0/0")  # fmt: skip
     manage(conf, "secgroup", "rule-add", "web", "--protocol", "icmp",
            "--icmp-type", "-1", "--icmp-code", "-1")  # fmt: skip
-    print(manage(conf, "network", "list"), end="")
     print(manage(conf, "secgroup", "show", "web"), end="")
 
 

@@ -83,7 +83,8 @@ def deploy(
     bridge = getattr(form, "bridge_name", ns_form.BRIDGE)
     step(f"sandbox {box.tag}: config and database in {workdir}")
     conf = cloud.write_config(workdir, bridge, nwfilter=form is not None)
-    cloud.create_database(conf, bridge)
+    cloud.create_network(conf, bridge)
+    cloud.create_web_group(conf)
     step("network host namespace: flatnet-network (network, compute) "
          "and flatnet-metadata")  # fmt: skip
     host, outside = cloud.build_host(box)
