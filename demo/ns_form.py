@@ -100,8 +100,13 @@ def create_and_boot(
             f"{lease.get('router')}, {lease.get('hostname')}."
             f"{lease.get('domain')})"
         )
-        row = {"instance": name, "mac": vif["mac"], "ip": vif["address"],
-               "lease": lease["ip"], "lease_s": lease.get("lease", "?")}  # fmt: skip
+        row = {
+            "instance": name,
+            "mac": vif["mac"],
+            "ip": vif["address"],
+            "lease": lease["ip"],
+            "lease_s": lease.get("lease", "?"),
+        }
         rows.append((row, vm))
     return rows
 

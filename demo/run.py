@@ -133,8 +133,11 @@ def cleanup(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--no-vm", action="store_true",
-                        help="namespaces instead of VMs (also NO_VM=1)")  # fmt: skip
+    parser.add_argument(
+        "--no-vm",
+        action="store_true",
+        help="namespaces instead of VMs (also NO_VM=1)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("make demo needs root (network namespaces)", file=sys.stderr)

@@ -121,8 +121,10 @@ def test_cli_secgroup_reaches_a_real_vm(site: Site) -> None:
     site.cli("secgroup", "create", "web", "--description", "web servers")
     site.cli("secgroup", "rule-add", "web", "--protocol", "tcp",
              "--port-range", "80:80", "--cidr", "0.0.0.0/0")  # fmt: skip
-    info = json.loads(site.cli("instance", "create", "vmx", "--secgroup",
-                               "web", "--wait", "--format", "json"))  # fmt: skip
+    info = json.loads(
+        site.cli("instance", "create", "vmx", "--secgroup", "web", "--wait",
+                 "--format", "json")
+    )  # fmt: skip
     vif = info["interfaces"][0]
     # --wait returned: DHCP entry, chain and nwfilter are all live now
     state = site.dir / "state" / "networks"

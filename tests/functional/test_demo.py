@@ -95,7 +95,8 @@ def test_demo_boots_real_vms(conn) -> None:
     table = _table(out)
     assert sorted(table) == ["vm1", "vm2", "vm3"], out[-3000:]
     for name, (_mac, fixed, leased, secs, md, _flt) in table.items():
-        assert leased == fixed and secs == "120", name
+        assert leased == fixed, name
+        assert secs == "120", name
         assert re.fullmatch(r"i-[0-9a-f]{8}", md), (name, md)
     assert "seen as 172.24.4.1" in table["vm1"][5]
     assert "tcp/80 passes, tcp/81 dropped" in table["vm2"][5]
