@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -60,6 +61,11 @@ def unavailable() -> str | None:
         vm.connection()
     except vm.VmUnavailable as exc:
         return str(exc)
+    try:
+        vm.guest_image()  # tools/build-guest.sh: apt-get download once
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or "").strip().splitlines()[-1:]
+        return f"the guest image could not be built: {' '.join(tail)}"
     return None
 
 
