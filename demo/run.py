@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from types import FrameType
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -37,7 +36,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import cloud  # noqa: E402
 import ns_form  # noqa: E402
 from cloud import step  # noqa: E402
-from sandbox import Sandbox  # noqa: E402
+from sandbox import Sandbox, sweep_dead_runs  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIBVIRT_STARTED = pathlib.Path("/run/flatnet-libvirt/started")
@@ -145,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     had_libvirt = LIBVIRT_STARTED.exists()
-    box = Sandbox(uuid.uuid4().hex[:4])
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="flatnet-demo-"))
+    for gone in sweep_dead_runs():
+        print(f"removed {gone}, left by a killed demo")
+    box = Sandbox(f"d{os.getpid()}")
+    workdir = pathlib.Path(
+        tempfile.mkdtemp(prefix=f"flatnet-demo-{os.getpid()}-")
+    )
     workdir.chmod(0o755)  # dnsmasq drops to nobody and reads files here
     procs: list[subprocess.Popen[bytes]] = []
     form = None

@@ -1,7 +1,8 @@
 """Network namespaces for the demo: a cloud on one host, in a sandbox.
 
-Layout (every name carries the demo's short id, everything is removed at
-exit; nothing in the root namespace is touched)::
+Every namespace is ``fnd<pid>-<role>`` (the demo's pid), removed at
+exit; a run killed with SIGKILL is swept by the next one.
+Layout of the namespace form (the VM form: demo/vm_form.py)::
 
     [outside] eth0 172.24.4.254/24 --- eth1 [nethost] br100 10.0.0.1/24
                                                      |   |   |
@@ -14,8 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
+import re
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Sequence
 
 
@@ -41,6 +46,33 @@ def sh(
             f"{done.stderr.strip() or done.stdout.strip()}"
         )
     return done.stdout
+
+
+def sweep_dead_runs(tmp: pathlib.Path | None = None) -> list[str]:
+    """Remove what a demo killed with SIGKILL left: namespaces
+    ``fnd<pid>-*`` and folders ``flatnet-demo-<pid>-*`` of dead pids
+    (the VM harness sweeps its domains, bridges and guard rules)."""
+    tmp = tmp or pathlib.Path(tempfile.gettempdir())
+    removed = []
+    for name in sh(["ip", "netns", "list"]).split():
+        found = re.match(r"fnd(\d+)-", name)
+        if found and not pathlib.Path(f"/proc/{found[1]}").exists():
+            _delete_netns(name)
+            removed.append(name)
+    for folder in tmp.glob("flatnet-demo-*-*"):
+        found = re.match(r"flatnet-demo-(\d+)-", folder.name)
+        if found and not pathlib.Path(f"/proc/{found[1]}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    return removed
+
+
+def _delete_netns(name: str) -> None:
+    """Kill every process in namespace ``name``, then delete it."""
+    for pid in sh(["ip", "netns", "pids", name], check=False).split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    sh(["ip", "netns", "delete", name], check=False)
 
 
 class Sandbox:
@@ -88,9 +120,5 @@ class Sandbox:
 
     def close(self) -> None:
         for name in reversed(self.namespaces):
-            pids = sh(["ip", "netns", "pids", name], check=False).split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-            sh(["ip", "netns", "delete", name], check=False)
+            _delete_netns(name)
         self.namespaces.clear()

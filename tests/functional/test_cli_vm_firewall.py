@@ -23,6 +23,7 @@ host's flat interface (demo/vm_form.py). Then, through
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -30,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -88,7 +88,7 @@ def site() -> Iterator[Site]:
     except vm.VmUnavailable as exc:
         pytest.skip(f"no VM tests: {exc}")
     made = None
-    box = Sandbox(uuid.uuid4().hex[:4])
+    box = Sandbox(f"d{os.getpid()}")  # swept by a demo once we are dead
     try:
         made = Site(box, form)
         yield made

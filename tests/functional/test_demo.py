@@ -147,3 +147,40 @@ def test_sigint_mid_run_leaves_nothing(conn) -> None:
     assert out.splitlines()[-1].startswith("demo FAILED"), out[-2000:]
     assert _leftovers(out, proc.pid, conn) == [], out[-3000:]
     assert _nwfilters(conn) <= before
+
+
+def test_sigkill_mid_run_is_swept_by_the_next_run(conn) -> None:
+    """kill -9 leaves everything; what the next run sweeps at its start
+    (demo/sandbox.py sweep_dead_runs, the VM harness's sweep_leftovers)
+    removes it all; the next run's service prunes the instance
+    nwfilters, which a killed run cannot undefine (removed here)."""
+    sys.path.insert(0, str(ROOT / "demo"))
+    import sandbox  # noqa: PLC0415
+
+    before = _nwfilters(conn)
+    proc = subprocess.Popen(DEMO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if re.search(r"vm3: domain fntvm-\S+ started", line):
+            break
+    proc.kill()
+    proc.wait(30)
+    proc.stdout.close()
+    out = "".join(seen)
+    left = _leftovers(out, proc.pid, conn)
+    assert any(x.startswith(f"fnd{proc.pid}-") for x in left), left
+    assert any(x.startswith("bridge ") for x in left), left
+    assert any(x.startswith(f"fntvm-{proc.pid}-") for x in left), left
+    removed = sandbox.sweep_dead_runs()
+    vm.sweep_leftovers(conn)
+    assert any(r.startswith(f"fnd{proc.pid}-") for r in removed)
+    deadline = time.monotonic() + 30
+    while _leftovers(out, proc.pid, conn) and time.monotonic() < deadline:
+        time.sleep(0.2)  # libvirt destroys asynchronously
+    assert _leftovers(out, proc.pid, conn) == []
+    for name in sorted(
+        _nwfilters(conn) - before, key=lambda n: "instance" not in n
+    ):
+        conn.nwfilterLookupByName(name).undefine()
