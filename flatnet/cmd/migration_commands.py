@@ -65,7 +65,11 @@ def import_nova(
 def _export(ctx: cli.Context, args: argparse.Namespace) -> report.Export:
     networks, ports, reserved = writer.read_inputs(ctx.db)
     settings = neutron_settings(ctx.settings.dhcp, args)
-    return report.build_export(networks, ports, reserved, settings)
+    same_net = ctx.settings.firewall.allow_same_net_traffic
+    extras = writer.read_extras(ctx.db, networks, ports, same_net)
+    return report.build_export(
+        networks, ports, reserved, settings, extras=extras
+    )
 
 
 def export_neutron(ctx: cli.Context, args: argparse.Namespace) -> int:
@@ -78,7 +82,7 @@ def export_neutron(ctx: cli.Context, args: argparse.Namespace) -> int:
         ctx.out.write("".join(f"  {o}\n" for o in export.options))
         return 0
     data = {"api": export.api, "files": export.files, "argv": export.argv,
-            "options": export.options}  # fmt: skip
+            "options": export.options, "refs": export.refs}  # fmt: skip
     if args.format == "json":
         ctx.out.write(output.to_json(data))
     else:
