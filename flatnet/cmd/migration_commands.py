@@ -103,5 +103,13 @@ def migration_report(ctx: cli.Context, args: argparse.Namespace) -> int:
         flatnet_dhcp(ctx.settings.dhcp),
         settings,
     )
+    if getattr(args, "nova_connection", None):
+        renames = nova_import.renames(args.nova_connection)
+        found = (
+            report.rename_entries(
+                renames, networks, ports, export.dhcp_ports, settings
+            )
+            + found
+        )
     cli.write(ctx, args, report.report_table(found), found)
     return 3 if found else 0

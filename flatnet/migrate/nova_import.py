@@ -66,6 +66,15 @@ def import_nova(
     )
 
 
+def renames(url: str) -> tuple[nova_names.Rename, ...]:
+    """The host names an import of the nova database at ``url`` changes
+    (read-only; the same as the import's, the rename is deterministic).
+    Raises InvalidInput or Conflict as :func:`import_nova`."""
+    source = nova_source.read_nova(url)
+    plan = nova_plan.plan_import(source.rows, source.counted, source.version)
+    return tuple(plan.renamed)
+
+
 def summary_dict(summary: ImportSummary) -> dict[str, Any]:
     return {
         "nova_schema_version": summary.version,

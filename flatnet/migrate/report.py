@@ -28,6 +28,7 @@ import netaddr
 import flatnet.migrate.neutron_export as nx
 from flatnet.migrate import neutron_floating as nf
 from flatnet.migrate import neutron_secgroups as ns
+from flatnet.migrate import nova_names
 from flatnet.model import Network
 from flatnet.plan.dnsmasq import dhcp_address, opts_gateway, safe_hostname
 
@@ -310,6 +311,37 @@ def guest_report(
                     "neutron": after[field],
                     "setting": _remedy(field, before[field], flat),
                 })  # fmt: skip
+    return found
+
+
+def rename_entries(
+    renames: Sequence[nova_names.Rename],
+    networks: Sequence[Network],
+    ports: Sequence[nx.PortInput],
+    dhcp_ports: Mapping[int, netaddr.IPAddress],
+    settings: nx.NeutronSettings,
+) -> list[dict[str, str]]:
+    """One ``hostname`` entry per port of each instance the import
+    renamed: the guest saw nova's shared name, flatnet gives it the new
+    one, Neutron what it would; no setting brings a shared name back."""
+    by_id = {n.id: n for n in networks}
+    moved = {r.instance_uuid: r for r in renames}
+    found = []
+    for port in sorted(ports, key=lambda p: int(p.address)):
+        rename = moved.get(port.instance_uuid)
+        net = by_id.get(port.network_id)
+        if rename is None or net is None:
+            continue
+        after = neutron_view(net, port, dhcp_ports[net.id], settings)
+        found.append({
+            "instance": port.instance_uuid, "hostname": port.hostname,
+            "mac": port.mac, "field": "hostname",
+            "nova": rename.nova_hostname, "flatnet": port.hostname,
+            "neutron": after["hostname"],
+            "setting": f"renamed at import: under nova this guest was "
+            f"{rename.nova_hostname!r}, a name instance {rename.kept_by} "
+            "keeps (flatnet allows one live instance per host name)",
+        })  # fmt: skip
     return found
 
 

@@ -88,6 +88,7 @@ LAYER_RULES: dict[str, set[str]] = {
         "flatnet.migrate.neutron_export",
         "flatnet.migrate.neutron_floating",
         "flatnet.migrate.neutron_secgroups",
+        "flatnet.migrate.nova_names",
         "flatnet.migrate",
     },
 }

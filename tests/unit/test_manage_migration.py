@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from flatnet.cmd import cli, manage, manage_migration, manage_network
 from tests import nova_schema
@@ -126,3 +126,29 @@ def test_export_carries_groups_and_floating_ips(run):
         if p["port"]["fixed_ips"][0]["ip_address"] == "10.0.0.2"
     )  # fmt: skip
     assert len(cirros["security_groups"]) == 2  # default and web
+
+
+def test_report_shows_the_names_the_import_changed(run):
+    engine = create_engine(run.nova)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "UPDATE instances SET hostname = 'vm-1' WHERE hostname = 'vm-2'"
+        ))  # fmt: skip
+    engine.dispose()
+    rc, out, _ = run("import", "nova", "--connection", run.nova,
+                     "--format", "json")  # fmt: skip
+    (rename,) = json.loads(out)["renamed"]
+    rc, out, _ = run("migration", "report", "--preserve")
+    assert (rc, out.startswith("no differences")) == (0, True)
+    rc, out, _ = run("migration", "report", "--preserve", "--format",
+                     "json", "--nova-connection", run.nova)  # fmt: skip
+    assert rc == 3
+    (entry,) = json.loads(out)
+    new = rename["flatnet_hostname"]
+    assert (entry["field"], entry["nova"], entry["flatnet"]) == (
+        "hostname", "vm-1", new)  # fmt: skip
+    assert entry["neutron"] == new  # --preserve keeps flatnet's name
+    assert entry["instance"] == rename["instance_uuid"]
+    rc, out, _ = run("migration", "report", "--nova-connection", run.nova)
+    assert rc == 3
+    assert "renamed at import: under nova this guest was 'vm-1'" in out
