@@ -159,10 +159,12 @@ COMMIT
 """
 
 
-def save_text() -> str:
-    """The whole ``iptables-save -c`` text (input for iptables-restore)."""
+def save_text(fixed_prefix: str = "10.201.0.") -> str:
+    """The whole ``iptables-save -c`` text (input for iptables-restore),
+    with the fixed network's ``10.201.0.`` replaced by ``fixed_prefix``
+    (another /24 for another topology)."""
     nat = NAT_HEAD + "\n".join(_nat_floating()) + "\nCOMMIT\n"
-    return FILTER + nat + MANGLE
+    return (FILTER + nat + MANGLE).replace("10.201.0.", fixed_prefix)
 
 
 #: floating IPs bound on pub0 by nova (``bind_floating_ip``)

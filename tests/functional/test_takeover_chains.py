@@ -27,14 +27,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import create_engine
 
+from flatnet.db import api as db_api
+from flatnet.migrate import nova_import
 from flatnet.plan.iptables.grammar import canonical_rule
+from tests import nova_schema
 from tests.functional import netns, nova_iptables
+from tests.functional.dhcp_site import BIN, wait_for
 from tests.functional.test_host_rules import (
     FIXED,
     FLOAT,
@@ -43,8 +50,9 @@ from tests.functional.test_host_rules import (
     host_rules,
     topo,
 )
+from tests.functional.test_takeover import CIDR, host
 
-__all__ = ["topo"]  # the fixture, imported for pytest
+__all__ = ["host", "topo"]  # fixtures, imported for pytest
 pytestmark = pytest.mark.root
 
 ECHO = r"""
@@ -116,8 +124,8 @@ def saved(ns: str, cli: str) -> dict[str, dict[str, list[str]]]:
     return tables
 
 
-def nova_state(ns: str, cli: str) -> None:
-    text = nova_iptables.save_text()
+def nova_state(ns: str, cli: str, prefix: str = "10.201.0.") -> None:
+    text = nova_iptables.save_text(prefix)
     netns.run(["sh", "-c", f"{cli}-restore -c <<'EOF'\n{text}EOF\n"], ns)
     for address in nova_iptables.BOUND:
         netns.run(["ip", "addr", "add", f"{address}/32", "dev", "pub0"], ns)
@@ -125,6 +133,24 @@ def nova_state(ns: str, cli: str) -> None:
 
 def _ours(anchors: set[tuple[str, str]], chain: str, rule: str) -> bool:
     return chain.startswith("nova-network-") or (chain, rule) in anchors
+
+
+def check_foreign_kept(before, after, anchors) -> None:
+    """Every rule that is not flatnet's is there, in its order; no
+    chain holds a rule twice."""
+    for name, chains in before.items():
+        for chain, rules in chains.items():
+            if chain.startswith("nova-network-"):
+                continue
+            theirs = [r for r in rules if not _ours(anchors[name], chain, r)]
+            mine = [
+                r for r in after[name][chain]
+                if not _ours(anchors[name], chain, r)
+            ]  # fmt: skip
+            assert mine == theirs, (name, chain)
+    for name, chains in after.items():
+        for chain, rules in chains.items():
+            assert len(rules) == len(set(rules)), (name, chain, rules)
 
 
 def check_end_state(before, after, ruleset) -> None:
@@ -138,14 +164,7 @@ def check_end_state(before, after, ruleset) -> None:
         anchors = {(a.chain, canonical_rule(a.rule)) for a in table.anchors}
         for chain, rule in anchors:
             assert got[chain].count(rule) == 1, (name, chain, rule)
-        for chain, rules in got.items():
-            assert len(rules) == len(set(rules)), (name, chain, rules)
-        for chain, rules in before[name].items():
-            if chain.startswith("nova-network-"):
-                continue
-            theirs = [r for r in rules if not _ours(anchors, chain, r)]
-            mine = [r for r in got[chain] if not _ours(anchors, chain, r)]
-            assert mine == theirs, (name, chain)
+        check_foreign_kept({name: before[name]}, {name: got}, {name: anchors})
 
 
 @pytest.mark.parametrize("kind", ["restore", "iptc"])
@@ -189,3 +208,82 @@ def test_flatnet_adopts_nova_chains_without_dropping_a_packet(
     assert "-p tcp -m tcp --dport 2222 -j operator-ssh" in (
         after["filter"]["INPUT"])  # fmt: skip
     assert rules.sync([NET], [floating(FIXED)]).changed is False
+
+
+# --- the flatnet-network daemon itself -------------------------------------
+def _anchors_by_name() -> dict[str, set[tuple[str, str]]]:
+    """flatnet's jumps in chains it does not own, by rule text."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for table, chains in (
+        ("filter", ("INPUT", "FORWARD", "OUTPUT", "nova-filter-top")),
+        ("nat", ("PREROUTING", "OUTPUT", "POSTROUTING",
+                 "nova-postrouting-bottom")),
+        ("mangle", ("POSTROUTING",)),
+    ):  # fmt: skip
+        wanted = found.setdefault(table, set())
+        for chain in chains:
+            for target in ("INPUT", "FORWARD", "OUTPUT", "local", "snat",
+                           "PREROUTING", "POSTROUTING"):  # fmt: skip
+                wanted.add((chain, f"-j nova-network-{target}"))
+        wanted |= {("FORWARD", "-j nova-filter-top"),
+                   ("OUTPUT", "-j nova-filter-top"),
+                   ("POSTROUTING", "-j nova-postrouting-bottom")}  # fmt: skip
+    return found
+
+
+@pytest.mark.slow
+def test_flatnet_network_daemon_adopts_nova_chains(host):
+    """flatnet-network, started with nova's database imported on a host
+    holding nova's chains, ends with ``flatnet-manage verify`` clean
+    (its chains and jumps exactly as planned) and every foreign rule
+    kept."""
+    tmp, ns = host["tmp"], host["ns"]
+    netns.veth(ns, "pub0", host["make_netns"]("up"), "eth0")
+    netns.run(["ip", "addr", "add", "172.31.50.1/24", "dev", "pub0"], ns)
+    nova_state(ns, "iptables", "10.234.0.")
+    before = saved(ns, "iptables")
+    nova_url = f"sqlite:///{tmp}/nova.sqlite"
+    engine = create_engine(nova_url)
+    nova_schema.populate(engine, nova_schema.NovaData(cidr=CIDR))
+    engine.dispose()
+    db = db_api.Database(f"sqlite:///{tmp}/flatnet.sqlite")
+    db_api.sync(db)
+    nova_import.import_nova(db, nova_url)
+    db.dispose()
+    conf = tmp / "flatnet.conf"
+    (tmp / "networks").mkdir(mode=0o755)
+    conf.write_text(
+        f"[DEFAULT]\nhost = nethost\nstate_path = {tmp}\n"
+        f"networks_path = {tmp / 'networks'}\nflat_interface = fi0\n"
+        f"dhcpbridge = {BIN}/flatnet-dhcpbridge\n"
+        f"dhcpbridge_flagfile = {conf}\nsync_interval = 0.05\n"
+        "periodic_interval = 1\npublic_interface = pub0\n"
+        "routing_source_ip = 172.31.50.1\nmetadata_host = 172.31.50.1\n"
+        "iptables_backend = restore\nflatnet_roles = network\n"
+        f"[database]\nconnection = sqlite:///{tmp}/flatnet.sqlite\n"
+    )
+    verify = [sys.executable, "-m", "flatnet.cmd.manage", "--config-file",
+              str(conf), "verify"]  # fmt: skip
+    assert netns.run(verify, netns=ns, check=False).returncode == 3
+    with open(tmp / "daemon.log", "a") as log:
+        daemon = netns.popen(
+            [str(BIN / "flatnet-network"), "--config-file", str(conf)],
+            netns=ns, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for(
+                lambda: netns.run(verify, netns=ns, check=False).returncode
+                == 0, 60, "flatnet-manage verify clean",
+            )  # fmt: skip
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(10)
+    after = saved(ns, "iptables")
+    check_foreign_kept(before, after, _anchors_by_name())
+    assert not {c for c in after["nat"] if c.startswith("nova-network-")} - {
+        "nova-network-OUTPUT", "nova-network-POSTROUTING",
+        "nova-network-PREROUTING", "nova-network-float-snat",
+        "nova-network-snat"}  # fmt: skip
+    nat = " ".join(r for rules in after["nat"].values() for r in rules)
+    assert "172.31.50.100" not in nat  # nova's associations, not flatnet's
+    assert "172.24.4.1" in nat  # the imported floating IPs'
