@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -231,17 +232,8 @@ def _anchors_by_name() -> dict[str, set[tuple[str, str]]]:
     return found
 
 
-@pytest.mark.slow
-def test_flatnet_network_daemon_adopts_nova_chains(host):
-    """flatnet-network, started with nova's database imported on a host
-    holding nova's chains, ends with ``flatnet-manage verify`` clean
-    (its chains and jumps exactly as planned) and every foreign rule
-    kept."""
-    tmp, ns = host["tmp"], host["ns"]
-    netns.veth(ns, "pub0", host["make_netns"]("up"), "eth0")
-    netns.run(["ip", "addr", "add", "172.31.50.1/24", "dev", "pub0"], ns)
-    nova_state(ns, "iptables", "10.234.0.")
-    before = saved(ns, "iptables")
+def _imported_site(tmp) -> pathlib.Path:
+    """nova's database imported into flatnet's; flatnet's config."""
     nova_url = f"sqlite:///{tmp}/nova.sqlite"
     engine = create_engine(nova_url)
     nova_schema.populate(engine, nova_schema.NovaData(cidr=CIDR))
@@ -262,6 +254,21 @@ def test_flatnet_network_daemon_adopts_nova_chains(host):
         "iptables_backend = restore\nflatnet_roles = network\n"
         f"[database]\nconnection = sqlite:///{tmp}/flatnet.sqlite\n"
     )
+    return conf
+
+
+@pytest.mark.slow
+def test_flatnet_network_daemon_adopts_nova_chains(host):
+    """flatnet-network, started with nova's database imported on a host
+    holding nova's chains, ends with ``flatnet-manage verify`` clean
+    (its chains and jumps exactly as planned) and every foreign rule
+    kept."""
+    tmp, ns = host["tmp"], host["ns"]
+    netns.veth(ns, "pub0", host["make_netns"]("up"), "eth0")
+    netns.run(["ip", "addr", "add", "172.31.50.1/24", "dev", "pub0"], ns)
+    nova_state(ns, "iptables", "10.234.0.")
+    before = saved(ns, "iptables")
+    conf = _imported_site(tmp)
     verify = [sys.executable, "-m", "flatnet.cmd.manage", "--config-file",
               str(conf), "verify"]  # fmt: skip
     assert netns.run(verify, netns=ns, check=False).returncode == 3
