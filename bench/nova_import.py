@@ -5,16 +5,20 @@ it to Neutron, compute the migration report.
 
 The nova database (tests/nova_schema.py: one FlatDHCP /18 with every
 fixed_ips row, the instances, their VIFs and floating IPs, a VLAN
-network, soft-deleted rows) is built once; each run imports it into a
-fresh flatnet database and times the import (read + plan + one write
-transaction), a second (no-op) import, the export (read flatnet's
-database and render every API body and DHCP agent file) and the
-report. Goal: import under 10 s at 10,000 instances.
+network, soft-deleted rows, a default security group per project with
+a membership per instance, a group with four rules) is built once; each
+run imports it into a fresh flatnet database and times the import (read
++ plan + one write transaction), a second (no-op) import, the export
+(read flatnet's database, networks, ports, security groups and floating
+IPs, and render every API body and DHCP agent file) and the report.
+Goal: import under 10 s at 10,000 instances. The load average is
+printed with the figures (other jobs distort them).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -49,8 +53,9 @@ def run_once(tmp: Path, nova_url: str, n: int) -> dict[str, float]:
     assert not again.changed
     started = time.monotonic()
     networks, ports, reserved = writer.read_inputs(db)
+    extras = writer.read_extras(db, networks, ports)
     export = report.build_export(
-        networks, ports, reserved, nx.NeutronSettings()
+        networks, ports, reserved, nx.NeutronSettings(), extras=extras
     )
     writer.export_files(export)
     figures["export"] = time.monotonic() - started
@@ -60,6 +65,8 @@ def run_once(tmp: Path, nova_url: str, n: int) -> dict[str, float]:
                         nx.NeutronSettings())  # fmt: skip
     figures["report"] = time.monotonic() - started
     figures["ports"] = len(ports)
+    figures["rows"] = sum(summary.imported.values())
+    figures["rules"] = len(export.api["security_group_rules"])
     db.dispose()
     return figures
 
@@ -87,7 +94,11 @@ def main() -> None:
             f"(min {min(values):.2f}, max {max(values):.2f}, "
             f"{len(values)} runs)"
         )
-    print(f"    ports: {int(runs[0]['ports'])}")
+    print(f"    ports: {int(runs[0]['ports'])}, rows imported: "
+          f"{int(runs[0]['rows'])}, Neutron rules: "
+          f"{int(runs[0]['rules'])}")  # fmt: skip
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average: {load}")
 
 
 if __name__ == "__main__":

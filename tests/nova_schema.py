@@ -298,8 +298,13 @@ class NovaData:
     * floating IPs in pool ``public`` (172.24.4.0/28): the first
       ``floating`` associated with the first instances, one
       auto-assigned, one allocated to a project only, one soft-deleted;
-    * a ``default`` security group per project with two rules and an
-      association per instance.
+    * a ``default`` security group per project with two rules (ssh from
+      anywhere, everything from the group itself) and an association
+      per live instance; a group ``web`` of project-1 (tcp 80-443 from
+      10.1.0.0/16, icmp echo, udp 53 from members of project-1's
+      default, an IPv6 rule) holding ``cirros``; a soft-deleted group
+      ``old`` with its soft-deleted rule; one
+      ``security_group_default_rules`` row.
     """
 
     instances: int = 10
@@ -509,6 +514,34 @@ def _security(b: _Builder) -> None:
             b.add("security_group_instance_association",
                   security_group_id=groups[inst["project_id"]],
                   instance_uuid=inst["uuid"])  # fmt: skip
+    _web_groups(b, groups["project-1"])
+
+
+def _web_groups(b: _Builder, default_1: int) -> None:
+    web = b.add("security_groups", name="web", description="web servers",
+                user_id="admin", project_id="project-1")["id"]  # fmt: skip
+    for proto, low, high, cidr, source in (
+        ("tcp", 80, 443, "10.1.0.0/16", None),
+        ("ICMP", 8, -1, "0.0.0.0/0", None),
+        ("udp", 53, 53, None, default_1),
+        ("tcp", 22, 22, "2001:db8::/64", None),
+    ):
+        b.add("security_group_rules", parent_group_id=web, protocol=proto,
+              from_port=low, to_port=high, cidr=cidr,
+              group_id=source)  # fmt: skip
+    cirros = b.rows["instances"][0]["uuid"]
+    b.add("security_group_instance_association", security_group_id=web,
+          instance_uuid=cirros)  # fmt: skip
+    gone = b.ids("security_groups")
+    b.add("security_groups", id=gone, name="old", description="old",
+          user_id="admin", project_id="project-2", deleted=gone,
+          deleted_at=_when(80))  # fmt: skip
+    rid = b.ids("security_group_rules")
+    b.add("security_group_rules", id=rid, parent_group_id=gone,
+          protocol="tcp", from_port=25, to_port=25, cidr="0.0.0.0/0",
+          group_id=None, deleted=rid, deleted_at=_when(80))  # fmt: skip
+    b.add("security_group_default_rules", protocol="tcp", from_port=22,
+          to_port=22, cidr="0.0.0.0/0")  # fmt: skip
 
 
 def _chunks(
@@ -526,7 +559,8 @@ def populate(engine: Engine, data: NovaData | None = None) -> MetaData:
     _fill(builder)
     order = ("instances", "networks", "virtual_interfaces", "fixed_ips",
              "floating_ips", "security_groups", "security_group_rules",
-             "security_group_instance_association")  # fmt: skip
+             "security_group_instance_association",
+             "security_group_default_rules")  # fmt: skip
     with engine.begin() as conn:
         for name in order:
             table = meta.tables[name]

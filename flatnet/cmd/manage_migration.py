@@ -5,6 +5,7 @@ are in :mod:`flatnet.cmd.migration_commands`):
     export neutron [--output DIR] [--format json] [--preserve]
                    [--physical-network NAME]
     migration report [--format json|table] [--preserve]
+                     [--nova-connection URL]
 """
 
 from __future__ import annotations
@@ -63,3 +64,9 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     )
     cli.add_format(rep)
     _neutron_args(rep)
+    rep.add_argument(
+        "--nova-connection",
+        metavar="URL",
+        help="also show the host names the import changed (live nova "
+        "instances that shared one), read from nova's database",
+    )

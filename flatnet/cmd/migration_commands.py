@@ -3,7 +3,10 @@ in :mod:`flatnet.cmd.manage_migration`).
 
 Handlers take ``(ctx, args)`` and use only ``ctx.db`` (flatnet's
 database), ``ctx.settings.dhcp`` (``dhcp_domain``, ``dhcp_lease_time``,
-``share_dhcp_address``) and ``ctx.out``; the progress bar goes to
+``share_dhcp_address``), ``ctx.settings.firewall``
+(``allow_same_net_traffic``, for the exported group rules) and
+``ctx.out``; ``migration report --nova-connection`` also reads nova's
+database (read-only) for the host names the import changed; the progress bar goes to
 ``sys.stderr`` when it is a terminal. ``migration report`` exits 3 when
 guests would see a difference (as ``verify`` does), 0 otherwise.
 """
@@ -65,7 +68,11 @@ def import_nova(
 def _export(ctx: cli.Context, args: argparse.Namespace) -> report.Export:
     networks, ports, reserved = writer.read_inputs(ctx.db)
     settings = neutron_settings(ctx.settings.dhcp, args)
-    return report.build_export(networks, ports, reserved, settings)
+    same_net = ctx.settings.firewall.allow_same_net_traffic
+    extras = writer.read_extras(ctx.db, networks, ports, same_net)
+    return report.build_export(
+        networks, ports, reserved, settings, extras=extras
+    )
 
 
 def export_neutron(ctx: cli.Context, args: argparse.Namespace) -> int:
@@ -78,7 +85,7 @@ def export_neutron(ctx: cli.Context, args: argparse.Namespace) -> int:
         ctx.out.write("".join(f"  {o}\n" for o in export.options))
         return 0
     data = {"api": export.api, "files": export.files, "argv": export.argv,
-            "options": export.options}  # fmt: skip
+            "options": export.options, "refs": export.refs}  # fmt: skip
     if args.format == "json":
         ctx.out.write(output.to_json(data))
     else:
@@ -99,5 +106,13 @@ def migration_report(ctx: cli.Context, args: argparse.Namespace) -> int:
         flatnet_dhcp(ctx.settings.dhcp),
         settings,
     )
+    if getattr(args, "nova_connection", None):
+        renames = nova_import.renames(args.nova_connection)
+        found = (
+            report.rename_entries(
+                renames, networks, ports, export.dhcp_ports, settings
+            )
+            + found
+        )
     cli.write(ctx, args, report.report_table(found), found)
     return 3 if found else 0

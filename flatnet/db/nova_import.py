@@ -9,11 +9,13 @@ nova's primary key:
   import of the same nova database changes nothing;
 * a row whose id is there with other values, or whose natural key
   (network label/cidr/bridge/uuid, instance uuid or live host name, VIF
-  MAC or uuid, fixed or floating address) belongs to another flatnet
-  row, raises Conflict naming both, and the transaction rolls back.
+  MAC or uuid, fixed or floating address, a group's project and name, a
+  membership's group and instance) belongs to another flatnet row,
+  raises Conflict naming both, and the transaction rolls back.
 
-New networks get generation 1 (the daemon picks them up) and the rules
-counter is bumped when floating IPs arrive, in the same transaction.
+New networks get generation 1 (the daemon picks them up), the rules
+counter is bumped when floating IPs arrive and the ``firewall`` counter
+when security-group rows do, in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from sqlalchemy import Connection, Table, insert, inspect, select, text
 from sqlalchemy import exc as sa_exc
 
 from flatnet import exception, ipam
-from flatnet.db import rows
+from flatnet.db import models, rows
 from flatnet.db.engine import Database
+from flatnet.db.secgroups import FIREWALL_COUNTER
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +42,25 @@ TABLES: dict[str, Table] = {
     "virtual_interfaces": rows.VIFS,
     "fixed_ips": rows.FIXED,
     "floating_ips": rows.FLOATING,
+    "security_groups": models.SECURITY_GROUPS,
+    "security_group_rules": models.SECURITY_GROUP_RULES,
+    "security_group_instance_association": models.SECURITY_GROUP_INSTANCES,
 }
+#: Unique keys of several columns (live rows only), checked before
+#: inserting: nova's and flatnet's ``uniq_security_groups0project_id0
+#: name0deleted`` and ``uniq_sgia0group0instance0deleted``.
+COMPOSITE_KEYS: dict[str, tuple[str, str]] = {
+    "security_groups": ("project_id", "name"),
+    "security_group_instance_association": (
+        "security_group_id",
+        "instance_uuid",
+    ),
+}
+FIREWALL_TABLES = (
+    "security_groups",
+    "security_group_rules",
+    "security_group_instance_association",
+)
 #: Unique keys checked before inserting: (columns, live rows only).
 NATURAL_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
     "networks": (("label", True), ("cidr", True), ("bridge", True),
@@ -48,6 +69,9 @@ NATURAL_KEYS: dict[str, tuple[tuple[str, bool], ...]] = {
     "virtual_interfaces": (("address", True), ("uuid", False)),
     "fixed_ips": (("address", True),),
     "floating_ips": (("address", True),),
+    "security_groups": (),
+    "security_group_rules": (),
+    "security_group_instance_association": (),
 }  # fmt: skip
 CHUNK = 2000
 Progress = Callable[[int], None]
@@ -121,6 +145,29 @@ def _check_keys(
             )
 
 
+def _check_composite(
+    conn: Connection, name: str, new: Sequence[Mapping[str, Any]]
+) -> None:
+    if name not in COMPOSITE_KEYS or not new:
+        return
+    first, second = COMPOSITE_KEYS[name]
+    table = TABLES[name]
+    keyed = {(r[first], r[second]): r for r in new if not r["deleted"]}
+    for chunk in _chunks(sorted({k[0] for k in keyed}, key=str)):
+        query = select(table).where(
+            table.c[first].in_(chunk), table.c.deleted == 0
+        )
+        for old in conn.execute(query).mappings():
+            row = keyed.get((old[first], old[second]))
+            if row is not None:
+                raise exception.Conflict(
+                    reason=f"{name}: {first} {old[first]!r} with {second} "
+                    f"{old[second]!r} of nova id {row['id']} is already "
+                    f"used by flatnet id {old['id']}; import into an "
+                    "empty flatnet database"
+                )
+
+
 def _check_overlap(conn: Connection, new: Sequence[Mapping[str, Any]]) -> None:
     live = conn.execute(
         select(rows.NETWORKS.c.cidr).where(rows.NETWORKS.c.deleted == 0)
@@ -190,6 +237,7 @@ def apply_import(
             rows_in = wanted.get(name, ())
             new = _split(conn, name, rows_in)
             _check_keys(conn, name, new)
+            _check_composite(conn, name, new)
             if name == "networks":
                 _check_overlap(conn, new)
             if progress is not None and len(rows_in) > len(new):
@@ -200,5 +248,7 @@ def apply_import(
                 rows.bump_generations(conn, [r["id"] for r in new])
         if results["floating_ips"].inserted:
             rows.bump_counter(conn, rows.RULES_COUNTER)
+        if any(results[t].inserted for t in FIREWALL_TABLES):
+            rows.bump_counter(conn, FIREWALL_COUNTER)
         _advance_sequences(conn, [n for n, r in results.items() if r.inserted])
     return results

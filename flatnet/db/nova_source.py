@@ -74,13 +74,20 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "id", "address", "fixed_ip_id", "project_id", "host",
         "auto_assigned", "pool", "interface", *_STAMPS,
     ),
+    "security_groups": (
+        "id", "name", "description", "user_id", "project_id", *_STAMPS,
+    ),
+    "security_group_rules": (
+        "id", "parent_group_id", "protocol", "from_port", "to_port", "cidr",
+        "group_id", *_STAMPS,
+    ),
+    "security_group_instance_association": (
+        "id", "security_group_id", "instance_uuid", *_STAMPS,
+    ),
 }  # fmt: skip
 
 #: tables flatnet does not import; their live rows are counted.
 COUNTED = (
-    "security_groups",
-    "security_group_rules",
-    "security_group_instance_association",
     "security_group_default_rules",
     "provider_fw_rules",
     "dns_domains",

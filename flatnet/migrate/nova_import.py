@@ -17,7 +17,7 @@ from typing import Any
 from flatnet.db import nova_import as db_import
 from flatnet.db import nova_source
 from flatnet.db.engine import Database
-from flatnet.migrate import nova_plan
+from flatnet.migrate import nova_names, nova_plan
 
 #: (rows in the plan) -> a progress callback taking a row count
 ProgressFactory = Callable[[int], Callable[[int], None]]
@@ -34,6 +34,7 @@ class ImportSummary:
     skipped: dict[str, dict[str, int]]
     adjusted: dict[str, dict[str, int]]
     seconds: float
+    renamed: tuple[nova_names.Rename, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -61,7 +62,17 @@ def import_nova(
         skipped={t: dict(c) for t, c in sorted(plan.skipped.items())},
         adjusted={t: dict(c) for t, c in sorted(plan.adjusted.items())},
         seconds=time.monotonic() - started,
+        renamed=tuple(plan.renamed),
     )
+
+
+def renames(url: str) -> tuple[nova_names.Rename, ...]:
+    """The host names an import of the nova database at ``url`` changes
+    (read-only; the same as the import's, the rename is deterministic).
+    Raises InvalidInput or Conflict as :func:`import_nova`."""
+    source = nova_source.read_nova(url)
+    plan = nova_plan.plan_import(source.rows, source.counted, source.version)
+    return tuple(plan.renamed)
 
 
 def summary_dict(summary: ImportSummary) -> dict[str, Any]:
@@ -73,6 +84,7 @@ def summary_dict(summary: ImportSummary) -> dict[str, Any]:
         "skipped": summary.skipped,
         "adjusted": summary.adjusted,
         "seconds": round(summary.seconds, 3),
+        "renamed": [dataclasses.asdict(r) for r in summary.renamed],
     }
 
 
@@ -82,6 +94,25 @@ def _reasons(title: str, table: dict[str, dict[str, int]]) -> list[str]:
         for reason, count in sorted(reasons.items()):
             lines.append(f"  {name:<36} {count:>7}  {reason}")
     return [title, *lines] if lines else []
+
+
+def _renamed(renames: tuple[nova_names.Rename, ...]) -> list[str]:
+    """What each renamed guest sees: nova's DHCP gave it the shared
+    name; flatnet's gives it the new one at its next renewal."""
+    if not renames:
+        return []
+    lines = [
+        "renamed (live instances sharing a host name; the guest's DHCP "
+        "host name changes at its next renewal):"
+    ]
+    for r in renames:
+        where = ", ".join(r.addresses) or "no fixed IP"
+        lines.append(
+            f"  instance {r.instance_uuid} ({where}): host name "
+            f"{r.nova_hostname!r} -> {r.flatnet_hostname!r} "
+            f"({r.nova_hostname!r} stays with {r.kept_by})"
+        )
+    return lines
 
 
 def summary_text(summary: ImportSummary) -> str:
@@ -102,4 +133,5 @@ def summary_text(summary: ImportSummary) -> str:
     lines += _reasons(
         "adjusted (values changed on the way):", summary.adjusted
     )
+    lines += _renamed(summary.renamed)
     return "\n".join(lines) + "\n"

@@ -15,12 +15,14 @@ and instances those reference, soft-deleted ones included (an address
 deallocated but still leased points at its deleted VIF and instance
 until the DHCP release, nova ``deallocate_fixed_ip``); live instances'
 other VIFs on imported networks; live floating IPs with their
-association. Security groups are counted, not imported (one planner
-function to add, :func:`_plan_security_groups`).
+association; security groups, their rules and memberships
+(:mod:`flatnet.migrate.nova_secgroups`). Live instances sharing a host
+name are renamed deterministically (:mod:`flatnet.migrate.nova_names`),
+each rename listed in :attr:`ImportPlan.renamed`.
 
-Raises InvalidInput (not an address/MAC, no host name) or Conflict
-(two live networks on one bridge or label, overlapping CIDRs, two live
-instances with one host name: flatnet's unique constraints).
+Raises InvalidInput (not an address/MAC, no host name, a bad rule) or
+Conflict (two live networks on one bridge or label, overlapping CIDRs:
+flatnet's unique constraints).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import netaddr
 
 from flatnet import exception, ipam, mac
-from flatnet.migrate import nova_values
+from flatnet.migrate import nova_names, nova_secgroups, nova_values
 
 Row = dict[str, Any]
 Rows = Mapping[str, Sequence[Mapping[str, Any]]]
@@ -45,13 +47,10 @@ TABLES = (
     "virtual_interfaces",
     "fixed_ips",
     "floating_ips",
+    *nova_secgroups.TABLES,
 )
 DELETED = "deleted in nova (soft-deleted row)"
 SKIPPED_NETWORK = "on a network that is not imported"
-SECURITY_GROUPS = (
-    "security groups are not imported yet (flatnet's security-group "
-    "schema is the next issue)"
-)
 NOT_USED = "not used by flatnet"
 _STAMPS = ("created_at", "updated_at", "deleted_at", "deleted")
 _UUID_NS = uuidlib.UUID("8c3b1d6e-5f0a-4d55-9d3e-6e6f76616e65")
@@ -71,6 +70,7 @@ class ImportPlan:
     adjusted: dict[str, collections.Counter[str]] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(collections.Counter)
     )
+    renamed: list[nova_names.Rename] = dataclasses.field(default_factory=list)
 
     def skip(self, table: str, reason: str, count: int = 1) -> None:
         self.skipped[table][reason] += count
@@ -265,8 +265,15 @@ def _plan_instances(
             plan.skip("instances", DELETED)
         else:
             plan.skip("instances", "no interface on an imported network")
-    live = [i for i in plan.rows["instances"] if not i["deleted"]]
-    _unique(live, "hostname", "instances")
+    pairs = [
+        (f["instance_uuid"], f["address"])
+        for f in plan.rows["fixed_ips"]
+        if f["allocated"] and f["instance_uuid"]
+    ]
+    plan.renamed = nova_names.rename_duplicates(plan.rows["instances"], pairs)
+    for _ in plan.renamed:
+        plan.adjust("instances", "hostname shared with a live instance of "
+                    "lower id: renamed <hostname>-<nova id>")  # fmt: skip
 
 
 def _drop_dangling(plan: ImportPlan) -> None:
@@ -336,20 +343,12 @@ def _plan_floating(
 
 
 # --- tables flatnet does not import ---------------------------------------
-def _plan_security_groups(
-    counted: Mapping[str, int], plan: ImportPlan
-) -> None:
-    """Security groups, rules and memberships: counted as skipped until
-    flatnet has their schema; then this becomes their planner."""
-    for name in ("security_groups", "security_group_rules",
-                 "security_group_instance_association"):  # fmt: skip
-        if counted.get(name):
-            plan.skip(name, SECURITY_GROUPS, counted[name])
-
-
 def _plan_unused(counted: Mapping[str, int], plan: ImportPlan) -> None:
-    for name in ("security_group_default_rules", "provider_fw_rules",
-                 "dns_domains"):  # fmt: skip
+    if counted.get("security_group_default_rules"):
+        plan.skip("security_group_default_rules",
+                  nova_secgroups.DEFAULT_RULES,
+                  counted["security_group_default_rules"])  # fmt: skip
+    for name in ("provider_fw_rules", "dns_domains"):
         if counted.get(name):
             plan.skip(name, NOT_USED, counted[name])
 
@@ -362,7 +361,7 @@ _PLANNERS: tuple[_Planner, ...] = (
     lambda r, c, p: _plan_instances(r["instances"], p),
     lambda r, c, p: _drop_dangling(p),
     lambda r, c, p: _plan_floating(r["floating_ips"], r["fixed_ips"], p),
-    lambda r, c, p: _plan_security_groups(c, p),
+    lambda r, c, p: nova_secgroups.plan_security_groups(r, p),
     lambda r, c, p: _plan_unused(c, p),
 )
 

@@ -26,6 +26,9 @@ from typing import Any
 import netaddr
 
 import flatnet.migrate.neutron_export as nx
+from flatnet.migrate import neutron_floating as nf
+from flatnet.migrate import neutron_secgroups as ns
+from flatnet.migrate import nova_names
 from flatnet.model import Network
 from flatnet.plan.dnsmasq import dhcp_address, opts_gateway, safe_hostname
 
@@ -44,12 +47,28 @@ class FlatnetDhcp:
 
 
 @dataclasses.dataclass(frozen=True)
+class Extras:
+    """What the export adds beyond DHCP: security groups (and each
+    instance's groups, by instance uuid), floating IPs, and whether
+    nova's ``allow_same_net_traffic`` was on."""
+
+    groups: Sequence[ns.GroupInput] = ()
+    members: Mapping[str, Sequence[int]] = dataclasses.field(
+        default_factory=dict
+    )
+    floating: Sequence[nf.FloatingInput] = ()
+    allow_same_net_traffic: bool = True
+    external_physical_network: str = "external"
+
+
+@dataclasses.dataclass(frozen=True)
 class Export:
     api: dict[str, list[dict[str, Any]]]
     files: dict[str, str]  # relative path -> text
     argv: dict[str, list[str]]  # network uuid -> dnsmasq argv
     dhcp_ports: dict[int, netaddr.IPAddress]  # network id -> address
     options: list[str]
+    refs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _by_network(
@@ -67,8 +86,11 @@ def build_export(
     reserved: Mapping[int, Sequence[netaddr.IPAddress]],
     settings: nx.NeutronSettings,
     confs: str = "dhcp",
+    extras: Extras | None = None,
 ) -> Export:
-    """Everything ``export neutron`` writes, for ``networks``."""
+    """Everything ``export neutron`` writes, for ``networks``; with
+    ``extras`` also security groups, floating IPs and ``refs`` (what
+    each stand-in id in the bodies stands for)."""
     api: dict[str, list[dict[str, Any]]] = {
         "networks": [], "subnets": [], "ports": []}  # fmt: skip
     files: dict[str, str] = {}
@@ -84,13 +106,120 @@ def build_export(
         api["subnets"].append(nx.subnet_body(net, pools, settings))
         api["ports"] += [nx.port_body(net, p, settings) for p in mine]
         api["ports"].append(nx.dhcp_port_body(net, dhcp))
+        if extras is not None:
+            _groups_of_ports(api["ports"][-len(mine) - 1 : -1], mine, extras)
         base = f"{confs}/{net.uuid}"
         files[f"{base}/host"] = nx.host_file(mine, settings)
         files[f"{base}/addn_hosts"] = nx.addn_hosts_file(mine, settings)
         files[f"{base}/opts"] = nx.opts_file(net, settings)
         files[f"{base}/leases"] = nx.leases_file(mine)
         argv[net.uuid] = nx.dnsmasq_argv(net, base, settings)
-    return Export(api, files, argv, dhcp_ports, nx.neutron_options(settings))
+    export = Export(api, files, argv, dhcp_ports, nx.neutron_options(settings))
+    if extras is not None:
+        _add_extras(export, networks, ports, extras)
+    return export
+
+
+def _groups_of_ports(
+    bodies: Sequence[dict[str, Any]],
+    ports: Sequence[nx.PortInput],
+    extras: Extras,
+) -> None:
+    """Each instance port gets its instance's groups (``[]``: none, as
+    an instance without groups had no group rules under nova)."""
+    for body, port in zip(bodies, ports, strict=True):
+        groups = sorted(extras.members.get(port.instance_uuid, ()))
+        body["port"]["security_groups"] = [ns.group_ref(g) for g in groups]
+
+
+def _refs_of(
+    export: Export, kind: str, refs: Mapping[str, dict[str, Any]]
+) -> None:
+    """Index the stand-ins of ``kind`` bodies appended after the ones
+    already in ``export.api[kind]``."""
+    offset = len(export.api.setdefault(kind, []))
+    for ref, what in refs.items():
+        if what.get("file") == f"api/{kind}.json":
+            export.refs[ref] = {**what, "index": what["index"] + offset}
+
+
+def _ref(kind: str, index: int) -> dict[str, Any]:
+    return {"kind": kind, "file": f"api/{kind}s.json", "index": index}
+
+
+def _base_refs(
+    export: Export,
+    networks: Sequence[Network],
+    ports: Sequence[nx.PortInput],
+) -> None:
+    for n, net in enumerate(networks):
+        export.refs[net.uuid] = _ref("network", n)
+        export.refs[nx.subnet_ref(net)] = _ref("subnet", n)
+    uuids = {n.id: n.uuid for n in networks}
+    index = {
+        (b["port"]["network_id"], b["port"].get("mac_address")): i
+        for i, b in enumerate(export.api["ports"])
+    }
+    for port in ports:
+        if port.network_id in uuids:
+            key = (uuids[port.network_id], port.mac)
+            export.refs[nf.port_ref(*key)] = _ref("port", index[key])
+
+
+def _add_extras(
+    export: Export,
+    networks: Sequence[Network],
+    ports: Sequence[nx.PortInput],
+    extras: Extras,
+) -> None:
+    _base_refs(export, networks, ports)
+    same_net = (
+        [str(n.cidr) for n in networks] if extras.allow_same_net_traffic
+        else []
+    )  # fmt: skip
+    groups = ns.export_groups(extras.groups, same_net)
+    export.refs.update(groups.refs)
+    export.api["security_groups"] = groups.groups
+    export.api["security_group_rules"] = groups.rules
+    export.api["default_security_groups"] = groups.defaults
+    subnets = {n.uuid: nx.subnet_ref(n) for n in networks}
+    floating = nf.export_floating(
+        extras.floating, subnets, extras.external_physical_network
+    )
+    for kind in ("networks", "subnets", "routers"):
+        _refs_of(export, kind, floating.refs)
+        export.api[kind] += getattr(floating, kind)
+    export.api["router_interfaces"] = floating.router_interfaces
+    export.api["floatingips"] = floating.floatingips
+    export.options.extend(floating.notes)
+    export.options.extend(_floating_notes(export, networks, extras))
+
+
+def _floating_notes(
+    export: Export, networks: Sequence[Network], extras: Extras
+) -> list[str]:
+    if not export.api["floatingips"]:
+        return []
+    notes = [
+        "neutron.conf [DEFAULT] service_plugins includes router (floating "
+        "IPs need an L3 agent); ml2_conf.ini [ml2_type_flat] flat_networks "
+        f"also lists {extras.external_physical_network} (the pools' "
+        "external networks); set each pool subnet's gateway_ip to the "
+        "upstream router (nova did not store it)"
+    ]
+    routed = {i["body"]["subnet_id"] for i in export.api["router_interfaces"]}
+    for net in networks:
+        dhcp = export.dhcp_ports.get(net.id)
+        if nx.subnet_ref(net) in routed and dhcp == net.gateway:
+            notes.append(
+                f"subnet {nx.subnet_ref(net)} ({net.label}): the DHCP "
+                f"port holds the gateway {net.gateway} the router "
+                "interface needs; add the interface with a port at "
+                "another address and move the gateway, or export "
+                "without --preserve (guests then see a new DHCP server "
+                "identifier: one unanswered unicast renewal each)"
+            )
+    return notes
 
 
 # --- what the guest sees ---------------------------------------------------
@@ -182,6 +311,37 @@ def guest_report(
                     "neutron": after[field],
                     "setting": _remedy(field, before[field], flat),
                 })  # fmt: skip
+    return found
+
+
+def rename_entries(
+    renames: Sequence[nova_names.Rename],
+    networks: Sequence[Network],
+    ports: Sequence[nx.PortInput],
+    dhcp_ports: Mapping[int, netaddr.IPAddress],
+    settings: nx.NeutronSettings,
+) -> list[dict[str, str]]:
+    """One ``hostname`` entry per port of each instance the import
+    renamed: the guest saw nova's shared name, flatnet gives it the new
+    one, Neutron what it would; no setting brings a shared name back."""
+    by_id = {n.id: n for n in networks}
+    moved = {r.instance_uuid: r for r in renames}
+    found = []
+    for port in sorted(ports, key=lambda p: int(p.address)):
+        rename = moved.get(port.instance_uuid)
+        net = by_id.get(port.network_id)
+        if rename is None or net is None:
+            continue
+        after = neutron_view(net, port, dhcp_ports[net.id], settings)
+        found.append({
+            "instance": port.instance_uuid, "hostname": port.hostname,
+            "mac": port.mac, "field": "hostname",
+            "nova": rename.nova_hostname, "flatnet": port.hostname,
+            "neutron": after["hostname"],
+            "setting": f"renamed at import: under nova this guest was "
+            f"{rename.nova_hostname!r}, a name instance {rename.kept_by} "
+            "keeps (flatnet allows one live instance per host name)",
+        })  # fmt: skip
     return found
 
 

@@ -15,8 +15,11 @@ import netaddr
 
 from flatnet import exception
 from flatnet.db import api as db_api
+from flatnet.db import nova_neutron
 from flatnet.linux import files
 from flatnet.migrate import neutron_export as nx
+from flatnet.migrate import neutron_floating as nf
+from flatnet.migrate import neutron_secgroups as ns
 from flatnet.migrate import report
 from flatnet.model import Network
 
@@ -48,6 +51,42 @@ def read_inputs(db: db_api.Database) -> Inputs:
     return networks, ports, reserved
 
 
+def read_extras(
+    db: db_api.Database,
+    networks: list[Network],
+    ports: list[nx.PortInput],
+    allow_same_net_traffic: bool = True,
+) -> report.Extras:
+    """Security groups, memberships and floating IPs (each associated
+    one with the network uuid and MAC of its fixed address's port)."""
+    rows, members = nova_neutron.read_groups(db)
+    groups = [ns.GroupInput(*row) for row in rows]
+    uuids = {n.id: n.uuid for n in networks}
+    by_address = {
+        p.address: (uuids[p.network_id], p.mac)
+        for p in ports
+        if p.network_id in uuids
+    }
+    floating = [
+        nf.FloatingInput(
+            address=f.address,
+            pool=f.pool,
+            project_id=f.project_id,
+            fixed_address=f.fixed_address,
+            port=by_address.get(f.fixed_address)
+            if f.fixed_address is not None
+            else None,
+        )  # fmt: skip
+        for f in db_api.floating_list(db)
+    ]
+    return report.Extras(
+        groups=groups,
+        members=members,
+        floating=floating,
+        allow_same_net_traffic=allow_same_net_traffic,
+    )
+
+
 def export_files(export: report.Export) -> dict[str, str]:
     """Every file of an export directory: the agent's files, the API
     bodies (JSON), each network's dnsmasq argv and the options."""
@@ -57,6 +96,8 @@ def export_files(export: report.Export) -> dict[str, str]:
     for uuid, argv in export.argv.items():
         out[f"dhcp/{uuid}/dnsmasq.argv"] = "\n".join(argv) + "\n"
     out["neutron-options.txt"] = "\n".join(export.options) + "\n"
+    if export.refs:
+        out["api/refs.json"] = json.dumps(export.refs, indent=2) + "\n"
     return out
 
 

@@ -70,16 +70,36 @@ LAYER_RULES: dict[str, set[str]] = {
     # (the bare package is listed for "from flatnet.migrate import x";
     # x itself must still be allowed)
     "flatnet.migrate.nova_plan": PURE_ALLOWED
-    | {"flatnet.migrate.nova_values", "flatnet.migrate"},
+    | {
+        "flatnet.migrate.nova_values",
+        "flatnet.migrate.nova_names",
+        "flatnet.migrate.nova_secgroups",
+        "flatnet.migrate",
+    },
     "flatnet.migrate.nova_values": PURE_ALLOWED,
+    "flatnet.migrate.nova_names": PURE_ALLOWED,
+    "flatnet.migrate.nova_secgroups": PURE_ALLOWED
+    | {"flatnet.migrate.nova_values", "flatnet.migrate"},
     "flatnet.migrate.neutron_export": PURE_ALLOWED,
+    "flatnet.migrate.neutron_secgroups": PURE_ALLOWED,
+    "flatnet.migrate.neutron_floating": PURE_ALLOWED,
     "flatnet.migrate.report": PURE_ALLOWED
-    | {"flatnet.migrate.neutron_export"},
+    | {
+        "flatnet.migrate.neutron_export",
+        "flatnet.migrate.neutron_floating",
+        "flatnet.migrate.neutron_secgroups",
+        "flatnet.migrate.nova_names",
+        "flatnet.migrate",
+    },
 }
 PURE_MIGRATE = {
     "nova_plan.py",
     "nova_values.py",
+    "nova_names.py",
+    "nova_secgroups.py",
     "neutron_export.py",
+    "neutron_secgroups.py",
+    "neutron_floating.py",
     "report.py",
 }
 #: The only packages that may import oslo.config.
