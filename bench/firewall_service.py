@@ -21,6 +21,7 @@ Needs root; touches nothing outside its namespace and its temp dir.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -119,10 +120,36 @@ def restart(count: int, runs: int) -> None:
         db.dispose()
 
 
+def plus_one(count: int, runs: int) -> None:
+    """One instance created on a host of ``count``: the sync that makes
+    it live (database read + plan + the delta commit)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = api.Database(f"sqlite:///{tmp}/p.sqlite", create=True)
+        api.sync(db)
+        populate(db, count)
+        rec = reconciler(db)
+        timed_sync(rec)
+        net = api.network_list(db)[0]
+        took = []
+        for n in range(runs):
+            make_instance(db, f"new{n}", net, count + n + 1, host="bench")
+            took.append(timed_sync(rec))
+        print(
+            f"+1 at {count} instances through the reconciler: "
+            f"{statistics.median(took) * 1000:.1f} ms (median of {runs})"
+        )
+        flush()
+        db.dispose()
+
+
 def inner(quick: bool) -> None:
+    print(f"load average {os.getloadavg()}")
     restart(100, 3 if quick else 7)
     for count in (100,) if quick else (100, 1000):
         batch(count)
+    for count in (1000,) if quick else (1000, 5000):
+        plus_one(count, 3 if quick else 5)
+    print(f"load average {os.getloadavg()}")
 
 
 def main(argv: list[str]) -> int:
