@@ -343,7 +343,8 @@ def test_one_instance_more_is_its_chain_and_its_dispatch_only():
     assert [op.line() for op in delta.edits] == [
         "-A nova-compute-local -d 10.0.9.9 -j nova-compute-inst-301"
     ]
-    assert delta.delete_chains == () and delta.anchor_ops == ()
+    assert delta.delete_chains == ()
+    assert delta.anchor_ops == ()
     back = ipt.plan_delta(
         after.ruleset.tables["filter"], before.ruleset.tables["filter"]
     )

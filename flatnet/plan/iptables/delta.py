@@ -202,7 +202,7 @@ def plan_delta(known: Table, desired: Table) -> TablePlan | None:
     if known == desired:
         return TablePlan(desired.name)
     before = {c.name: c for c in known.chains}
-    changed = [
+    changed = [  # memoised chains: identity first, then equality
         c
         for c in desired.chains
         if (b := before.get(c.name)) is not c and b != c
