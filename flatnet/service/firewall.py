@@ -66,7 +66,7 @@ class Iptables(Protocol):
 
 
 class FlowDeleter(Protocol):
-    def delete(self, flow: FlowFilter) -> int: ...
+    def delete_many(self, flows: Sequence[FlowFilter]) -> int: ...
 
 
 def host_key(host: str) -> str:
@@ -92,26 +92,35 @@ def nic_specs(state: HostFirewall) -> dict[str, list[nwplan.NicFilterSpec]]:
     }
 
 
-def cut_flows(conntrack: FlowDeleter, cuts: Sequence[FlowCut]) -> int:
-    """Delete the conntrack entries of ``cuts`` (after the apply); a
-    failure is logged, not raised: the rules are already live."""
-    deleted = 0
+def cut_filters(cuts: Sequence[FlowCut]) -> list[FlowFilter]:
+    """The conntrack selections of ``cuts``: the flows to the address
+    (narrowed as the cut says) and, for an address gone, the flows it
+    opened itself."""
+    flows = []
     for cut in cuts:
+        if cut.gone:
+            flows.append(FlowFilter(orig_src=cut.dst))
         port = cut.port if cut.protocol in ("tcp", "udp") else None
-        flows = [
+        flows.append(
             FlowFilter(
                 orig_src=cut.src, orig_dst=cut.dst, protocol=cut.protocol,
                 dport=port,
             )
-        ]  # fmt: skip
-        if cut.gone:  # and the flows the address opened itself
-            flows.insert(0, FlowFilter(orig_src=cut.dst))
-        for flow in flows:
-            try:
-                deleted += conntrack.delete(flow)
-            except exception.HostNetworkError as exc:
-                LOG.warning("conntrack: %s", exc)
-    return deleted
+        )  # fmt: skip
+    return flows
+
+
+def cut_flows(conntrack: FlowDeleter, cuts: Sequence[FlowCut]) -> int:
+    """Delete the conntrack entries of ``cuts`` in one batch (after the
+    apply); a failure is logged, not raised: the rules are already
+    live."""
+    if not cuts:
+        return 0
+    try:
+        return conntrack.delete_many(cut_filters(cuts))
+    except exception.HostNetworkError as exc:
+        LOG.warning("conntrack: %s", exc)
+        return 0
 
 
 class NWFilters:

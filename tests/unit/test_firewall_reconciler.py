@@ -34,9 +34,9 @@ class Flows:
     def __init__(self) -> None:
         self.deleted: list[object] = []
 
-    def delete(self, flow: object) -> int:
-        self.deleted.append(flow)
-        return 1
+    def delete_many(self, flows: list[object]) -> int:
+        self.deleted += flows
+        return len(flows)
 
 
 class Site:
