@@ -286,11 +286,16 @@ class Conntrack:
         (conntrack missing or failing)."""
         if not flows:
             return 0
-        found = match_entries(flows, self.list())
-        if found:
-            lines = "".join(f"{e.delete_line()}\n" for e in found)
+        return self.delete_entries(match_entries(flows, self.list()))
+
+    def delete_entries(self, entries: Sequence[Entry]) -> int:
+        """Delete exactly ``entries`` (as listed), one ``conntrack -R -``
+        (none for no entries); returns how many were asked. Raises
+        HostNetworkError."""
+        if entries:
+            lines = "".join(f"{e.delete_line()}\n" for e in entries)
             self._run(["conntrack", "-R", "-"], lines)
-        return len(found)
+        return len(entries)
 
     def forget_connections(self, fixed: netaddr.IPAddress) -> int:
         """nova's ``conntrack -D -r <fixed>``: drop the NATed flows of a

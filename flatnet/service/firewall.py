@@ -30,11 +30,11 @@ from typing import Protocol
 
 from flatnet import exception
 from flatnet.db import api as db_api
-from flatnet.linux.conntrack import FlowFilter
+from flatnet.linux.conntrack import Entry, FlowFilter
 from flatnet.linux.nwfilter import NWFilterBackend, NWFilterSync
 from flatnet.plan import firewall as fw
 from flatnet.plan import nwfilter as nwplan
-from flatnet.plan.firewall_flows import FlowCut, flows_to_cut
+from flatnet.plan.firewall_flows import FlowCut, flows_to_cut, not_admitted
 from flatnet.plan.firewall_model import HostFirewall
 from flatnet.plan.ipset import IpSetSpec
 from flatnet.plan.iptables import (
@@ -67,6 +67,8 @@ class Iptables(Protocol):
 
 class FlowDeleter(Protocol):
     def delete_many(self, flows: Sequence[FlowFilter]) -> int: ...
+    def list(self) -> list[Entry]: ...
+    def delete_entries(self, entries: Sequence[Entry]) -> int: ...
 
 
 def host_key(host: str) -> str:
@@ -118,6 +120,23 @@ def cut_flows(conntrack: FlowDeleter, cuts: Sequence[FlowCut]) -> int:
         return 0
     try:
         return conntrack.delete_many(cut_filters(cuts))
+    except exception.HostNetworkError as exc:
+        LOG.warning("conntrack: %s", exc)
+        return 0
+
+
+def cut_unadmitted(
+    conntrack: FlowDeleter, state: HostFirewall, same_net: bool
+) -> int:
+    """At start (or after a failed apply), no previous state to compare
+    with: cut the live flows to our instances that ``state`` does not
+    admit (changes made while the service was down). Logged, not
+    raised."""
+    try:
+        stale = not_admitted(state, conntrack.list(), same_net)
+        if stale:
+            LOG.info("conntrack: cutting %d flows no rule admits", len(stale))
+        return conntrack.delete_entries(stale)
     except exception.HostNetworkError as exc:
         LOG.warning("conntrack: %s", exc)
         return 0
@@ -246,9 +265,11 @@ class FirewallReconciler:
         except exception.FlatnetError:
             self.last = None  # unknown live state: no flow cuts from it
             raise
+        same_net = self.settings.allow_same_net_traffic
         if self.last is not None:
-            same_net = self.settings.allow_same_net_traffic
             cut_flows(self.conntrack, flows_to_cut(self.last, state, same_net))
+        else:
+            cut_unadmitted(self.conntrack, state, same_net)
         self.last = state
         if self.nwfilters is None:
             return {}
