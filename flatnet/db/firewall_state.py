@@ -92,9 +92,8 @@ def _dhcp_server(
     return server or gateway
 
 
-def _nic(rows_of_vif: list[Any]) -> fw.FilteredNic:
-    """One VIF's rows (one per fixed IP) as a FilteredNic; the rows are
-    unpacked by position (Row attribute access is slow at 5,000)."""
+def _nic(rows_of_vif: tuple[tuple[Any, ...], ...]) -> fw.FilteredNic:
+    """One VIF's rows (one per fixed IP) as a FilteredNic."""
     _i, _u, _v, mac, _a, cidr, enabled, server, gateway = rows_of_vif[0]
     server = _dhcp_server(enabled, server, gateway)
     return fw.FilteredNic(
@@ -107,18 +106,42 @@ def _nic(rows_of_vif: list[Any]) -> fw.FilteredNic:
     )
 
 
-def _nics(found: Iterable[Any]) -> dict[int, tuple[str, list[fw.FilteredNic]]]:
-    """instance id -> (uuid, NICs): a VIF's addresses gathered."""
-    vifs: dict[int, dict[int, list[Any]]] = {}
+@functools.lru_cache(maxsize=1 << 16)
+def _instance(
+    inst_id: int,
+    uuid: str,
+    vifs: tuple[tuple[tuple[Any, ...], ...], ...],
+    groups: tuple[int, ...],
+) -> fw.FilteredInstance:
+    """An instance from its rows, memoised on them: an instance whose
+    rows did not change since the last sync is the same object, so
+    the planner, the flow comparison and the delta skip it at once."""
+    return fw.FilteredInstance(
+        id=inst_id,
+        uuid=uuid,
+        nics=tuple(map(_nic, vifs)),
+        security_groups=groups,
+        name=INSTANCE_NAME.format(inst_id),
+    )
+
+
+Vifs = tuple[tuple[tuple[Any, ...], ...], ...]
+
+
+def _nics(found: Iterable[Any]) -> dict[int, tuple[str, Vifs]]:
+    """instance id -> (uuid, its VIFs' rows as plain tuples, one per
+    fixed IP); rows are unpacked by position (Row attribute access is
+    slow at 5,000)."""
+    vifs: dict[int, dict[int, list[tuple[Any, ...]]]] = {}
     uuids: dict[int, str] = {}
     for row in found:
         inst_id, uuid, vif_id, _mac_text, _addr, cidr = row[:6]
         uuids[inst_id] = uuid
         per = vifs.setdefault(inst_id, {})
         if vif_id is not None and cidr is not None:
-            per.setdefault(vif_id, []).append(row)
+            per.setdefault(vif_id, []).append(tuple(row))
     return {
-        inst_id: (uuid, [_nic(group) for group in vifs[inst_id].values()])
+        inst_id: (uuid, tuple(tuple(g) for g in vifs[inst_id].values()))
         for inst_id, uuid in uuids.items()
     }
 
@@ -212,14 +235,8 @@ def read_host_firewall(
     nics = _nics(_nic_rows(conn, host))
     groups_of = _memberships(conn, (uuid for uuid, _ in nics.values()))
     instances = [
-        fw.FilteredInstance(
-            id=inst_id,
-            uuid=uuid,
-            nics=tuple(inst_nics),
-            security_groups=tuple(groups_of[uuid]),
-            name=INSTANCE_NAME.format(inst_id),
-        )
-        for inst_id, (uuid, inst_nics) in sorted(nics.items())
+        _instance(inst_id, uuid, vifs, tuple(groups_of[uuid]))
+        for inst_id, (uuid, vifs) in sorted(nics.items())
     ]
     used = {g for ids in groups_of.values() for g in ids}
     groups = _groups(conn, used)
