@@ -90,3 +90,8 @@ def test_delete_many_is_one_list_and_one_batch_of_exact_deletes(make_netns):
     assert flows(ns) == ["10.0.0.6", "10.0.1.7"]
     assert ct.delete_many(cuts) == 0
     assert ct.delete_many([]) == 0
+    # a few filters: one conntrack -D each, same result
+    insert(ns, "10.0.0.3", "10.0.0.4", 53)
+    insert(ns, "10.0.0.5", "10.0.0.9", 22)
+    assert ct.delete_many(cuts[:2]) == 2
+    assert flows(ns) == ["10.0.0.6", "10.0.1.7"]
