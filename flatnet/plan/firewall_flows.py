@@ -214,8 +214,11 @@ def flows_to_cut(
     change = _Change(old, new, allow_same_net_traffic)
     now = {inst.id: inst for inst in new.instances}
     cuts: set[FlowCut] = set()
+    steady = not change.changed_groups and not change.touched
     for inst in old.instances:
         after = now.get(inst.id)
+        if after is inst and steady:  # the same object: nothing changed
+            continue
         kept = set(after.addresses) if after is not None else set()
         cuts.update(
             FlowCut(a, gone=True) for a in inst.addresses if a not in kept
