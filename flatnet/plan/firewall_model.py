@@ -209,7 +209,8 @@ def _parse_ip(text: str) -> netaddr.IPAddress:
 def ip_address(value: object) -> netaddr.IPAddress:
     """``value`` as an IPAddress: kept when it is one, else parsed
     (memoised by text: a host's sync parses the same addresses again
-    and again, and netaddr parsing is the slow part of a read)."""
+    and again, and netaddr parsing is the slow part of a read). The
+    object is shared: never mutate it (netaddr allows it)."""
     if type(value) is netaddr.IPAddress:
         return value
     return _parse_ip(str(value))
