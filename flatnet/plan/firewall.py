@@ -184,6 +184,17 @@ def _chain(name: str, rules: tuple[str, ...]) -> Chain:
     return Chain(name, rules)
 
 
+@functools.lru_cache(maxsize=65536)
+def _instance_part(
+    prefix: str, inst_id: int, addresses: tuple[str, ...],
+    rules: tuple[str, ...],
+) -> tuple[Chain, tuple[str, ...]]:  # fmt: skip
+    """An instance's chain and its ``local`` dispatch rules, memoised:
+    a sync of 5,000 unchanged instances is 5,000 cache hits."""
+    name = wrap(prefix, instance_chain(inst_id))
+    return _chain(name, rules), tuple(f"-d {a} -j {name}" for a in addresses)
+
+
 @functools.lru_cache(maxsize=4096)
 def _members(addresses: frozenset[netaddr.IPAddress]) -> frozenset[str]:
     return set_members(addresses)
@@ -213,9 +224,11 @@ def firewall_plan(
                 for r in instance_rules(inst, host, settings)
             )
             profiles[key] = rules
-        name = wrap(prefix, instance_chain(inst.id))
-        chains.append(_chain(name, rules))
-        local += [f"-d {address} -j {name}" for address in inst.address_text]
+        chain, dispatch = _instance_part(
+            prefix, inst.id, inst.address_text, rules
+        )
+        chains.append(chain)
+        local += dispatch
     dhcp = any(n.dhcp_server for i in host.instances for n in i.nics)
     ruleset = _with_instances(prefix, dhcp, chains, tuple(local))
     return FirewallPlan(ruleset, _ipsets(host, settings))

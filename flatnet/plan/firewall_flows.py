@@ -21,11 +21,21 @@ dropped. A cut may still cover a few flows that remain allowed (a
 range narrowed, a rule replaced by another with a different port);
 their next packet is then judged by the rules again (with the kernel's
 default ``nf_conntrack_tcp_loose=1`` a TCP flow is picked up again).
+
+Changes made while the service was down have no old state to compare
+with: at start, :func:`not_admitted` judges the live conntrack entries
+against the new state instead. An entry whose original destination is
+an instance address and that no grant of that instance admits (its
+source, protocol and destination port) would be dropped if it were
+new, so it is cut; entries the instances opened themselves, and
+entries to addresses that are not this host's instances, are kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
 import netaddr
 
@@ -204,8 +214,11 @@ def flows_to_cut(
     change = _Change(old, new, allow_same_net_traffic)
     now = {inst.id: inst for inst in new.instances}
     cuts: set[FlowCut] = set()
+    steady = not change.changed_groups and not change.touched
     for inst in old.instances:
         after = now.get(inst.id)
+        if after is inst and steady:  # the same object: nothing changed
+            continue
         kept = set(after.addresses) if after is not None else set()
         cuts.update(
             FlowCut(a, gone=True) for a in inst.addresses if a not in kept
@@ -215,3 +228,53 @@ def flows_to_cut(
     gone = {cut.dst for cut in cuts if cut.gone}
     cuts = {c for c in cuts if c.gone or c.dst not in gone}
     return tuple(sorted(cuts, key=FlowCut.sort_key))
+
+
+class LiveFlow(Protocol):
+    """A live conntrack entry's original direction (addresses as ints);
+    ``dport`` None when the protocol has no ports."""
+
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def src(self) -> int: ...
+    @property
+    def dst(self) -> int: ...
+    @property
+    def dport(self) -> int | None: ...
+
+
+FlowT = TypeVar("FlowT", bound=LiveFlow)
+
+
+def not_admitted(
+    host: HostFirewall,
+    flows: Iterable[FlowT],
+    allow_same_net_traffic: bool = True,
+) -> list[FlowT]:
+    """The live flows to this host's instances that no grant of the
+    destination instance admits (see the module notes)."""
+    owner = {
+        int(address): inst
+        for inst in host.instances
+        for address in inst.addresses
+    }
+    groups = host.group_map()
+    grants: dict[int, frozenset[_Grant]] = {}
+    found: list[FlowT] = []
+    for flow in flows:
+        inst = owner.get(flow.dst)
+        if inst is None:
+            continue
+        if inst.id not in grants:
+            grants[inst.id] = _grants(inst, groups, allow_same_net_traffic)
+        ported = flow.protocol in ("tcp", "udp")
+        cut = FlowCut(
+            netaddr.IPAddress(flow.dst, 4),
+            netaddr.IPNetwork(f"{netaddr.IPAddress(flow.src, 4)}/32"),
+            flow.protocol,
+            flow.dport if ported else None,
+        )
+        if not any(_admits(g, cut, host) for g in grants[inst.id]):
+            found.append(flow)
+    return found

@@ -15,6 +15,7 @@ CLI and the database layer reuse this validation (:func:`new_rule`,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -200,6 +201,43 @@ class SecurityGroup:
         object.__setattr__(self, "rules", tuple(self.rules))
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _parse_ip(text: str) -> netaddr.IPAddress:
+    return netaddr.IPAddress(text)
+
+
+def ip_address(value: object) -> netaddr.IPAddress:
+    """``value`` as an IPAddress: kept when it is one, else parsed
+    (memoised by text: a host's sync parses the same addresses again
+    and again, and netaddr parsing is the slow part of a read). The
+    object is shared: never mutate it (netaddr allows it)."""
+    if type(value) is netaddr.IPAddress:
+        return value
+    return _parse_ip(str(value))
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def address_text(address: netaddr.IPAddress) -> str:
+    """``str(address)``, memoised (netaddr formatting is slow)."""
+    return str(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _network_text(text: str) -> netaddr.IPNetwork:
+    return parse_cidr(str(netaddr.IPNetwork(text).cidr))
+
+
+def network_of(value: object) -> netaddr.IPNetwork:
+    """A NIC's network as a checked IPv4 CIDR (host bits dropped),
+    memoised by text. Raises InvalidCidr."""
+    return _network_text(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile(server: netaddr.IPAddress | None, cidr: netaddr.IPNetwork) -> str:
+    return f"{server}|{cidr}"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class FilteredNic:
     """One NIC of a filtered instance on one flat network."""
@@ -217,20 +255,20 @@ class FilteredNic:
         if not isinstance(self.mac, netaddr.EUI):
             object.__setattr__(self, "mac", parse_mac(str(self.mac)))
         if self.dhcp_server is not None:
-            server = netaddr.IPAddress(str(self.dhcp_server))
-            object.__setattr__(self, "dhcp_server", server)
-        addresses = tuple(netaddr.IPAddress(str(a)) for a in self.addresses)
+            object.__setattr__(
+                self, "dhcp_server", ip_address(self.dhcp_server)
+            )
+        addresses = tuple(map(ip_address, self.addresses))
         if any(a.version != 4 for a in addresses):
             raise exception.InvalidInput(
                 reason=f"NIC {self.mac}: only IPv4 addresses are filtered"
             )
         object.__setattr__(self, "addresses", addresses)
-        cidr = netaddr.IPNetwork(str(self.network_cidr)).cidr
-        object.__setattr__(self, "network_cidr", parse_cidr(str(cidr)))
-        text = tuple(map(str, addresses))
+        cidr = network_of(self.network_cidr)
+        object.__setattr__(self, "network_cidr", cidr)
+        text = tuple(map(address_text, addresses))
         object.__setattr__(self, "address_text", text)
-        profile = f"{self.dhcp_server}|{self.network_cidr}"
-        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "profile", _profile(self.dhcp_server, cidr))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -243,7 +281,9 @@ class FilteredInstance:
     nics: tuple[FilteredNic, ...]
     security_groups: tuple[int, ...] = ()
     name: str = ""
-    #: derived: every address as text, NIC by NIC; the NICs' profiles
+    #: derived: every fixed address (and as text), NIC by NIC; the
+    #: NICs' profiles
+    addresses: tuple[netaddr.IPAddress, ...] = _derived()
     address_text: tuple[str, ...] = _derived()
     profile: tuple[str, ...] = _derived()
 
@@ -255,15 +295,12 @@ class FilteredInstance:
         object.__setattr__(
             self, "security_groups", tuple(self.security_groups)
         )
+        found = tuple(a for nic in self.nics for a in nic.addresses)
+        object.__setattr__(self, "addresses", found)
         text = tuple(a for nic in self.nics for a in nic.address_text)
         object.__setattr__(self, "address_text", text)
         profile = tuple(nic.profile for nic in self.nics)
         object.__setattr__(self, "profile", profile)
-
-    @property
-    def addresses(self) -> tuple[netaddr.IPAddress, ...]:
-        """Every fixed address, NIC by NIC."""
-        return tuple(a for nic in self.nics for a in nic.addresses)
 
 
 def group_members(

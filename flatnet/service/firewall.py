@@ -30,11 +30,11 @@ from typing import Protocol
 
 from flatnet import exception
 from flatnet.db import api as db_api
-from flatnet.linux.conntrack import FlowFilter
+from flatnet.linux.conntrack import Entry, FlowFilter
 from flatnet.linux.nwfilter import NWFilterBackend, NWFilterSync
 from flatnet.plan import firewall as fw
 from flatnet.plan import nwfilter as nwplan
-from flatnet.plan.firewall_flows import FlowCut, flows_to_cut
+from flatnet.plan.firewall_flows import FlowCut, flows_to_cut, not_admitted
 from flatnet.plan.firewall_model import HostFirewall
 from flatnet.plan.ipset import IpSetSpec
 from flatnet.plan.iptables import (
@@ -66,7 +66,9 @@ class Iptables(Protocol):
 
 
 class FlowDeleter(Protocol):
-    def delete(self, flow: FlowFilter) -> int: ...
+    def delete_many(self, flows: Sequence[FlowFilter]) -> int: ...
+    def list(self) -> list[Entry]: ...
+    def delete_entries(self, entries: Sequence[Entry]) -> int: ...
 
 
 def host_key(host: str) -> str:
@@ -92,26 +94,52 @@ def nic_specs(state: HostFirewall) -> dict[str, list[nwplan.NicFilterSpec]]:
     }
 
 
-def cut_flows(conntrack: FlowDeleter, cuts: Sequence[FlowCut]) -> int:
-    """Delete the conntrack entries of ``cuts`` (after the apply); a
-    failure is logged, not raised: the rules are already live."""
-    deleted = 0
+def cut_filters(cuts: Sequence[FlowCut]) -> list[FlowFilter]:
+    """The conntrack selections of ``cuts``: the flows to the address
+    (narrowed as the cut says) and, for an address gone, the flows it
+    opened itself."""
+    flows = []
     for cut in cuts:
+        if cut.gone:
+            flows.append(FlowFilter(orig_src=cut.dst))
         port = cut.port if cut.protocol in ("tcp", "udp") else None
-        flows = [
+        flows.append(
             FlowFilter(
                 orig_src=cut.src, orig_dst=cut.dst, protocol=cut.protocol,
                 dport=port,
             )
-        ]  # fmt: skip
-        if cut.gone:  # and the flows the address opened itself
-            flows.insert(0, FlowFilter(orig_src=cut.dst))
-        for flow in flows:
-            try:
-                deleted += conntrack.delete(flow)
-            except exception.HostNetworkError as exc:
-                LOG.warning("conntrack: %s", exc)
-    return deleted
+        )  # fmt: skip
+    return flows
+
+
+def cut_flows(conntrack: FlowDeleter, cuts: Sequence[FlowCut]) -> int:
+    """Delete the conntrack entries of ``cuts`` in one batch (after the
+    apply); a failure is logged, not raised: the rules are already
+    live."""
+    if not cuts:
+        return 0
+    try:
+        return conntrack.delete_many(cut_filters(cuts))
+    except exception.HostNetworkError as exc:
+        LOG.warning("conntrack: %s", exc)
+        return 0
+
+
+def cut_unadmitted(
+    conntrack: FlowDeleter, state: HostFirewall, same_net: bool
+) -> int:
+    """At start (or after a failed apply), no previous state to compare
+    with: cut the live flows to our instances that ``state`` does not
+    admit (changes made while the service was down). Logged, not
+    raised."""
+    try:
+        stale = not_admitted(state, conntrack.list(), same_net)
+        if stale:
+            LOG.info("conntrack: cutting %d flows no rule admits", len(stale))
+        return conntrack.delete_entries(stale)
+    except exception.HostNetworkError as exc:
+        LOG.warning("conntrack: %s", exc)
+        return 0
 
 
 class NWFilters:
@@ -237,9 +265,11 @@ class FirewallReconciler:
         except exception.FlatnetError:
             self.last = None  # unknown live state: no flow cuts from it
             raise
+        same_net = self.settings.allow_same_net_traffic
         if self.last is not None:
-            same_net = self.settings.allow_same_net_traffic
             cut_flows(self.conntrack, flows_to_cut(self.last, state, same_net))
+        else:
+            cut_unadmitted(self.conntrack, state, same_net)
         self.last = state
         if self.nwfilters is None:
             return {}

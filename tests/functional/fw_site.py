@@ -17,12 +17,13 @@ from collections.abc import Callable
 
 import netaddr
 
-from flatnet.linux.conntrack import Conntrack, FlowFilter
+from flatnet.linux.conntrack import Conntrack
 from flatnet.linux.ipset import IpsetBackend
 from flatnet.linux.iptables_restore import RestoreBackend
 from flatnet.plan import firewall as fw
 from flatnet.plan.firewall_flows import FlowCut, flows_to_cut
 from flatnet.plan.firewall_model import HostFirewall
+from flatnet.service.firewall import cut_filters
 from tests.functional import netns
 
 NET = "10.77.0"
@@ -91,19 +92,7 @@ class Applier:
         if self.last is not None and self.cut_flows:
             same_net = self.settings.allow_same_net_traffic
             cuts = flows_to_cut(self.last, state, same_net)
-            for cut in cuts:
-                if cut.gone:  # and the flows it opened
-                    self.conntrack.delete(FlowFilter(orig_src=cut.dst))
-                self.conntrack.delete(
-                    FlowFilter(
-                        orig_src=cut.src,
-                        orig_dst=cut.dst,
-                        protocol=cut.protocol,
-                        dport=cut.port
-                        if cut.protocol in ("tcp", "udp")
-                        else None,
-                    )
-                )
+            self.conntrack.delete_many(cut_filters(cuts))
         self.last = state
         return plan, tables
 

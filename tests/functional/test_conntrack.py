@@ -63,3 +63,35 @@ def test_missing_namespace_is_a_host_network_error():
     ct = Conntrack(netns=netns.unique_name("gone"))
     with pytest.raises(exception.HostNetworkError, match="conntrack"):
         ct.delete(FlowFilter(orig_src=netaddr.IPAddress("10.0.0.1")))
+
+
+def test_delete_many_is_one_list_and_one_batch_of_exact_deletes(make_netns):
+    """Many filters at once: only the selected entries go (a network
+    source, an address gone, a port-narrowed cut), the others stay;
+    filters that select nothing cost nothing."""
+    ns = make_netns("ctm")
+    insert(ns, "10.0.0.5", "10.0.0.9", 22)  # 10.0.0.0/29 -> .9:22: cut
+    insert(ns, "10.0.0.6", "10.0.0.9", 80)  # port 80: stays
+    insert(ns, "10.0.1.7", "10.0.0.9", 22)  # outside /29: stays
+    insert(ns, "10.0.0.3", "10.0.0.4", 53)  # from the address gone: cut
+    insert(ns, "10.0.0.2", "10.0.0.3", 53)  # to the address gone: cut
+    ct = Conntrack(netns=ns)
+    cuts = [
+        FlowFilter(orig_src=netaddr.IPNetwork("10.0.0.0/29"),
+                   orig_dst="10.0.0.9", protocol="tcp", dport=22),
+        FlowFilter(orig_src="10.0.0.3"),
+        FlowFilter(orig_dst="10.0.0.3"),
+        *(FlowFilter(orig_src=f"10.9.{n // 250}.{n % 250 + 1}",
+                     orig_dst="10.0.0.9", protocol="tcp", dport=22)
+          for n in range(200)),
+    ]  # fmt: skip
+    assert len(ct.list()) == 5
+    assert ct.delete_many(cuts) == 3
+    assert flows(ns) == ["10.0.0.6", "10.0.1.7"]
+    assert ct.delete_many(cuts) == 0
+    assert ct.delete_many([]) == 0
+    # a few filters: one conntrack -D each, same result
+    insert(ns, "10.0.0.3", "10.0.0.4", 53)
+    insert(ns, "10.0.0.5", "10.0.0.9", 22)
+    assert ct.delete_many(cuts[:2]) == 2
+    assert flows(ns) == ["10.0.0.6", "10.0.1.7"]

@@ -14,12 +14,12 @@ import time
 import pytest
 
 from flatnet.db import api
-from flatnet.service.firewall_driver import FirewallDriver
+from flatnet.service.firewall_driver import FirewallDriver, wait_instances
 from tests import secgroup_rows as sg
 from tests.db.conftest import make_instance, make_network
 from tests.functional import netns
 from tests.functional.dhcp_site import BIN
-from tests.functional.fw_site import OUTSIDE, Site
+from tests.functional.fw_site import OUTSIDE, Site, send
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -200,4 +200,132 @@ def test_reconciler_defines_and_removes_real_nwfilters(site, tmp_path):
             if name.startswith(prefix):
                 libvirt.undefine(name)
         libvirt.close()
+        db.dispose()
+
+
+def _start(site, conf, log) -> subprocess.Popen[str]:
+    return netns.popen(
+        [str(BIN / "flatnet-network"), "--config-file", str(conf)],
+        netns=site.host, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _stop(daemon: subprocess.Popen[str]) -> None:
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(timeout=10)
+
+
+@pytest.mark.parametrize("removed", [True, False], ids=["removed", "kept"])
+def test_a_rule_removed_while_down_cuts_its_flow_at_start(
+    site, tmp_path, removed
+):
+    """A TCP flow held open through a rule; the service stops; the rule
+    is deleted in the database (or, as a control, another rule added);
+    the service starts: once it reports the instance ready, the flow's
+    next packet is dropped (the client waits 1 s for its echo), while
+    the control's flow lives on."""
+    db = api.Database(f"sqlite:///{tmp_path}/f.sqlite", create=True)
+    api.sync(db)
+    net = make_network(db, "10.77.0.0/24")
+    web = sg.add_group(db, "web")
+    grant = sg.add_rule(db, web, "tcp", (7000, 7000), cidr=f"{OUTSIDE}/32")
+    site.add_vm(10)
+    vm = make_instance(db, "vm10", net, 10, "10.77.0.10", "h1").instance
+    sg.associate(db, web, vm.uuid)
+    site.serve(10, 7000)
+    conf = tmp_path / "flatnet.conf"
+    conf.write_text(
+        "[DEFAULT]\nhost = h1\nflatnet_roles = compute\n"
+        f"state_path = {tmp_path}\nallow_same_net_traffic = false\n"
+        "sync_interval = 0.05\niptables_backend = restore\n"
+        f"[database]\nconnection = sqlite:///{tmp_path}/f.sqlite\n"
+    )
+    driver = FirewallDriver(db, "h1", interval=0.02, timeout=20)
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = _start(site, conf, log)
+    try:
+        driver.prepare_instance_filter(vm)
+        held = site.hold(site.outside, 10, 7000)
+        assert send(held, "before") == "ok"
+        _stop(daemon)
+        if removed:
+            sg.delete_rule(db, grant)
+        else:
+            sg.add_rule(db, web, "tcp", (22, 22), cidr="0.0.0.0/0")
+        daemon = _start(site, conf, log)
+        driver.refresh_instance_security_rules(vm)  # waits for ready
+        assert send(held, "after") == ("timeout" if removed else "ok")
+        assert site.can_connect(site.outside, 10, 7000) == (not removed)
+    finally:
+        _stop(daemon)
+        log.close()
+        db.dispose()
+
+
+def _children(pid: int) -> str:
+    """The command names of ``pid``'s child processes."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as found:
+            kids = found.read().split()
+    except OSError:
+        return ""
+    names = []
+    for kid in kids:
+        try:
+            with open(f"/proc/{kid}/comm") as comm:
+                names.append(comm.read().strip())
+        except OSError:
+            continue
+    return " ".join(names)
+
+
+def test_kill_9_during_the_iptables_commit_converges_after_restart(
+    site, tmp_path
+):
+    """200 instances booted together; the service is killed with
+    SIGKILL while its iptables-restore runs (or, if that was too quick
+    to catch, right after); a rule is added while it is down; the
+    restarted service reports every instance ready and `verify` finds
+    the live chains and sets equal to the database."""
+    db = api.Database(f"sqlite:///{tmp_path}/f.sqlite", create=True)
+    api.sync(db)
+    net = make_network(db, "10.77.0.0/24")
+    web = sg.add_group(db, "web")
+    sg.add_rule(db, web, "tcp", (80, 80), cidr="0.0.0.0/0")
+    sg.add_rule(db, web, "tcp", (22, 22), source_group=web)
+    uuids = []
+    for n in range(200):
+        info = make_instance(db, f"vm{n}", net, n + 1, host="h1")
+        sg.associate(db, web, info.instance.uuid)
+        uuids.append(info.instance.uuid)
+    conf = tmp_path / "flatnet.conf"
+    conf.write_text(
+        "[DEFAULT]\nhost = h1\nflatnet_roles = compute\n"
+        f"state_path = {tmp_path}\nsync_interval = 0.05\n"
+        "iptables_backend = restore\n"
+        f"[database]\nconnection = sqlite:///{tmp_path}/f.sqlite\n"
+    )
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = _start(site, conf, log)
+    try:
+        deadline = time.monotonic() + 20
+        caught = False
+        while not caught and time.monotonic() < deadline:
+            assert daemon.poll() is None
+            caught = "iptables-restor" in _children(daemon.pid)
+            time.sleep(0.001)
+        daemon.kill()
+        print(f"SIGKILL during iptables-restore: {caught}")
+        daemon.wait(timeout=10)
+        sg.add_rule(db, web, "udp", (53, 53), cidr="10.0.0.0/8")
+        daemon = _start(site, conf, log)
+        wait_instances(db, "h1", uuids, timeout=60)
+        out = _manage(site, conf, "verify")
+        assert out.returncode == 0, out.stdout + out.stderr
+        live = _chains(site.host)
+        assert live.count(":nova-compute-inst-") == 200
+        assert "--dport 53" in live
+    finally:
+        _stop(daemon)
+        log.close()
         db.dispose()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import netaddr
 
-from flatnet.plan.firewall_flows import MAX_SOURCES, FlowCut, flows_to_cut
+from flatnet.linux.conntrack import Entry
+from flatnet.plan.firewall_flows import (
+    MAX_SOURCES,
+    FlowCut,
+    flows_to_cut,
+    not_admitted,
+)
 from tests.firewall_data import group, host, instance, rule
 
 
@@ -107,3 +113,33 @@ def test_a_big_group_is_cut_by_destination_not_by_thousands_of_sources():
         remote=members,
     )
     assert flows_to_cut(a, b) == (FlowCut(ip("10.0.0.2"), None, "tcp", 22),)
+
+
+def test_not_admitted_judges_live_flows_against_the_state():
+    """At start: flows to an instance that no grant admits any more
+    (source, protocol, port; group members), and only those."""
+    web = group(1, rule("tcp", "80", "0.0.0.0/0"), rule("tcp", "22", source=2))
+    now = state(
+        instance(1, "10.0.0.2", dhcp=None),
+        instance(2, "10.0.0.3", groups=(2,)),
+        groups=(web, OPS),
+    )
+
+    def flow(proto, src, dst, dport):
+        s, d = int(ip(src)), int(ip(dst))
+        return Entry(proto, s, d, d, s, 40000 if dport else None, dport)
+
+    flows = [
+        flow("tcp", "192.0.2.1", "10.0.0.2", 80),  # anyone to 80
+        flow("tcp", "10.0.0.3", "10.0.0.2", 22),  # a member to 22
+        flow("tcp", "192.0.2.1", "10.0.0.2", 22),  # not a member: cut
+        flow("udp", "192.0.2.1", "10.0.0.2", 53),  # no udp rule: cut
+        flow("icmp", "192.0.2.1", "10.0.0.2", None),  # no icmp: cut
+        flow("tcp", "10.0.0.2", "192.0.2.1", 22),  # its own: kept
+        flow("tcp", "192.0.2.1", "10.0.0.99", 22),  # not ours: kept
+        flow("udp", "10.0.0.5", "10.0.0.3", 53),  # same net (default)
+        flow("udp", "10.0.0.1", "10.0.0.3", 68),  # its DHCP server
+    ]
+    assert not_admitted(now, flows) == flows[2:5]
+    closed = not_admitted(now, flows, allow_same_net_traffic=False)
+    assert closed == [*flows[2:5], flows[7]]

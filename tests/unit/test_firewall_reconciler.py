@@ -9,6 +9,7 @@ import pytest
 
 from flatnet import exception
 from flatnet.db import api
+from flatnet.linux.conntrack import Entry
 from flatnet.plan.firewall import FirewallSettings
 from flatnet.plan.nwfilter import instance_filter_name
 from flatnet.service.daemon import Daemon, DaemonTiming
@@ -33,10 +34,19 @@ class Clock:
 class Flows:
     def __init__(self) -> None:
         self.deleted: list[object] = []
+        self.live: list[Entry] = []
+        self.cut: list[Entry] = []
 
-    def delete(self, flow: object) -> int:
-        self.deleted.append(flow)
-        return 1
+    def delete_many(self, flows: list[object]) -> int:
+        self.deleted += flows
+        return len(flows)
+
+    def list(self) -> list[Entry]:
+        return list(self.live)
+
+    def delete_entries(self, entries: list[Entry]) -> int:
+        self.cut += entries
+        return len(entries)
 
 
 class Site:
@@ -226,3 +236,32 @@ def test_host_firewall_reads_addresses_groups_and_members(db, net) -> None:
     assert nic.dhcp_server is not None
     assert state.members_of(ssh) == {vm2.address}
     assert api.host_instances(db, "h1") == [vm1.instance.uuid]
+
+
+def test_a_restart_cuts_live_flows_the_database_no_longer_admits(
+    db, net
+) -> None:
+    """No previous state after a start: the live conntrack entries to
+    our instances are judged against the database's rules; the flow a
+    rule deleted while the service was down is cut, the others stay."""
+    web = sg.add_group(db, "web")
+    rule = sg.add_rule(db, web, "tcp", (443, 443), cidr="10.9.0.0/16")
+    sg.add_rule(db, web, "tcp", (22, 22), cidr="0.0.0.0/0")
+    vm = make_instance(db, "vm1", net, 1, host="h1")
+    sg.associate(db, web, vm.instance.uuid)
+    sg.delete_rule(db, rule)  # while no service runs
+    me, outside = int(vm.address), int(netaddr.IPAddress("10.9.0.7"))
+    entries = [
+        Entry("tcp", outside, me, me, outside, 40000, 443),  # cut
+        Entry("tcp", outside, me, me, outside, 40001, 22),  # admitted
+        Entry("tcp", me, outside, outside, me, 40002, 443),  # its own
+        Entry("udp", outside, outside + 1, outside + 1, outside, 1, 53),
+    ]
+    site = Site(db, None)
+    site.flows.live = entries
+    site.daemon.run_once()
+    assert site.flows.cut == [entries[0]]
+    assert site.flows.deleted == []
+    site.flows.live, site.flows.cut = [], []
+    site.daemon.run_once()  # a later sync: no listing, nothing cut
+    assert site.flows.cut == []

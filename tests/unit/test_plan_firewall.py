@@ -321,3 +321,36 @@ def test_sets_only_for_groups_used_as_sources_here():
         host([instance(1, "10.0.0.2", groups=(1,))], groups, members={}), SETS
     )
     assert empty.ipsets == (fw.IpSetSpec("nova-compute-sg-2"),)
+
+
+def test_one_instance_more_is_its_chain_and_its_dispatch_only():
+    """+1 at 300 instances: the iptables delta (what the restore backend
+    sends with --noflush) creates the new chain and appends its one
+    ``local`` rule; no other chain is touched. -1 is the reverse."""
+    web = group(1, rule("tcp", "80", "0.0.0.0/0"), rule("tcp", "22", source=1))
+    base = [
+        instance(n, f"10.0.{n // 200}.{n % 200 + 2}", groups=(1,))
+        for n in range(1, 301)
+    ]
+    new = instance(301, "10.0.9.9", groups=(2,))
+    before = fw.firewall_plan(host(base, [web, group(2)]), SETS)
+    after = fw.firewall_plan(host([*base, new], [web, group(2)]), SETS)
+    delta = ipt.plan_delta(
+        before.ruleset.tables["filter"], after.ruleset.tables["filter"]
+    )
+    assert delta is not None
+    assert [c.name for c in delta.rewrite] == ["nova-compute-inst-301"]
+    assert [op.line() for op in delta.edits] == [
+        "-A nova-compute-local -d 10.0.9.9 -j nova-compute-inst-301"
+    ]
+    assert delta.delete_chains == ()
+    assert delta.anchor_ops == ()
+    back = ipt.plan_delta(
+        after.ruleset.tables["filter"], before.ruleset.tables["filter"]
+    )
+    assert back is not None
+    assert back.rewrite == ()
+    assert back.delete_chains == ("nova-compute-inst-301",)
+    assert [op.line() for op in back.edits] == [
+        "-D nova-compute-local -d 10.0.9.9/32 -j nova-compute-inst-301"
+    ]

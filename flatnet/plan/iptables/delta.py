@@ -202,7 +202,11 @@ def plan_delta(known: Table, desired: Table) -> TablePlan | None:
     if known == desired:
         return TablePlan(desired.name)
     before = {c.name: c for c in known.chains}
-    changed = [c for c in desired.chains if before.get(c.name) != c]
+    changed = [  # memoised chains: identity first, then equality
+        c
+        for c in desired.chains
+        if (b := before.get(c.name)) is not c and b != c
+    ]
     rewrite, edits = _owned_changes(
         changed,
         lambda c: before[c.name].canonical() if c.name in before else None,
