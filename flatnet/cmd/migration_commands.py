@@ -6,9 +6,10 @@ database), ``ctx.settings.dhcp`` (``dhcp_domain``, ``dhcp_lease_time``,
 ``share_dhcp_address``), ``ctx.settings.firewall``
 (``allow_same_net_traffic``, for the exported group rules) and
 ``ctx.out``; ``migration report --nova-connection`` also reads nova's
-database (read-only) for the host names the import changed; the progress bar goes to
-``sys.stderr`` when it is a terminal. ``migration report`` exits 3 when
-guests would see a difference (as ``verify`` does), 0 otherwise.
+database (read-only) for the host names the import changed; the progress
+bar goes to ``sys.stderr`` when it is a terminal. ``migration report``
+exits 3 when guests would see a difference (as ``verify`` does), 0
+otherwise.
 """
 
 from __future__ import annotations
