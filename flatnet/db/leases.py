@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from flatnet import mac as macs
 from flatnet import model
-from flatnet.db import rows
+from flatnet.db import lease_batch, rows
 from flatnet.db.engine import Database
 from flatnet.db.rows import FIXED, INSTANCES, JOURNALS, NETWORKS, VIFS
 
@@ -137,21 +137,13 @@ def apply_lease_events(  # noqa: PLR0913 - positional form kept for bench/tests;
     ``journal`` in one transaction, so each journal line takes effect
     exactly once; ``invalid`` skipped lines are added to its count.
 
-    ``add`` and ``old`` lease, ``del`` releases; other actions (``init``,
-    ``tftp``) are ignored.
+    ``add`` and ``old`` lease, ``del`` releases (:func:`lease`,
+    :func:`release`, played in order on rows read once per call:
+    :mod:`flatnet.db.lease_batch`); other actions (``init``, ``tftp``)
+    are ignored.
     """
     with db.write() as conn:
-        for event in events:
-            if event.action in ("add", "old"):
-                lease(conn, event.address, event.mac)
-            elif event.action == "del":
-                release(conn, event.address, event.mac)
-            else:
-                LOG.debug(
-                    "ignoring DHCP event %s for %s",
-                    event.action,
-                    event.address,
-                )
+        lease_batch.apply(conn, events)
         position = {"inode": inode, "offset": offset}
         _record_position(
             conn, {"host": host, "path": journal}, position, invalid

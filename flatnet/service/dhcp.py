@@ -76,6 +76,12 @@ class BridgeBackend(Protocol):
 DnsmasqFactory = Callable[[str, plan.DnsmasqPaths], DnsmasqBackend]
 
 
+def _snapshot(spec: plan.DnsmasqSpec) -> str:
+    """The ``init`` snapshot path ("" when no hook prints it: a Lua
+    hook gets no ``init`` call from dnsmasq)."""
+    return spec.paths.init if spec.events_env and not spec.lua_hook else ""
+
+
 class DhcpReconciler:
     """One dnsmasq per served network, kept equal to the database."""
 
@@ -124,6 +130,8 @@ class DhcpReconciler:
         script = dhcp_hook.hook_script(self.settings.dhcpbridge)
         path = plan.hook_script_path(self.settings.networks_path)
         files.ensure_file(path, script, mode=0o755)
+        lua = plan.hook_script_path(self.settings.networks_path, "lua")
+        files.ensure_file(lua, dhcp_hook.lua_script(), mode=0o644)
         self.keeper.interval = self.tuning.keeper_interval
         self.keeper.served_timeout = self.tuning.served_timeout
         self.keeper.begin()
@@ -167,6 +175,8 @@ class DhcpReconciler:
         state.network = network
         spec = plan.dnsmasq_spec(network, self.settings)
         argv = plan.dnsmasq_argv(spec)
+        if spec.lua_hook:
+            self._guards[network.id].prepare()
         entries = db_api.host_entries(self.db, network.id)
         pid = proc.pid()
         if pid is None or not proc.matches(pid, argv):
@@ -198,11 +208,12 @@ class DhcpReconciler:
             bridge=network.bridge,
             argv=plan.dnsmasq_argv(spec),
             listen=str(spec.listen),
-            snapshot=spec.paths.init if spec.events_env else "",
+            snapshot=_snapshot(spec),
             marker=hostsdir.marker_path(spec.paths),
             proc=proc,
             lease_time=self.settings.dhcp_lease_time,
             leases=leased,
+            helper=spec.lua_hook,
         )
         self.keeper.watch(network.id, watch)
         return watch
