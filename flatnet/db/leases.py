@@ -240,6 +240,40 @@ def disassociate_stale_fixed_ips(
     return len(stale)
 
 
+def expire_leases(
+    db: Database, network_id: int, older_than: datetime.datetime
+) -> list[str]:
+    """Release (as a ``del`` without MAC) every leased address of the
+    network not confirmed since ``older_than`` (naive UTC or aware): the
+    daemon's own lease timeout, for a dnsmasq that never reports the
+    expiry of a lease it did not know (restarted without ``init``).
+    Every ``add``/``old``/``del`` sets ``updated_at``. Returns the
+    addresses released."""
+    query = select(FIXED.c.address).where(
+        FIXED.c.network_id == network_id,
+        FIXED.c.deleted == 0,
+        FIXED.c.leased == true(),
+        FIXED.c.updated_at < rows.naive_utc(older_than),
+    )
+    with db.write() as conn:
+        stale = [str(a) for a in conn.execute(query).scalars()]
+        lease_batch.apply(
+            conn,
+            [
+                model.LeaseEvent("del", None, netaddr.IPAddress(a))
+                for a in stale
+            ],
+        )
+    if stale:
+        LOG.info(
+            "network %d: %d leases expired unseen (e.g. %s)",
+            network_id,
+            len(stale),
+            stale[0],
+        )
+    return stale
+
+
 def host_entries(
     db: Database, network_id: int, host: str | None = None
 ) -> list[model.HostEntry]:

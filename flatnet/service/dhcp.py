@@ -42,6 +42,7 @@ in :mod:`flatnet.service.dhcp_hostsdir`, releases in
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -111,6 +112,8 @@ class DhcpReconciler:
         self._procs: dict[int, DnsmasqBackend] = {}
         self._guards: dict[int, lease_guard.JournalGuard] = {}
         self._lease_refresh: dict[int, float] = {}
+        self._expiry: dict[int, float] = {}  # Lua networks: next check
+        self.wallclock: Callable[[], float] = time.time
         self.troubles = Troubles()
 
     # --- helpers --------------------------------------------------------
@@ -177,6 +180,9 @@ class DhcpReconciler:
         argv = plan.dnsmasq_argv(spec)
         if spec.lua_hook:
             self._guards[network.id].prepare()
+            self._expiry.setdefault(network.id, 0.0)
+        else:
+            self._expiry.pop(network.id, None)
         entries = db_api.host_entries(self.db, network.id)
         pid = proc.pid()
         if pid is None or not proc.matches(pid, argv):
@@ -344,6 +350,8 @@ class DhcpReconciler:
             if state.network is None:
                 continue
             self._guards[network_id].poll(self._procs[network_id])
+            if network_id in self._expiry:
+                self._expire(network_id)
             if state.releases and self._release is not None:
                 self._check_releases(state.network, state)
             if self._procs[network_id].pid() is None:
@@ -385,6 +393,25 @@ class DhcpReconciler:
             error = None if live else "dnsmasq did not answer after the change"
             outcomes[key] = Outcome(live, network.generation, error)
         return outcomes
+
+    def _expire(self, network_id: int) -> None:
+        """Lua hook: release leases unconfirmed for a lease time (plus
+        grace); dnsmasq sends no ``del`` for a lease it did not know
+        (restarted without ``init``), see doc/dhcp.md."""
+        now = self.clock()
+        if now < self._expiry[network_id]:
+            return
+        self._expiry[network_id] = now + self.tuning.lease_expiry_interval
+        age = self.settings.dhcp_lease_time + self.tuning.lease_expiry_grace
+        older = datetime.datetime.fromtimestamp(
+            self.wallclock() - age, datetime.UTC
+        )
+        try:
+            db_api.expire_leases(self.db, network_id, older)
+        except exception.DatabaseError as exc:
+            self.troubles.failed(f"dhcp expiry {network_id}", exc)
+            return
+        self.troubles.ok(f"dhcp expiry {network_id}")
 
     def _refresh_leases(self, network_id: int) -> None:
         """The keeper's copy of the leases (its ``init`` snapshot), at

@@ -70,6 +70,11 @@ class DhcpTuning:
     # thread; tests call ``keeper.check()`` themselves)
     keeper_interval: float = 0.05
     lease_refresh: float = 1.0
+    # Lua hook: a lease not confirmed (add/old, every renewal with
+    # --script-on-renewal) for lease time + this is expired by the
+    # daemon, checked every ``lease_expiry_interval`` seconds
+    lease_expiry_grace: float = 30.0
+    lease_expiry_interval: float = 10.0
 
 
 @dataclasses.dataclass(slots=True)
