@@ -47,11 +47,10 @@ import netaddr
 
 from flatnet.db import api as db_api
 from flatnet.ipam import network_layout
-from flatnet.service import leases
-
 from flatnet.linux.dnsmasq import DnsmasqProcess
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
+from flatnet.service import leases
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -181,7 +180,7 @@ def wait_lines(path: pathlib.Path, count: int, limit: float) -> float | None:
     while time.monotonic() - t0 < limit:
         try:
             with path.open("rb") as handle:
-                if sum(1 for _ in handle) >= count:
+                if sum(1 for line in handle if line.strip()) >= count:
                     return time.monotonic()
         except OSError:
             pass
