@@ -42,7 +42,6 @@ in :mod:`flatnet.service.dhcp_hostsdir`, releases in
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -63,8 +62,10 @@ from flatnet.service.dhcp_keeper import (
     DnsmasqBackend,
     DnsmasqKeeper,
     Watch,
+    snapshot_path,
 )
 from flatnet.service.dhcp_releases import ReleaseBackend
+from flatnet.service.lease_expiry import LeaseExpiry
 from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
@@ -75,12 +76,6 @@ class BridgeBackend(Protocol):
 
 
 DnsmasqFactory = Callable[[str, plan.DnsmasqPaths], DnsmasqBackend]
-
-
-def _snapshot(spec: plan.DnsmasqSpec) -> str:
-    """The ``init`` snapshot path ("" when no hook prints it: a Lua
-    hook gets no ``init`` call from dnsmasq)."""
-    return spec.paths.init if spec.events_env and not spec.lua_hook else ""
 
 
 class DhcpReconciler:
@@ -112,9 +107,8 @@ class DhcpReconciler:
         self._procs: dict[int, DnsmasqBackend] = {}
         self._guards: dict[int, lease_guard.JournalGuard] = {}
         self._lease_refresh: dict[int, float] = {}
-        self._expiry: dict[int, float] = {}  # Lua networks: next check
-        self.wallclock: Callable[[], float] = time.time
         self.troubles = Troubles()
+        self.expiry = LeaseExpiry(db, self.troubles, settings.dhcp_lease_time)
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -124,9 +118,8 @@ class DhcpReconciler:
         )
 
     def prepare(self) -> None:
-        """Create networks_path (0755), remove what a killed daemon
-        left there (temporary files, ``init`` snapshots) and write the
-        fast-path hook (0755)."""
+        """Create networks_path (0755), remove what a killed daemon left
+        (temp files, ``init`` snapshots), write both hooks (sh, Lua)."""
         files.ensure_dir(self.settings.networks_path)
         for path in hostsdir.clean_leftovers(self.settings.networks_path):
             LOG.warning("removed leftover %s (a daemon was killed)", path)
@@ -178,11 +171,8 @@ class DhcpReconciler:
         state.network = network
         spec = plan.dnsmasq_spec(network, self.settings)
         argv = plan.dnsmasq_argv(spec)
-        if spec.lua_hook:
-            self._guards[network.id].prepare()
-            self._expiry.setdefault(network.id, 0.0)
-        else:
-            self._expiry.pop(network.id, None)
+        self._guards[network.id].prepare()  # 0600 before a hook makes it
+        self.expiry.track(network.id, spec.lua_hook)
         entries = db_api.host_entries(self.db, network.id)
         pid = proc.pid()
         if pid is None or not proc.matches(pid, argv):
@@ -214,7 +204,7 @@ class DhcpReconciler:
             bridge=network.bridge,
             argv=plan.dnsmasq_argv(spec),
             listen=str(spec.listen),
-            snapshot=_snapshot(spec),
+            snapshot=snapshot_path(spec),
             marker=hostsdir.marker_path(spec.paths),
             proc=proc,
             lease_time=self.settings.dhcp_lease_time,
@@ -350,8 +340,7 @@ class DhcpReconciler:
             if state.network is None:
                 continue
             self._guards[network_id].poll(self._procs[network_id])
-            if network_id in self._expiry:
-                self._expire(network_id)
+            self.expiry.poll(network_id, self.clock(), self.tuning)
             if state.releases and self._release is not None:
                 self._check_releases(state.network, state)
             if self._procs[network_id].pid() is None:
@@ -393,25 +382,6 @@ class DhcpReconciler:
             error = None if live else "dnsmasq did not answer after the change"
             outcomes[key] = Outcome(live, network.generation, error)
         return outcomes
-
-    def _expire(self, network_id: int) -> None:
-        """Lua hook: release leases unconfirmed for a lease time (plus
-        grace); dnsmasq sends no ``del`` for a lease it did not know
-        (restarted without ``init``), see doc/dhcp.md."""
-        now = self.clock()
-        if now < self._expiry[network_id]:
-            return
-        self._expiry[network_id] = now + self.tuning.lease_expiry_interval
-        age = self.settings.dhcp_lease_time + self.tuning.lease_expiry_grace
-        older = datetime.datetime.fromtimestamp(
-            self.wallclock() - age, datetime.UTC
-        )
-        try:
-            db_api.expire_leases(self.db, network_id, older)
-        except exception.DatabaseError as exc:
-            self.troubles.failed(f"dhcp expiry {network_id}", exc)
-            return
-        self.troubles.ok(f"dhcp expiry {network_id}")
 
     def _refresh_leases(self, network_id: int) -> None:
         """The keeper's copy of the leases (its ``init`` snapshot), at

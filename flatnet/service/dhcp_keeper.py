@@ -95,6 +95,12 @@ class Watch:
     error: str = ""
 
 
+def snapshot_path(spec: plan.DnsmasqSpec) -> str:
+    """The ``init`` snapshot path ("" when no hook prints it: dnsmasq
+    runs no ``init`` for a Lua script)."""
+    return spec.paths.init if spec.events_env and not spec.lua_hook else ""
+
+
 class DnsmasqKeeper:
     """Restarts dead dnsmasqs from memory and disk (see module doc)."""
 
