@@ -8,7 +8,9 @@ write them (``\\n<action> <mac> <ip>\\n``: add for every host, then
 renewals ``old``, then some ``del``); the daemon's ingest
 (``service.leases.ingest_journal``, one call per loop) run until the
 journal is consumed. Prints events/s, the number of polls (one
-transaction each) and the load average.
+transaction each) and the load average. ``--per-event`` applies the
+events the way flatnet did before db/lease_batch.py (db.leases.lease /
+release, two or three queries per event), for comparison.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 import netaddr
 
 from flatnet.db import api as db_api
+from flatnet.db import lease_batch
+from flatnet.db import leases as db_leases
 from flatnet.ipam import network_layout
 from flatnet.service import leases
 
@@ -62,12 +66,24 @@ def journal_text(hosts: list[tuple[str, str]], events: int) -> str:
     return "".join(lines[:events])
 
 
+def per_event(conn, events) -> None:  # type: ignore[no-untyped-def]
+    """The pre-batch path: one lease()/release() per event."""
+    for event in events:
+        if event.action == "del":
+            db_leases.release(conn, event.address, event.mac)
+        else:
+            db_leases.lease(conn, event.address, event.mac)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=2000)
     parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--chunk", type=int, default=1 << 20)
+    parser.add_argument("--per-event", action="store_true")
     args = parser.parse_args()
+    if args.per_event:
+        lease_batch.apply = per_event  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         db, hosts = build(os.path.join(tmp, "flatnet.sqlite"), args.hosts)
@@ -90,6 +106,7 @@ def main() -> None:
             f"ingest: {args.events} events in {took:.2f} s = "
             f"{args.events / took:,.0f} events/s, {polls} polls, "
             f"CPU {cpu / args.events * 1e6:.0f} us/event, {leased} leased "
+            f"{'(per-event path) ' if args.per_event else ''}"
             f"at the end; load average {os.getloadavg()[0]:.2f}"
         )
 

@@ -235,14 +235,13 @@ def dnsmasq_argv(spec: DnsmasqSpec) -> list[str]:
     """nova's dnsmasq command line (``linux_net.restart_dhcp``), in
     nova's order.
 
-    flatnet additions, both off gives nova's argv byte for byte:
+    flatnet additions, all off gives nova's argv byte for byte:
 
     * ``lua_hook`` (dhcp_lease_hook = lua): ``--dhcp-script=`` becomes
       ``--dhcp-luascript=<np>/flatnet-lease-hook.lua`` followed by
       ``--dhcp-authoritative --script-on-renewal``
       (:func:`flatnet.plan.dhcp_hook.hook_args`), with the
       ``FLATNET_EVENTS=`` env below;
-
     * ``events_env`` (dhcp_script_fast_path): ``FLATNET_EVENTS=<journal>``
       is added to the ``env`` prefix after ``NETWORK_ID=`` and
       ``--dhcp-script=`` names the generated sh hook (``spec.script``);
