@@ -16,6 +16,7 @@ from flatnet.db import api as db_api
 from flatnet.db.rows import FIXED
 from flatnet.model import LeaseEvent
 from flatnet.plan import dnsmasq as plan
+from flatnet.service import lease_guard
 from tests.unit.test_service_dhcp import Rig, tmp_open  # noqa: F401
 
 IP = "10.210.0.2"
@@ -120,3 +121,29 @@ def test_hook_errors_are_reported_once(tmp_open, caplog):  # noqa: F811
     assert len(found) == 1
     assert "2 errors" in found[0].message
     assert "z w" in found[0].message
+
+
+def test_a_full_error_file_is_emptied_after_the_report(tmp_path, caplog):
+    events = str(tmp_path / "nova-br100.events")
+    guard = lease_guard.JournalGuard(events, "br100")
+    errors = tmp_path / "nova-br100.hookerr"
+    errors.write_text("x add: bad\n" * 4000)  # 44 KB > 32 KiB
+    with caplog.at_level(logging.WARNING):
+        guard.poll(_NoDnsmasq())
+    assert "4000 errors" in caplog.text
+    assert errors.stat().st_size == 0
+    with open(errors, "a") as handle:  # the hook appends (O_APPEND)
+        handle.write("y del: bad\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        guard.poll(_NoDnsmasq())
+    assert "1 errors" in caplog.text
+    assert "y del: bad" in caplog.text
+
+
+class _NoDnsmasq:
+    def pid(self) -> int | None:
+        return None
+
+    def reload(self, pid: int) -> None:
+        raise AssertionError("no replay expected")
