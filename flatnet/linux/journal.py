@@ -80,6 +80,15 @@ def journal_inode(path: str) -> int | None:
         return None
 
 
+def end(path: str) -> tuple[int, int] | None:
+    """``(inode, size)`` of ``path``, None if it does not exist."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_size
+
+
 def read_chunk(
     path: str, offset: int, max_bytes: int = 1 << 20
 ) -> JournalChunk | None:

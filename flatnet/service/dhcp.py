@@ -108,7 +108,7 @@ class DhcpReconciler:
         self._guards: dict[int, lease_guard.JournalGuard] = {}
         self._lease_refresh: dict[int, float] = {}
         self.troubles = Troubles()
-        self.expiry = LeaseExpiry(db, self.troubles, settings.dhcp_lease_time)
+        self.expiry = LeaseExpiry(db, self.troubles, settings, host)
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -172,7 +172,7 @@ class DhcpReconciler:
         spec = plan.dnsmasq_spec(network, self.settings)
         argv = plan.dnsmasq_argv(spec)
         self._guards[network.id].prepare()  # 0600 before a hook makes it
-        self.expiry.track(network.id, spec.lua_hook)
+        self.expiry.track(network.id, spec)
         entries = db_api.host_entries(self.db, network.id)
         pid = proc.pid()
         if pid is None or not proc.matches(pid, argv):

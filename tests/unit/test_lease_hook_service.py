@@ -16,7 +16,7 @@ from flatnet.db import api as db_api
 from flatnet.db.rows import FIXED
 from flatnet.model import LeaseEvent
 from flatnet.plan import dnsmasq as plan
-from flatnet.service import lease_guard
+from flatnet.service import lease_guard, leases
 from tests.unit.test_service_dhcp import Rig, tmp_open  # noqa: F401
 
 IP = "10.210.0.2"
@@ -147,3 +147,23 @@ class _NoDnsmasq:
 
     def reload(self, pid: int) -> None:
         raise AssertionError("no replay expected")
+
+
+def test_expiry_waits_while_the_ingest_is_behind(tmp_open):  # noqa: F811
+    """A backlog may hold the renewal that keeps a lease: no expiry
+    until the ingest is within 256 KiB of the journal's end."""
+    rig = Rig(tmp_open, dhcp_lease_hook="lua", dhcp_lease_time=120)
+    mac = rig.add(1)
+    rig.sync()
+    _lease(rig, mac)
+    _age(rig, 1000)
+    events = plan.dnsmasq_paths(rig.np, "br100").events
+    with open(events, "a") as handle:
+        handle.write("\n" * (300 << 10))
+    rig.rec.ingest_policy = leases.IngestPolicy(max_bytes=4096)
+    rig.rec.poll()
+    rig.rec.poll()
+    assert db_api.leases(rig.db, 1)
+    rig.rec.ingest_policy = leases.IngestPolicy()
+    rig.rec.poll()  # caught up: expired at once (the check was not spent)
+    assert db_api.leases(rig.db, 1) == []
