@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import pathlib
 import re
+import time
 
 import pytest
 from sqlalchemy import update
@@ -51,7 +52,7 @@ def _journal(site: Site) -> str:
 def _restarted(site: Site, old: int | None) -> int:
     return wait_for(  # type: ignore[return-value]
         lambda: (pid := site.dnsmasq_pid()) not in (None, old) and pid,
-        20,
+        40,
         "dnsmasq restarted by the keeper",
     )
 
@@ -69,21 +70,24 @@ def test_lua_hook_journals_and_survives_a_restart(make_dhcp_site):
     assert dnsmasq_helper.has_helper(pid)
     clients = [site.client(site.plug(mac)) for mac in MACS]
     for client in clients:
-        client.bound()
-    wait_for(lambda: _leased(site) == set(ips), 10, "both leased")
+        client.bound(40)
+    wait_for(lambda: _leased(site) == set(ips), 30, "both leased")
     for mac, ip in zip(MACS, ips, strict=True):
         assert f"\nadd {mac} {ip}\n" in _journal(site)
-    assert clients[0].renew() == "renew"
-    wait_for(lambda: f"\nold {MACS[0]} {ips[0]}\n" in _journal(site), 10)
+    # dnsmasq runs the script on renewal only if the lease's expiry (in
+    # whole seconds) changed: renew in a later second than the ACK
+    time.sleep(1.1)
+    assert clients[0].renew(30) == "renew"
+    wait_for(lambda: f"\nold {MACS[0]} {ips[0]}\n" in _journal(site), 30)
     # dnsmasq dies mid-lease; the keeper restarts it without init
     clients[1].stop()  # vm1 goes silent: nobody renews its lease
     site.kill_dnsmasqs()
     new_pid = _restarted(site, pid)
     before = _journal(site).count(f"\nadd {MACS[0]} {ips[0]}\n")
-    assert clients[0].renew() == "renew"  # ACKed, no NAK
+    assert clients[0].renew(30) == "renew"  # ACKed, no NAK
     wait_for(
         lambda: _journal(site).count(f"\nadd {MACS[0]} {ips[0]}\n") > before,
-        10,
+        30,
         "the renewal after the restart journaled as add",
     )
     assert dnsmasq_helper.has_helper(new_pid)
@@ -97,7 +101,7 @@ def test_lua_hook_journals_and_survives_a_restart(make_dhcp_site):
             .where(FIXED.c.address == ips[1])
             .values(updated_at=stale - datetime.timedelta(seconds=1000))
         )
-    wait_for(lambda: _leased(site) == {ips[0]}, 15, "vm1 expired")
+    wait_for(lambda: _leased(site) == {ips[0]}, 40, "vm1 expired")
     assert site.daemon_lines("leases expired unseen") >= 1
 
 
@@ -113,10 +117,10 @@ def test_a_dead_helper_is_seen_and_dnsmasq_restarted(make_dhcp_site):
     pid = _restarted(site, pid)  # now running the raising script
     assert dnsmasq_helper.has_helper(pid)
     client = site.client(site.plug(MACS[0]))
-    client.bound()  # dnsmasq serves on; its helper dies on the event
+    client.bound(40)  # dnsmasq serves on; its helper dies on the event
     wait_for(
         lambda: site.daemon_lines("lost its lease-script helper") >= 1,
-        10,
+        30,
         "the keeper noticed the dead helper",
     )
     assert site.dnsmasq_pid() != pid or not dnsmasq_helper.has_helper(pid)
@@ -124,8 +128,8 @@ def test_a_dead_helper_is_seen_and_dnsmasq_restarted(make_dhcp_site):
     script.write_text(good)  # repaired: the next restart records again
     site.kill_dnsmasqs()
     _restarted(site, site.dnsmasq_pid())
-    assert client.renew() == "renew"
-    wait_for(lambda: ip in _leased(site), 10, "leased again")
+    assert client.renew(30) == "renew"
+    wait_for(lambda: ip in _leased(site), 30, "leased again")
 
 
 def test_a_script_that_fails_to_load_is_a_clear_error(
