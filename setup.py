@@ -9,6 +9,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["flatnet", "flatnet.*"]),
     package_data={
+        "flatnet.plan": ["lease_hook.lua"],
         "flatnet.db": [
             "alembic.ini",
             "migrations/*.py",

@@ -12,7 +12,15 @@ Starts ONE dnsmasq with nova's argv shape (static range, hostsfile of
 * ``none``: no --dhcp-script at all;
 * ``noop``: ``#!/bin/sh`` + ``exit 0``;
 * ``hook``: flatnet's generated sh hook (plan/dhcp_hook.py), journal;
-* ``hook-nowrite``: the same hook with the journal ``printf`` removed.
+* ``hook-nowrite``: the same hook with the journal ``printf`` removed;
+* ``lua``: flatnet's Lua hook (plan/lease_hook.lua) with
+  ``--dhcp-luascript`` and the arguments flatnet passes with it
+  (plan/dhcp_hook.py ``hook_args``), same journal, no fork per event.
+
+``--ingest``: a SQLite database holding every bench host (same MAC and
+address), and the daemon's ingest (service/leases.py) polling the
+journal every 50 ms in a thread, as flatnet-network does: the figure is
+then handshakes until every event is IN THE DATABASE.
 
 Prints one JSON line: handshakes/s, client retries, CPU seconds of the
 dnsmasq main process, of its script helper (incl. the scripts it ran)
@@ -30,14 +38,19 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import dhcp_client
 import dhcp_storm
+import netaddr
 
+from flatnet.db import api as db_api
+from flatnet.ipam import network_layout
 from flatnet.linux.dnsmasq import DnsmasqProcess
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
+from flatnet.service import leases
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -61,6 +74,10 @@ def write_script(tmp: pathlib.Path, kind: str, leased: int) -> str | None:
     init.chmod(0o755)
     if kind == "none":
         return None
+    if kind == "lua":
+        path = tmp / dhcp_hook.LUA_SCRIPT_NAME
+        path.write_text(dhcp_hook.lua_script())
+        return str(path)
     if kind == "noop":
         text = f'#!/bin/sh\n[ "$1" = init ] && exec {init} init\nexit 0\n'
     else:
@@ -112,7 +129,7 @@ def dnsmasq_argv(args: argparse.Namespace, tmp: pathlib.Path) -> list[str]:
         f"--dhcp-hostsfile={tmp}/hosts",
     ]
     if script:
-        argv.append(f"--dhcp-script={script}")
+        argv += dhcp_hook.hook_args(script, args.script == "lua")
     argv += ["--no-hosts", "--leasefile-ro"]
     if args.domain:
         argv.append("--domain=novalocal")
@@ -163,7 +180,7 @@ def wait_lines(path: pathlib.Path, count: int, limit: float) -> float | None:
     while time.monotonic() - t0 < limit:
         try:
             with path.open("rb") as handle:
-                if sum(1 for _ in handle) >= count:
+                if sum(1 for line in handle if line.strip()) >= count:
                     return time.monotonic()
         except OSError:
             pass
@@ -191,6 +208,9 @@ def clients(cli: str, args: argparse.Namespace) -> list[dict[str, float]]:
 def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="fndora"))
     tmp.chmod(0o755)
+    ingester = None
+    if args.ingest:
+        ingester = Ingester(tmp, args.hosts)
     try:
         argv = ["ip", "netns", "exec", host, *dnsmasq_argv(args, tmp)]
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
@@ -225,21 +245,25 @@ def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
                 text=True,
             ).stdout
             print(out.strip(), flush=True)
-        t0 = time.monotonic()
+        # the clients start together 0.5 + 0.15 * procs s from now
+        t0 = time.monotonic() + 0.5 + 0.15 * args.procs
         results = clients(cli, args) if args.count else []
         if perf is not None:
             perf.send_signal(2)
             perf.wait()
         done = sum(int(r["handshakes"]) for r in results)
         journal = None
-        if args.script == "hook":
+        if args.script in ("hook", "lua"):
             end = wait_lines(tmp / "bench.events", done, 120)
             journal = end - t0 if end else None
+        in_db = ingester.wait(done, 120) - t0 if ingester else None
         main = cpu_of(pid) - main0
         helped = (cpu_of(helper, True) - help0) if helper else 0.0
         proc.kill()
         proc.wait()
     finally:
+        if ingester:
+            ingester.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = max([r["seconds"] for r in results] or [1.0])
     return {
@@ -259,7 +283,57 @@ def measure(args: argparse.Namespace, host: str, cli: str) -> dict:
         "client_cpu": round(sum(r["client_cpu"] for r in results), 2),
         "seconds": round(seconds, 2),
         "journal_done_s": journal and round(journal, 2),
+        "in_db_s": in_db and round(in_db, 2),
+        "in_db_per_second": in_db and round(done / in_db),
+        "helper_ms_per_event": round(helped / max(done, 1) * 1000, 3),
+        "loadavg": round(os.getloadavg()[0], 2),
     }
+
+
+class Ingester:
+    """A database of the bench hosts and the daemon's ingest in a
+    thread (every 50 ms, like flatnet-network's loop)."""
+
+    def __init__(self, tmp: pathlib.Path, hosts: int) -> None:
+        self.db = db_api.Database(f"sqlite:///{tmp}/flatnet.sqlite")
+        db_api.sync(self.db)
+        net = db_api.network_create(
+            self.db, network_layout(dhcp_storm.SUBNET), label="b", bridge="b"
+        )
+        for n in range(hosts):
+            mac, ip = host_of(n)
+            db_api.instance_create_allocated(
+                self.db,
+                db_api.InstanceSpec(hostname=f"h{n}", display_name=f"h{n}"),
+                [
+                    db_api.VifRequest(
+                        network_id=net.id,
+                        mac=netaddr.EUI(mac),
+                        address=netaddr.IPAddress(ip),
+                    )
+                ],
+            )
+        self.net_id = net.id
+        self.path = str(tmp / "bench.events")
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(0.05):
+            leases.ingest_journal(self.db, self.path)
+
+    def wait(self, count: int, limit: float) -> float:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if len(db_api.leases(self.db, self.net_id)) >= count:
+                break
+            time.sleep(0.01)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def event_costs(job: str) -> None:
@@ -327,7 +401,12 @@ def main() -> None:
     parser.add_argument(
         "--script",
         default="hook",
-        choices=["none", "noop", "hook", "hook-nowrite"],
+        choices=["none", "noop", "hook", "hook-nowrite", "lua"],
+    )
+    parser.add_argument(
+        "--ingest",
+        action="store_true",
+        help="time until every event is in a SQLite database",
     )
     parser.add_argument("--no-domain", dest="domain", action="store_false")
     parser.add_argument("--no-hostsdir", dest="hostsdir", action="store_false")

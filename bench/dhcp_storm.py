@@ -236,6 +236,7 @@ def server(args: argparse.Namespace) -> None:
         dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
         dhcp_hostsdir=not args.no_hostsdir,
         dnsmasq_config_file=args.dnsmasq_conf or "",
+        dhcp_lease_hook=args.hook,
     )
     rec = dhcp.DhcpReconciler(
         db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
@@ -273,6 +274,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--probe", type=float, default=8.0)
     parser.add_argument("--no-hostsdir", action="store_true")
+    parser.add_argument(
+        "--hook", default="sh", choices=["sh", "lua"], help="dhcp_lease_hook"
+    )
     parser.add_argument(
         "--leased",
         action="store_true",

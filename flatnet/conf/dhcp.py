@@ -50,6 +50,17 @@ def _hook_opts() -> list[cfg.Opt]:
             "POSIX sh hook that journals add/old/del events "
             "(about 1 ms each instead of a Python start).",
         ),
+        cfg.StrOpt(
+            "dhcp_lease_hook",
+            default="sh",
+            choices=["sh", "lua"],
+            help="flatnet: sh keeps nova's argv (--dhcp-script, a fork "
+            "per lease event); lua passes --dhcp-luascript (needs "
+            "dnsmasq built with Lua, e.g. Debian dnsmasq-base-lua): the "
+            "same journal with no fork per event, plus "
+            "--dhcp-authoritative and --script-on-renewal, the daemon "
+            "expiring leases dnsmasq no longer reports.",
+        ),
     ]
 
 

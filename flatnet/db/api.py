@@ -59,6 +59,7 @@ from flatnet.db.floating import (
 from flatnet.db.leases import (
     apply_lease_events,
     disassociate_stale_fixed_ips,
+    expire_leases,
     host_entries,
     journal_invalid_lines,
     journal_offset,
@@ -115,6 +116,7 @@ __all__ = [
     "apply_lease_events",
     "deallocate_for_instance",
     "disassociate_stale_fixed_ips",
+    "expire_leases",
     "firewall_generation",
     "fixed_ip_list",
     "fixed_ip_set_reserved",

@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from flatnet import mac as macs
 from flatnet import model
-from flatnet.db import rows
+from flatnet.db import lease_batch, rows
 from flatnet.db.engine import Database
 from flatnet.db.rows import FIXED, INSTANCES, JOURNALS, NETWORKS, VIFS
 
@@ -137,21 +137,13 @@ def apply_lease_events(  # noqa: PLR0913 - positional form kept for bench/tests;
     ``journal`` in one transaction, so each journal line takes effect
     exactly once; ``invalid`` skipped lines are added to its count.
 
-    ``add`` and ``old`` lease, ``del`` releases; other actions (``init``,
-    ``tftp``) are ignored.
+    ``add`` and ``old`` lease, ``del`` releases (:func:`lease`,
+    :func:`release`, played in order on rows read once per call:
+    :mod:`flatnet.db.lease_batch`); other actions (``init``, ``tftp``)
+    are ignored.
     """
     with db.write() as conn:
-        for event in events:
-            if event.action in ("add", "old"):
-                lease(conn, event.address, event.mac)
-            elif event.action == "del":
-                release(conn, event.address, event.mac)
-            else:
-                LOG.debug(
-                    "ignoring DHCP event %s for %s",
-                    event.action,
-                    event.address,
-                )
+        lease_batch.apply(conn, events)
         position = {"inode": inode, "offset": offset}
         _record_position(
             conn, {"host": host, "path": journal}, position, invalid
@@ -246,6 +238,40 @@ def disassociate_stale_fixed_ips(
             "disassociated %d stale fixed IPs for host %s", len(stale), host
         )
     return len(stale)
+
+
+def expire_leases(
+    db: Database, network_id: int, older_than: datetime.datetime
+) -> list[str]:
+    """Release (as a ``del`` without MAC) every leased address of the
+    network not confirmed since ``older_than`` (naive UTC or aware): the
+    daemon's own lease timeout, for a dnsmasq that never reports the
+    expiry of a lease it did not know (restarted without ``init``).
+    Every ``add``/``old``/``del`` sets ``updated_at``. Returns the
+    addresses released."""
+    query = select(FIXED.c.address).where(
+        FIXED.c.network_id == network_id,
+        FIXED.c.deleted == 0,
+        FIXED.c.leased == true(),
+        FIXED.c.updated_at < rows.naive_utc(older_than),
+    )
+    with db.write() as conn:
+        stale = [str(a) for a in conn.execute(query).scalars()]
+        lease_batch.apply(
+            conn,
+            [
+                model.LeaseEvent("del", None, netaddr.IPAddress(a))
+                for a in stale
+            ],
+        )
+    if stale:
+        LOG.info(
+            "network %d: %d leases expired unseen (e.g. %s)",
+            network_id,
+            len(stale),
+            stale[0],
+        )
+    return stale
 
 
 def host_entries(

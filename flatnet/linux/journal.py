@@ -22,6 +22,7 @@ root, its ``nobody`` server never reads them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import errno
@@ -79,6 +80,15 @@ def journal_inode(path: str) -> int | None:
         return None
 
 
+def end(path: str) -> tuple[int, int] | None:
+    """``(inode, size)`` of ``path``, None if it does not exist."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_size
+
+
 def read_chunk(
     path: str, offset: int, max_bytes: int = 1 << 20
 ) -> JournalChunk | None:
@@ -132,13 +142,17 @@ def _mark_torn(raw: list[str]) -> tuple[str, ...]:
 def rotate(path: str) -> int | None:
     """Rename ``path`` to ``path.old``; the moved inode, or None if there
     was nothing to rotate or a previous ``.old`` still exists. The next
-    journal is created by the next writer (0600) or by :func:`reserve`."""
+    journal is created at once, 0600 (a writer may have created it
+    first): the Lua hook's ``io.open`` would create it with dnsmasq's
+    umask (022, dnsmasq.c), readable by all."""
     old = path + OLD_SUFFIX
     inode = journal_inode(path)
     if inode is None or os.path.exists(old):
         return None
     os.rename(path, old)
     LOG.info("rotated journal %s", path)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE))
     return inode
 
 
@@ -197,6 +211,30 @@ def reserve(path: str, nbytes: int = RESERVE_BYTES) -> int:
         return info.st_blocks * 512 - info.st_size
     finally:
         os.close(fd)
+
+
+def error_path(path: str) -> str:
+    """The Lua hook's error file of journal ``path`` (``.hookerr``)."""
+    return path.removesuffix(".events") + ".hookerr"
+
+
+def read_new(path: str, offset: int, limit: int = 1 << 16) -> tuple[int, str]:
+    """``(size, text)``: what ``path`` holds past ``offset`` (at most
+    ``limit`` bytes; from 0 if it shrank), ``(0, "")`` if missing.
+    Raises OSError."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by with below
+    except FileNotFoundError:
+        return 0, ""
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(offset if 0 <= offset <= size else 0)
+        return size, handle.read(limit).decode("ascii", "replace")
+
+
+def truncate(path: str) -> None:
+    """Empty ``path`` (its writers append: O_APPEND). Raises OSError."""
+    os.truncate(path, 0)
 
 
 def loss_path(path: str) -> str:

@@ -1,4 +1,12 @@
-"""PURE: the text of the fast-path dnsmasq ``--dhcp-script`` (POSIX sh).
+"""PURE: the lease hooks dnsmasq runs, and their arguments.
+
+Two hooks append the same journal records: the POSIX sh
+``--dhcp-script`` below (nova's argv, a fork per event), and the Lua
+``--dhcp-luascript`` shipped as package data (``lease_hook.lua``, see
+:func:`lua_script`), which dnsmasq runs inside its helper process
+without a fork. :func:`hook_args` renders the hook's dnsmasq arguments.
+
+The sh hook:
 
 dnsmasq runs its script once per lease event, one at a time, as root
 (dnsmasq(8) ``--dhcp-scriptuser``). A Python start costs ~110 ms here,
@@ -34,7 +42,12 @@ The daemon ingests the journal into the database (service/leases.py).
 
 from __future__ import annotations
 
+import importlib.resources
 import shlex
+
+LUA_SCRIPT_NAME = "flatnet-lease-hook.lua"
+LUA_RESOURCE = "lease_hook.lua"
+HOOKS = ("sh", "lua")
 
 _HEX = "[0-9a-fA-F]"
 _OCTET = f"{_HEX}{_HEX}"
@@ -108,3 +121,35 @@ def hook_script(python_hook: str) -> str:
     The path is shell-quoted, so any character in it is safe.
     """
     return _TEMPLATE.format(pyhook=shlex.quote(python_hook), mac=MAC_PATTERN)
+
+
+def lua_script() -> str:
+    """The Lua hook's text (package data ``flatnet/plan/lease_hook.lua``;
+    reads the installed file, changes nothing)."""
+    resource = importlib.resources.files(__package__ or "flatnet.plan")
+    return resource.joinpath(LUA_RESOURCE).read_text(encoding="utf-8")
+
+
+def hook_args(script: str, lua: bool) -> list[str]:
+    """dnsmasq's hook arguments for ``script``.
+
+    sh (nova's argv): ``--dhcp-script=<script>``. Lua:
+    ``--dhcp-luascript=<script>`` (dnsmasq(8); never together with
+    ``--dhcp-script``, which would fork again per event), then
+
+    * ``--dhcp-authoritative``: a Lua script gets no ``init`` call, so a
+      restarted dnsmasq knows no lease; authoritative, it ACKs a
+      client's renewal of its configured address (and journals ``add``)
+      instead of NAKing it (``lease not found``);
+    * ``--script-on-renewal``: every renewal runs ``old``, so the
+      daemon sees each live lease at least every half lease time and
+      can expire the ones dnsmasq never reports (a lease that expires
+      in a dnsmasq that did not know it gets no ``del``).
+    """
+    if not lua:
+        return [f"--dhcp-script={script}"]
+    return [
+        f"--dhcp-luascript={script}",
+        "--dhcp-authoritative",
+        "--script-on-renewal",
+    ]

@@ -24,6 +24,7 @@ import netaddr
 
 from flatnet import exception
 from flatnet.model import Network
+from flatnet.plan import dhcp_hook
 from flatnet.plan.dnsmasq_files import (
     HOSTNAME_MAX,
     addn_hosts_file,
@@ -91,8 +92,10 @@ def dnsmasq_paths(networks_path: str, bridge: str) -> DnsmasqPaths:
     )
 
 
-def hook_script_path(networks_path: str) -> str:
-    """Where the generated fast-path sh hook lives."""
+def hook_script_path(networks_path: str, hook: str = "sh") -> str:
+    """Where the generated fast-path hook (sh, or the Lua copy) lives."""
+    if hook == "lua":
+        return _under(networks_path, dhcp_hook.LUA_SCRIPT_NAME)
     return _under(networks_path, HOOK_SCRIPT_NAME)
 
 
@@ -112,6 +115,7 @@ class DhcpSettings:
     share_dhcp_address: bool = False
     dhcp_hostsdir: bool = True
     dhcp_script_fast_path: bool = True
+    dhcp_lease_hook: str = "sh"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,6 +139,7 @@ class DnsmasqSpec:
     dns_servers: tuple[str, ...] = ()
     hostsdir: bool = False
     events_env: bool = False
+    lua_hook: bool = False
 
 
 def dhcp_address(network: Network) -> netaddr.IPAddress:
@@ -192,9 +197,12 @@ def dnsmasq_spec(network: Network, settings: DhcpSettings) -> DnsmasqSpec:
         raise exception.InvalidInput(
             reason=f"network {network.id} has no dhcp_start"
         )
+    lua = settings.dhcp_lease_hook == "lua"
     script = settings.dhcpbridge
-    if settings.dhcp_script_fast_path:
-        script = hook_script_path(settings.networks_path)
+    if settings.dhcp_script_fast_path or lua:
+        script = hook_script_path(
+            settings.networks_path, settings.dhcp_lease_hook
+        )
     return DnsmasqSpec(
         network_id=str(network.id),
         label=network.label,
@@ -212,7 +220,8 @@ def dnsmasq_spec(network: Network, settings: DhcpSettings) -> DnsmasqSpec:
         multi_host=network.multi_host,
         dns_servers=dns_servers(network, settings),
         hostsdir=settings.dhcp_hostsdir,
-        events_env=settings.dhcp_script_fast_path,
+        events_env=settings.dhcp_script_fast_path or lua,
+        lua_hook=lua,
     )
 
 
@@ -226,8 +235,13 @@ def dnsmasq_argv(spec: DnsmasqSpec) -> list[str]:
     """nova's dnsmasq command line (``linux_net.restart_dhcp``), in
     nova's order.
 
-    flatnet additions, both off gives nova's argv byte for byte:
+    flatnet additions, all off gives nova's argv byte for byte:
 
+    * ``lua_hook`` (dhcp_lease_hook = lua): ``--dhcp-script=`` becomes
+      ``--dhcp-luascript=<np>/flatnet-lease-hook.lua`` followed by
+      ``--dhcp-authoritative --script-on-renewal``
+      (:func:`flatnet.plan.dhcp_hook.hook_args`), with the
+      ``FLATNET_EVENTS=`` env below;
     * ``events_env`` (dhcp_script_fast_path): ``FLATNET_EVENTS=<journal>``
       is added to the ``env`` prefix after ``NETWORK_ID=`` and
       ``--dhcp-script=`` names the generated sh hook (``spec.script``);
@@ -258,7 +272,7 @@ def dnsmasq_argv(spec: DnsmasqSpec) -> list[str]:
         f"static,{spec.netmask},{spec.lease_seconds}s",
         f"--dhcp-lease-max={spec.lease_max}",
         f"--dhcp-hostsfile={spec.paths.hosts}",
-        f"--dhcp-script={spec.script}",
+        *dhcp_hook.hook_args(spec.script, spec.lua_hook),
         "--no-hosts",
         "--leasefile-ro",
     ]

@@ -62,8 +62,10 @@ from flatnet.service.dhcp_keeper import (
     DnsmasqBackend,
     DnsmasqKeeper,
     Watch,
+    snapshot_path,
 )
 from flatnet.service.dhcp_releases import ReleaseBackend
+from flatnet.service.lease_expiry import LeaseExpiry
 from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ class DhcpReconciler:
         self._guards: dict[int, lease_guard.JournalGuard] = {}
         self._lease_refresh: dict[int, float] = {}
         self.troubles = Troubles()
+        self.expiry = LeaseExpiry(db, self.troubles, settings, host)
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -115,15 +118,16 @@ class DhcpReconciler:
         )
 
     def prepare(self) -> None:
-        """Create networks_path (0755), remove what a killed daemon
-        left there (temporary files, ``init`` snapshots) and write the
-        fast-path hook (0755)."""
+        """Create networks_path (0755), remove what a killed daemon left
+        (temp files, ``init`` snapshots), write both hooks (sh, Lua)."""
         files.ensure_dir(self.settings.networks_path)
         for path in hostsdir.clean_leftovers(self.settings.networks_path):
             LOG.warning("removed leftover %s (a daemon was killed)", path)
         script = dhcp_hook.hook_script(self.settings.dhcpbridge)
         path = plan.hook_script_path(self.settings.networks_path)
         files.ensure_file(path, script, mode=0o755)
+        lua = plan.hook_script_path(self.settings.networks_path, "lua")
+        files.ensure_file(lua, dhcp_hook.lua_script(), mode=0o644)
         self.keeper.interval = self.tuning.keeper_interval
         self.keeper.served_timeout = self.tuning.served_timeout
         self.keeper.begin()
@@ -167,6 +171,8 @@ class DhcpReconciler:
         state.network = network
         spec = plan.dnsmasq_spec(network, self.settings)
         argv = plan.dnsmasq_argv(spec)
+        self._guards[network.id].prepare()  # 0600 before a hook makes it
+        self.expiry.track(network.id, spec)
         entries = db_api.host_entries(self.db, network.id)
         pid = proc.pid()
         if pid is None or not proc.matches(pid, argv):
@@ -198,11 +204,12 @@ class DhcpReconciler:
             bridge=network.bridge,
             argv=plan.dnsmasq_argv(spec),
             listen=str(spec.listen),
-            snapshot=spec.paths.init if spec.events_env else "",
+            snapshot=snapshot_path(spec),
             marker=hostsdir.marker_path(spec.paths),
             proc=proc,
             lease_time=self.settings.dhcp_lease_time,
             leases=leased,
+            helper=spec.lua_hook,
         )
         self.keeper.watch(network.id, watch)
         return watch
@@ -333,6 +340,7 @@ class DhcpReconciler:
             if state.network is None:
                 continue
             self._guards[network_id].poll(self._procs[network_id])
+            self.expiry.poll(network_id, self.clock(), self.tuning)
             if state.releases and self._release is not None:
                 self._check_releases(state.network, state)
             if self._procs[network_id].pid() is None:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from flatnet import exception
-from flatnet.linux import files
+from flatnet.linux import dnsmasq_helper, files
 from flatnet.model import Lease
 from flatnet.plan import dnsmasq as plan
 
@@ -70,6 +70,11 @@ class DhcpTuning:
     # thread; tests call ``keeper.check()`` themselves)
     keeper_interval: float = 0.05
     lease_refresh: float = 1.0
+    # Lua hook: a lease not confirmed (add/old, every renewal with
+    # --script-on-renewal) for lease time + this is expired by the
+    # daemon, checked every ``lease_expiry_interval`` seconds
+    lease_expiry_grace: float = 30.0
+    lease_expiry_interval: float = 10.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -84,9 +89,16 @@ class Watch:
     proc: DnsmasqBackend
     lease_time: int
     leases: Sequence[Lease] | None = None  # as last read from the database
+    helper: bool = False  # check its script helper (the Lua hook)
     next_try: float = 0.0
     delay: float = 0.0
     error: str = ""
+
+
+def snapshot_path(spec: plan.DnsmasqSpec) -> str:
+    """The ``init`` snapshot path ("" when no hook prints it: dnsmasq
+    runs no ``init`` for a Lua script)."""
+    return spec.paths.init if spec.events_env and not spec.lua_hook else ""
 
 
 class DnsmasqKeeper:
@@ -103,6 +115,7 @@ class DnsmasqKeeper:
         self.max_backoff = max_backoff
         self.clock: Callable[[], float] = time.monotonic
         self.wallclock: Callable[[], float] = time.time
+        self.helper_alive: Callable[[int], bool] = dnsmasq_helper.has_helper
         self._watches: dict[int, Watch] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._mutex = threading.Lock()
@@ -200,13 +213,16 @@ class DnsmasqKeeper:
         return done
 
     def _revive(self, watch: Watch) -> bool:
-        if watch.proc.pid() is not None:
+        pid = watch.proc.pid()
+        if pid is not None and not self._helper_lost(watch, pid):
             watch.delay = 0.0
             return False
-        LOG.warning(
-            "dnsmasq %s is not running; restarting it on the files on disk",
-            watch.bridge,
-        )
+        if pid is None:
+            LOG.warning(
+                "dnsmasq %s is not running; restarting it on the files on "
+                "disk",
+                watch.bridge,
+            )
         try:
             served = self.start_locked(watch)
         except exception.FlatnetError as exc:
@@ -217,6 +233,26 @@ class DnsmasqKeeper:
             return True
         watch.delay, watch.error = 0.0, ""
         return True
+
+    def _helper_lost(self, watch: Watch, pid: int) -> bool:
+        """True (and dnsmasq stopped) if ``watch`` wants its script
+        helper checked and it is gone: an error escaped the Lua hook,
+        no lease event is recorded any more."""
+        if not watch.helper or self.helper_alive(pid):
+            return False
+        LOG.error(
+            "dnsmasq %s (pid %d) lost its lease-script helper (an error "
+            "escaped the Lua hook?): it records no lease events; "
+            "restarting it",
+            watch.bridge,
+            pid,
+        )
+        try:
+            watch.proc.stop(pid)
+        except exception.FlatnetError as exc:
+            self._failed(watch, f"cannot stop it: {exc}")
+            return False
+        return watch.proc.pid() is None
 
     def _failed(self, watch: Watch, error: str) -> None:
         watch.delay = min(max(watch.delay * 2, 0.1), self.max_backoff)

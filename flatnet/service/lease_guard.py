@@ -64,10 +64,13 @@ class JournalGuard:
     last_replay: float = -math.inf
     seen_lost: int = -1
     full: bool = False
+    errors_seen: int = 0
+    errors_keep: int = 32768
 
     def poll(self, dnsmasq: Replayer) -> journal.Losses:
         """One round (see the module doc); the current counters."""
         writable = self._reserve()
+        self._hook_errors()
         losses = journal.read_losses(journal.loss_path(self.events))
         if self.seen_lost < 0:
             self.seen_lost = losses.recovered
@@ -85,6 +88,12 @@ class JournalGuard:
         if losses.pending and writable and due:
             self._replay(dnsmasq, losses)
         return losses
+
+    def prepare(self) -> bool:
+        """Create the journal and the loss file (0600) before a hook
+        could: the Lua hook creates a missing one with dnsmasq's umask
+        (0644). True if the journal has its reserve."""
+        return self._reserve()
 
     def _reserve(self) -> bool:
         """True if the journal has its reserve (or no fallocate)."""
@@ -110,6 +119,29 @@ class JournalGuard:
             LOG.warning("journal %s: space is back", self.events)
         self.full = False
         return True
+
+    def _hook_errors(self) -> None:
+        """Report what the Lua hook wrote to its error file since the
+        last poll (one WARNING per poll); empty the file once it holds
+        ``errors_keep`` bytes (the hook stops writing at 64 KiB)."""
+        path = journal.error_path(self.events)
+        try:
+            size, text = journal.read_new(path, self.errors_seen)
+            lines = text.splitlines()
+            if lines and size != self.errors_seen:
+                LOG.warning(
+                    "lease hook of %s: %d errors in %s (last: %s)",
+                    self.bridge,
+                    len(lines),
+                    path,
+                    lines[-1],
+                )
+            self.errors_seen = size
+            if size >= self.errors_keep:
+                journal.truncate(path)
+                self.errors_seen = 0
+        except OSError as exc:
+            LOG.warning("lease hook errors %s: %s", path, exc)
 
     def _replay(self, dnsmasq: Replayer, losses: journal.Losses) -> None:
         """HUP dnsmasq (``old`` for every lease), then mark recovered."""
