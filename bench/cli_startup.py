@@ -70,10 +70,11 @@ def measure(
     runs_ = [_time(make_argv()) for _ in range(runs)]
     wall = sorted(w for w, _ in runs_)
     cpu = sorted(c for _, c in runs_)
+    load = os.getloadavg()[0]
     print(
         f"{label:<38} wall median {statistics.median(wall):6.3f} s "
         f"(min {wall[0]:.3f}, max {wall[-1]:.3f}); cpu median "
-        f"{statistics.median(cpu):.3f} s; {runs} runs",
+        f"{statistics.median(cpu):.3f} s; {runs} runs; load {load:.2f}",
         flush=True,
     )
 
