@@ -3,6 +3,7 @@ database faults named by cause, per-command imports, the shims."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pathlib
@@ -354,3 +355,31 @@ def test_database_directory_mode(tmp_path, private, mode) -> None:
     assert stat.S_IMODE((tmp_path / "db/flatnet.sqlite").stat().st_mode) == (
         0o600
     )
+
+
+def test_collector_off_while_starting_and_back_after(cli, monkeypatch):
+    """The cyclic GC is off during start-up (settings), on (with the
+    start-up objects frozen) while the handler runs, restored after."""
+    from flatnet.cmd import network_commands, startup  # noqa: PLC0415
+
+    seen: dict[str, tuple[bool, int]] = {}
+    load, listing = startup.load_settings, network_commands.network_list
+
+    def spy(name, func):
+        def wrapped(*args, **kwargs):
+            seen[name] = (gc.isenabled(), gc.get_freeze_count())
+            return func(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(startup, "load_settings", spy("settings", load))
+    monkeypatch.setattr(
+        network_commands, "network_list", spy("handler", listing)
+    )
+    assert gc.isenabled()
+    cli.ok("network", "list")
+    assert seen["settings"][0] is False
+    assert seen["handler"][0] is True
+    assert seen["handler"][1] > 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
