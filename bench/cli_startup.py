@@ -8,6 +8,10 @@ and prints min, median and max wall seconds. The goals (issue 8) are
 medians: ``--help`` and ``network list`` under 0.3 s, ``instance
 create`` under 0.4 s. ``python -c pass`` is the floor.
 
+``--instructions`` also counts the instructions each command executes
+(once, under ``valgrind --tool=callgrind``; slow, ~30 s a command, but
+independent of the machine's load, unlike the times).
+
 ``instance create --wait`` needs a network host: as root, the script
 starts a real ``flatnet-network`` (bridge, dnsmasq) in a network
 namespace of its own and waits on it; otherwise it skips that line.
@@ -70,12 +74,27 @@ def measure(
     runs_ = [_time(make_argv()) for _ in range(runs)]
     wall = sorted(w for w, _ in runs_)
     cpu = sorted(c for _, c in runs_)
+    load = os.getloadavg()[0]
     print(
         f"{label:<38} wall median {statistics.median(wall):6.3f} s "
         f"(min {wall[0]:.3f}, max {wall[-1]:.3f}); cpu median "
-        f"{statistics.median(cpu):.3f} s; {runs} runs",
+        f"{statistics.median(cpu):.3f} s; {runs} runs; load {load:.2f}",
         flush=True,
     )
+
+
+def instructions(label: str, argv: Sequence[str]) -> None:
+    """Instructions (user space) of one run of ``argv``, by callgrind."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         *argv],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    refs = [x for x in done.stderr.splitlines() if "I   refs:" in x]
+    if done.returncode != 0 or not refs:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
+    count = int(refs[0].split(":")[1].replace(",", ""))
+    print(f"{label:<38} {count / 1e6:8.0f} M instructions", flush=True)
 
 
 @contextlib.contextmanager
@@ -118,18 +137,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions with valgrind (load-independent)",
+    )
+    parser.add_argument(
         "--bin", type=pathlib.Path, default=pathlib.Path(sys.prefix) / "bin"
     )
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="flatnet-bench-cli-"))
     work.chmod(0o755)  # dnsmasq runs as nobody and reads files here
     try:
-        _run(args.bin, work, args.runs)
+        _run(args.bin, work, args.runs, args.instructions)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(bindir: pathlib.Path, work: pathlib.Path, runs: int) -> None:
+def _run(
+    bindir: pathlib.Path, work: pathlib.Path, runs: int, count: bool
+) -> None:
     conf = work / "flatnet.conf"
     state = work / "state"
     state.mkdir(mode=0o755)
@@ -139,6 +165,8 @@ def _run(bindir: pathlib.Path, work: pathlib.Path, runs: int) -> None:
     _time([*cli, "network", "create", "--label", "bench",
            "--fixed-range-v4", "10.77.0.0/22"])  # fmt: skip
     names = (f"vm{n}" for n in itertools.count())
+    if count:
+        _count(cli, names)
     measure("python -c pass", lambda: [sys.executable, "-c", "pass"], runs)
     measure("flatnet-manage --help", lambda: [*cli, "--help"], runs)
     measure("flatnet-manage network list", lambda: [*cli, "network", "list"],
@@ -158,6 +186,21 @@ def _run(bindir: pathlib.Path, work: pathlib.Path, runs: int) -> None:
             lambda: [*cli, "instance", "create", next(names), "--wait"],
             runs,
         )
+
+
+def _count(cli: list[str], names: Iterator[str]) -> None:
+    """Instruction counts: the floor (Python; the libraries a database
+    command needs), then the commands."""
+    floor = ("import sqlalchemy.engine, sqlalchemy.sql, oslo_config.cfg, "
+             "netaddr, sqlite3")  # fmt: skip
+    instructions("python -c pass", [sys.executable, "-c", "pass"])
+    instructions("libraries only", [sys.executable, "-c", floor])
+    instructions("flatnet-manage --help", [*cli, "--help"])
+    instructions("flatnet-manage network list", [*cli, "network", "list"])
+    instructions(
+        "flatnet-manage instance create", [*cli, "instance", "create",
+                                           next(names)],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

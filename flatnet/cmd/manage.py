@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from flatnet import exception
@@ -36,10 +36,34 @@ if TYPE_CHECKING:
     from flatnet.settings import Settings
 
 LOG = logging.getLogger(__name__)
+#: The cyclic garbage collector is off while the command starts
+#: (imports, parsing, settings): ~106 collections there freed ~1,000
+#: objects and cost ~10 % of ``network list``'s instructions
+#: (doc/benchmarks.md).
+_GC = startup.GcPause()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser."""
+Adder = Callable[[cli.Subparsers, cli.Parser], None]
+#: Who registers each top-level word (in --help order), with the help
+#: texts of the words: a word not on the command line is listed with its
+#: help only, so a command does not pay for every other command's parser.
+_ADDERS: tuple[tuple[Adder, Mapping[str, str]], ...] = (
+    (manage_network.add_db, {"db": manage_network.HELP["db"]}),
+    (manage_network.add_config, {"config": manage_network.HELP["config"]}),
+    (manage_network.add_network, {"network": manage_network.HELP["network"]}),
+    (manage_instance.add, manage_instance.HELP),
+    (manage_network.add_fixed, {"fixed": manage_network.HELP["fixed"]}),
+    (manage_floating.add, manage_floating.HELP),
+    (manage_rules.add, manage_rules.HELP),
+    (manage_migration.add, manage_migration.HELP),
+    (manage_secgroup.add, manage_secgroup.HELP),
+)
+_CONFIG_FLAGS = ("--config-file", "--config_file")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: in full, or with only the word ``only``
+    (e.g. ``network``) built in full and the others listed by name."""
     common = cli.Parser(add_help=False)
     startup.add_config_arguments(common)
     parser = cli.Parser(
@@ -51,16 +75,40 @@ def build_parser() -> argparse.ArgumentParser:
     # objects, so that would also change the subcommands' defaults.
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
     groups.required = True
-    manage_network.add_db(groups, common)
-    manage_network.add_config(groups, common)
-    manage_network.add_network(groups, common)
-    manage_instance.add(groups, common)
-    manage_network.add_fixed(groups, common)
-    manage_floating.add(groups, common)
-    manage_rules.add(groups, common)
-    manage_migration.add(groups, common)
-    manage_secgroup.add(groups, common)
+    for add, words in _ADDERS:
+        if only is None or only in words:
+            add(groups, common)
+            continue
+        for word, help_text in words.items():  # no --help: see parse_args
+            groups.add_parser(word, help=help_text, add_help=False)
     return parser
+
+
+def _word(argv: Sequence[str]) -> str:
+    """The command's top-level word (not checked: argparse does that)."""
+    skip = False
+    for arg in argv:
+        if skip or arg == "--":
+            skip = False
+            continue
+        skip = arg in _CONFIG_FLAGS
+        if not arg.startswith("-"):
+            return arg
+    return ""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """``argv`` parsed by a parser built for its word only. If that
+    fails or lands on a word listed by name only (an abbreviated
+    --config-file hid the word), the full parser parses it again and
+    gives the answer (the usage error, the help)."""
+    try:
+        args = build_parser(only=_word(argv)).parse_args(argv)
+    except cli.UsageError:
+        args = None
+    if args is None or not hasattr(args, "handler"):
+        args = build_parser().parse_args(argv)
+    return args
 
 
 def _database_error(settings: Settings | None, exc: Exception) -> str:
@@ -91,7 +139,9 @@ def _database_error(settings: Settings | None, exc: Exception) -> str:
 def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     ctx = cli.Context(settings=settings, out=out)
     try:
-        return cli.resolve(args.handler)(ctx, args)
+        handler = cli.resolve(args.handler)
+        _GC.resume()  # start-up done: the command's own work is collected
+        return handler(ctx, args)
     finally:
         ctx.close()
 
@@ -130,10 +180,16 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run flatnet-manage with ``argv`` (default sys.argv[1:])."""
     out, err = sys.stdout, sys.stderr
+    _GC.pause()
     try:
-        args = build_parser().parse_args(
-            list(sys.argv[1:] if argv is None else argv)
-        )
+        return _main(list(sys.argv[1:] if argv is None else argv), out, err)
+    finally:
+        _GC.end()
+
+
+def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
+    try:
+        args = parse_args(argv)
     except cli.UsageError as exc:
         startup.report(err, f"{exc} (see flatnet-manage --help)")
         return 2

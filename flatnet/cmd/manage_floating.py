@@ -7,6 +7,9 @@ import argparse
 
 from flatnet.cmd import cli
 
+#: The top-level words this module registers, with their help.
+HELP = {"floating": "floating IPs"}
+
 
 def _ip_range(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument(
@@ -20,7 +23,7 @@ def _ip_range(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def add(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(groups, "floating", "floating IPs")
+    actions = cli.actions(groups, "floating", HELP["floating"])
     create = cli.leaf(
         actions,
         common,

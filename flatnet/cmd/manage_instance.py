@@ -7,6 +7,9 @@ import argparse
 
 from flatnet.cmd import cli
 
+#: The top-level words this module registers, with their help.
+HELP = {"instance": "instances and their fixed IPs"}
+
 
 def _secgroups(create: argparse.ArgumentParser) -> None:
     create.add_argument(
@@ -79,7 +82,7 @@ def _boot_data(create: argparse.ArgumentParser) -> None:
 
 
 def add(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(groups, "instance", "instances and their fixed IPs")
+    actions = cli.actions(groups, "instance", HELP["instance"])
     _create(actions, common)
     listing = cli.leaf(
         actions,

@@ -14,6 +14,13 @@ import argparse
 
 from flatnet.cmd import cli
 
+#: The top-level words this module registers, with their help.
+HELP = {
+    "import": "import another system's database",
+    "export": "export to another system",
+    "migration": "migration rehearsal",
+}
+
 
 def _neutron_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -28,7 +35,7 @@ def _neutron_args(parser: argparse.ArgumentParser) -> None:
 
 def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     """Register ``import nova``, ``export neutron``, ``migration report``."""
-    imp = cli.actions(groups, "import", "import another system's database")
+    imp = cli.actions(groups, "import", HELP["import"])
     nova = cli.leaf(
         imp,
         common,
@@ -39,7 +46,7 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     nova.add_argument("--connection", required=True, metavar="URL",
                       help="SQLAlchemy URL of nova's database")  # fmt: skip
     cli.add_format(nova)
-    exp = cli.actions(groups, "export", "export to another system")
+    exp = cli.actions(groups, "export", HELP["export"])
     neutron = cli.leaf(
         exp,
         common,
@@ -54,7 +61,7 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
     )
     cli.add_format(neutron)
     _neutron_args(neutron)
-    mig = cli.actions(groups, "migration", "migration rehearsal")
+    mig = cli.actions(groups, "migration", HELP["migration"])
     rep = cli.leaf(
         mig,
         common,

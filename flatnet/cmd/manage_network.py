@@ -10,10 +10,18 @@ import argparse
 
 from flatnet.cmd import cli
 
+#: The top-level words this module registers, with their help.
+HELP = {
+    "db": "database schema",
+    "config": "the configuration in use",
+    "network": "flat networks",
+    "fixed": "fixed IPs",
+}
+
 
 # --- db, config -----------------------------------------------------------
 def add_db(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(groups, "db", "database schema")
+    actions = cli.actions(groups, "db", HELP["db"])
     cli.leaf(
         actions,
         common,
@@ -31,7 +39,7 @@ def add_db(groups: cli.Subparsers, common: cli.Parser) -> None:
 
 
 def add_config(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(groups, "config", "the configuration in use")
+    actions = cli.actions(groups, "config", HELP["config"])
     show = cli.leaf(
         actions,
         common,
@@ -86,7 +94,7 @@ _NETWORK_OPTS: tuple[tuple[tuple[str, ...], dict[str, object]], ...] = (
 
 
 def add_network(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(groups, "network", "flat networks")
+    actions = cli.actions(groups, "network", HELP["network"])
     create = cli.leaf(
         actions,
         common,
@@ -125,7 +133,7 @@ def add_network(groups: cli.Subparsers, common: cli.Parser) -> None:
 
 # --- fixed --------------------------------------------------------------
 def add_fixed(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(groups, "fixed", "fixed IPs")
+    actions = cli.actions(groups, "fixed", HELP["fixed"])
     listing = cli.leaf(
         actions,
         common,

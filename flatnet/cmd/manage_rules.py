@@ -16,6 +16,13 @@ from flatnet.cmd import cli
 
 #: verify's exit status when the live state differs from the wanted one
 DIFFERS = 3
+#: The top-level words this module registers, with their help.
+HELP = {
+    "verify": "show wanted vs actual host rules and addresses "
+    f"(exit {DIFFERS} if they differ)",
+    "repair": "check, then apply the wanted host rules and addresses; "
+    "print what differed and what was repaired",
+}
 
 
 def add(groups: cli.Subparsers, common: cli.Parser) -> None:
@@ -25,8 +32,7 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         common,
         "verify",
         "rules_commands:rules_check",
-        "show wanted vs actual host rules and addresses "
-        f"(exit {DIFFERS} if they differ)",
+        HELP["verify"],
     )
     verify.set_defaults(repair=False)
     repair = cli.leaf(
@@ -34,7 +40,6 @@ def add(groups: cli.Subparsers, common: cli.Parser) -> None:
         common,
         "repair",
         "rules_commands:rules_check",
-        "check, then apply the wanted host rules and addresses; "
-        "print what differed and what was repaired",
+        HELP["repair"],
     )
     repair.set_defaults(repair=True)

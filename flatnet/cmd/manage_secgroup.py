@@ -7,6 +7,9 @@ import argparse
 
 from flatnet.cmd import cli
 
+#: The top-level words this module registers, with their help.
+HELP = {"secgroup": "security groups and their rules"}
+
 
 def _project(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -60,9 +63,7 @@ def _named(
 
 
 def add(groups: cli.Subparsers, common: cli.Parser) -> None:
-    actions = cli.actions(
-        groups, "secgroup", "security groups and their rules"
-    )
+    actions = cli.actions(groups, "secgroup", HELP["secgroup"])
     create = _named(actions, common, "create", "create a security group")
     create.add_argument("--description", help="free text")
     cli.add_format(create)

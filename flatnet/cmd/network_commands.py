@@ -9,11 +9,13 @@ import netaddr
 from flatnet import exception, ipam
 from flatnet.cmd import cli, output
 from flatnet.db import api as db_api
-from flatnet.service import manager
 
 
 # --- network ------------------------------------------------------------
 def network_create(ctx: cli.Context, args: argparse.Namespace) -> int:
+    # only this handler needs the manager (network list must not pay)
+    from flatnet.service import manager  # noqa: PLC0415
+
     req = manager.NetworkRequest(
         label=args.label,
         cidr=args.cidr,

@@ -8,6 +8,7 @@ until :func:`load_settings` is called, after argument parsing.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +21,39 @@ if TYPE_CHECKING:
     from flatnet.settings import Settings
 
 LOG = logging.getLogger(__name__)
+
+
+class GcPause:
+    """Python's cyclic garbage collector off while a command starts.
+
+    :meth:`resume` then freezes what start-up allocated (modules,
+    classes, settings: nothing there is garbage), so that later
+    collections do not walk it, and turns the collector back on;
+    :meth:`end` unfreezes. Each step restores the state found, once.
+    """
+
+    def __init__(self) -> None:
+        self._was_enabled: bool | None = None
+        self._frozen = False
+
+    def pause(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+
+    def resume(self) -> None:
+        if self._was_enabled is None:
+            return
+        gc.freeze()
+        self._frozen = True
+        if self._was_enabled:
+            gc.enable()
+        self._was_enabled = None
+
+    def end(self) -> None:
+        self.resume()
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,57 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import netaddr
 from sqlalchemy import insert, or_, select, update
 
 from flatnet import exception, model
-from flatnet.db import rows, secgroups, sqlite_files
-from flatnet.db.allocation import (
-    InstanceSpec,
-    VifRequest,
-    allocate_fixed_ip,
-    deallocate_for_instance,
-    insert_instance,
-    instance_create_allocated,
-    network_info,
-)
+from flatnet.db import rows, sqlite_files
 from flatnet.db.engine import Database, sqlite_path
-from flatnet.db.firewall_read import host_instances, instance_key
-from flatnet.db.firewall_state import host_firewall
-from flatnet.db.fixed import (
-    FixedIpFilter,
-    FixedIpSummary,
-    fixed_ip_list,
-    fixed_ip_set_reserved,
-    fixed_ip_summary,
-)
-from flatnet.db.floating import (
-    FloatingDeleted,
-    floating_associate,
-    floating_associate_from_pool,
-    floating_create,
-    floating_delete,
-    floating_disassociate,
-    floating_for_host,
-    floating_list,
-    rules_generation,
-)
-from flatnet.db.leases import (
-    apply_lease_events,
-    disassociate_stale_fixed_ips,
-    expire_leases,
-    host_entries,
-    journal_invalid_lines,
-    journal_offset,
-    leases,
-)
-from flatnet.db.leases import lease as _lease
-from flatnet.db.leases import release as _release
-from flatnet.db.metadata import instance_metadata, metadata_generation
 from flatnet.db.networks import (
     network_create,
     network_delete,
@@ -82,94 +42,133 @@ from flatnet.db.rows import (
     INSTANCES,
     network_key,
 )
-from flatnet.db.secgroup_members import (
-    firewall_generation,
-    instance_add_secgroup,
-    instance_remove_secgroup,
-    instance_secgroups,
-    instance_set_host,
-)
-from flatnet.db.secgroup_rules import (
-    RuleSpec,
-    secgroup_rule_add,
-    secgroup_rule_delete,
-)
-from flatnet.db.secgroups import (
-    SecurityGroupInfo,
-    secgroup_create,
-    secgroup_delete,
-    secgroup_get,
-    secgroup_list,
-)
+
+if TYPE_CHECKING:
+    from flatnet.db.allocation import (
+        InstanceSpec,
+        VifRequest,
+        allocate_fixed_ip,
+        deallocate_for_instance,
+        instance_create_allocated,
+        network_info,
+    )
+    from flatnet.db.firewall_read import host_instances, instance_key
+    from flatnet.db.firewall_state import host_firewall
+    from flatnet.db.fixed import (
+        FixedIpFilter,
+        FixedIpSummary,
+        fixed_ip_list,
+        fixed_ip_set_reserved,
+        fixed_ip_summary,
+    )
+    from flatnet.db.floating import (
+        FloatingDeleted,
+        floating_associate,
+        floating_associate_from_pool,
+        floating_create,
+        floating_delete,
+        floating_disassociate,
+        floating_for_host,
+        floating_list,
+        rules_generation,
+    )
+    from flatnet.db.leases import (
+        apply_lease_events,
+        disassociate_stale_fixed_ips,
+        expire_leases,
+        host_entries,
+        journal_invalid_lines,
+        journal_offset,
+        leases,
+    )
+    from flatnet.db.metadata import instance_metadata, metadata_generation
+    from flatnet.db.secgroup_members import (
+        firewall_generation,
+        instance_add_secgroup,
+        instance_remove_secgroup,
+        instance_secgroups,
+        instance_set_host,
+    )
+    from flatnet.db.secgroup_rules import (
+        RuleSpec,
+        secgroup_rule_add,
+        secgroup_rule_delete,
+    )
+    from flatnet.db.secgroups import (
+        SecurityGroupInfo,
+        secgroup_create,
+        secgroup_delete,
+        secgroup_get,
+        secgroup_list,
+    )
+
+
+#: name -> the private module defining it, imported on first use (PEP
+#: 562): a command pays only for the queries it runs (``flatnet-manage
+#: network list`` loads no allocation, security group or lease code).
+_LAZY = {
+    name: home
+    for home, names in (
+        ("allocation", "InstanceSpec VifRequest allocate_fixed_ip "
+         "deallocate_for_instance instance_create_allocated network_info"),
+        ("firewall_read", "host_instances instance_key"),
+        ("firewall_state", "host_firewall"),
+        ("fixed", "FixedIpFilter FixedIpSummary fixed_ip_list "
+         "fixed_ip_set_reserved fixed_ip_summary"),
+        ("floating", "FloatingDeleted floating_associate "
+         "floating_associate_from_pool floating_create floating_delete "
+         "floating_disassociate floating_for_host floating_list "
+         "rules_generation"),
+        ("leases", "apply_lease_events disassociate_stale_fixed_ips "
+         "expire_leases host_entries journal_invalid_lines journal_offset "
+         "leases"),
+        ("metadata", "instance_metadata metadata_generation"),
+        ("secgroup_members", "firewall_generation instance_add_secgroup "
+         "instance_remove_secgroup instance_secgroups instance_set_host"),
+        ("secgroup_rules", "RuleSpec secgroup_rule_add secgroup_rule_delete"),
+        ("secgroups", "SecurityGroupInfo secgroup_create secgroup_delete "
+         "secgroup_get secgroup_list"),
+    )
+    for name in names.split()
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flatnet.db.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
-    "Database",
-    "FixedIpFilter",
-    "FixedIpSummary",
-    "FloatingDeleted",
-    "InstanceSpec",
-    "KeyState",
-    "RuleSpec",
-    "SecurityGroupInfo",
-    "VifRequest",
-    "allocate_fixed_ip",
-    "apply_lease_events",
-    "deallocate_for_instance",
-    "disassociate_stale_fixed_ips",
+    "Database", "FixedIpFilter", "FixedIpSummary", "FloatingDeleted",
+    "InstanceSpec", "KeyState", "RuleSpec", "SecurityGroupInfo",
+    "VifRequest", "allocate_fixed_ip", "apply_lease_events",
+    "deallocate_for_instance", "disassociate_stale_fixed_ips",
     "expire_leases",
-    "firewall_generation",
-    "fixed_ip_list",
-    "fixed_ip_set_reserved",
-    "fixed_ip_summary",
-    "floating_associate",
-    "floating_associate_from_pool",
-    "floating_create",
-    "floating_delete",
-    "floating_disassociate",
-    "floating_for_host",
-    "floating_list",
-    "generations",
-    "host_entries",
-    "host_firewall",
-    "host_instances",
-    "host_state",
-    "host_state_get",
-    "host_state_record",
-    "host_state_set",
-    "instance_add_secgroup",
-    "instance_create",
-    "instance_create_allocated",
-    "instance_get",
-    "instance_key",
-    "instance_list",
-    "instance_metadata",
-    "instance_remove_secgroup",
-    "instance_secgroups",
-    "instance_set_host",
-    "journal_invalid_lines",
-    "journal_offset",
-    "lease_fixed_ip",
-    "leases",
-    "metadata_generation",
-    "network_create",
-    "network_delete",
-    "network_generations",
-    "network_get",
-    "network_info",
-    "network_key",
-    "network_list",
-    "network_set_host",
-    "release_fixed_ip",
-    "rules_generation",
-    "schema_version",
-    "secgroup_create",
-    "secgroup_delete",
-    "secgroup_get",
-    "secgroup_list",
-    "secgroup_rule_add",
-    "secgroup_rule_delete",
-    "sync",
-]
+    "firewall_generation", "fixed_ip_list", "fixed_ip_set_reserved",
+    "fixed_ip_summary", "floating_associate",
+    "floating_associate_from_pool", "floating_create", "floating_delete",
+    "floating_disassociate", "floating_for_host", "floating_list",
+    "generations", "host_entries", "host_firewall", "host_instances",
+    "host_state", "host_state_get", "host_state_record", "host_state_set",
+    "instance_add_secgroup", "instance_create",
+    "instance_create_allocated", "instance_get", "instance_key",
+    "instance_list", "instance_metadata", "instance_remove_secgroup",
+    "instance_secgroups", "instance_set_host", "journal_invalid_lines",
+    "journal_offset", "lease_fixed_ip", "leases", "metadata_generation",
+    "network_create", "network_delete", "network_generations",
+    "network_get", "network_info", "network_key", "network_list",
+    "network_set_host", "release_fixed_ip", "rules_generation",
+    "schema_version", "secgroup_create", "secgroup_delete", "secgroup_get",
+    "secgroup_list", "secgroup_rule_add", "secgroup_rule_delete", "sync",
+]  # fmt: skip
 
 LOG = logging.getLogger(__name__)
 
@@ -207,6 +206,9 @@ def instance_create(
 ) -> model.Instance:
     """An instance without interfaces (in no security group). Raises
     DuplicateInstance."""
+    from flatnet.db import secgroups  # noqa: PLC0415 - see _LAZY
+    from flatnet.db.allocation import InstanceSpec, insert_instance  # noqa: PLC0415
+
     spec = InstanceSpec(
         hostname=hostname,
         display_name=display_name,
@@ -253,16 +255,20 @@ def lease_fixed_ip(
     db: Database, address: netaddr.IPAddress, mac: netaddr.EUI | None
 ) -> None:
     """nova ``lease_fixed_ip`` (one transaction)."""
+    from flatnet.db.leases import lease  # noqa: PLC0415 - see _LAZY
+
     with db.write() as conn:
-        _lease(conn, address, mac)
+        lease(conn, address, mac)
 
 
 def release_fixed_ip(
     db: Database, address: netaddr.IPAddress, mac: netaddr.EUI | None
 ) -> None:
     """nova ``release_fixed_ip`` (one transaction)."""
+    from flatnet.db.leases import release  # noqa: PLC0415 - see _LAZY
+
     with db.write() as conn:
-        _release(conn, address, mac)
+        release(conn, address, mac)
 
 
 # --- readiness ----------------------------------------------------------

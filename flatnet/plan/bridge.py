@@ -8,37 +8,21 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import netaddr
 
 from flatnet import exception
 from flatnet.model import Network
+from flatnet.plan.settings import (  # re-exported (this planner's names)
+    IFNAMSIZ as IFNAMSIZ,  # noqa: PLC0414
+)
+from flatnet.plan.settings import (
+    validate_device_name as validate_device_name,  # noqa: PLC0414
+)
 
-#: Longest network device name the kernel accepts (IFNAMSIZ - 1).
-IFNAMSIZ = 15
 #: Smallest MTU an IPv4 link may have (RFC 791).
 MIN_MTU = 68
 MAX_MTU = 65535
-
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def validate_device_name(name: str) -> str:
-    """Return ``name`` if the kernel would accept it as a device name.
-
-    Raises InvalidDeviceName if it is empty, longer than IFNAMSIZ (15),
-    ``.``/``..`` or has characters outside ``[A-Za-z0-9_.-]``.
-    """
-    if not name or len(name) > IFNAMSIZ:
-        raise exception.InvalidDeviceName(
-            name=name, reason=f"must be 1-{IFNAMSIZ} characters"
-        )
-    if name in {".", ".."} or not _NAME_RE.fullmatch(name):
-        raise exception.InvalidDeviceName(
-            name=name, reason="only letters, digits, '_', '.' and '-'"
-        )
-    return name
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

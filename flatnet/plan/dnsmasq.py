@@ -39,6 +39,9 @@ from flatnet.plan.dnsmasq_files import (
     opts_gateway,
     safe_hostname,
 )
+from flatnet.plan.settings import (  # re-exported (this planner's names)
+    DhcpSettings as DhcpSettings,  # noqa: PLC0414
+)
 
 _DOMAIN = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -97,25 +100,6 @@ def hook_script_path(networks_path: str, hook: str = "sh") -> str:
     if hook == "lua":
         return _under(networks_path, dhcp_hook.LUA_SCRIPT_NAME)
     return _under(networks_path, HOOK_SCRIPT_NAME)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DhcpSettings:
-    """The DHCP options the planners need (copied from CONF by cmd/)."""
-
-    networks_path: str
-    dhcpbridge: str
-    dhcpbridge_flagfile: tuple[str, ...] = ()
-    dnsmasq_config_file: str = ""
-    dhcp_lease_time: int = 86400
-    dhcp_domain: str = "novalocal"
-    dns_server: tuple[str, ...] = ()
-    use_network_dns_servers: bool = False
-    use_single_default_gateway: bool = False
-    share_dhcp_address: bool = False
-    dhcp_hostsdir: bool = True
-    dhcp_script_fast_path: bool = True
-    dhcp_lease_hook: str = "sh"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

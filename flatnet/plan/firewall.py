@@ -49,12 +49,15 @@ from flatnet.plan.iptables import (
     RuleSet,
     RuleSetBuilder,
     SkeletonRule,
-    validate_prefix,
     wrap,
 )
+from flatnet.plan.settings import (  # re-exported (this planner's names)
+    COMPUTE_PREFIX as COMPUTE_PREFIX,  # noqa: PLC0414
+)
+from flatnet.plan.settings import (
+    FirewallSettings as FirewallSettings,  # noqa: PLC0414
+)
 
-#: nova's compute binary name, hence its chains' prefix
-COMPUTE_PREFIX = "nova-compute"
 FALLBACK = "sg-fallback"
 LOCAL = "local"
 #: nova IptablesManager's frame plus IptablesFirewallDriver.__init__'s
@@ -73,20 +76,6 @@ BASIC_RULES = (
     "-m state --state INVALID -j DROP",
     "-m state --state ESTABLISHED,RELATED -j ACCEPT",
 )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FirewallSettings:
-    """How to render: the wrap prefix (nova's binary name), nova's
-    ``allow_same_net_traffic``, and flatnet's ``remote_group_sets``
-    (False: nova's one rule per member)."""
-
-    prefix: str = COMPUTE_PREFIX
-    allow_same_net_traffic: bool = True
-    remote_group_sets: bool = True
-
-    def __post_init__(self) -> None:
-        validate_prefix(self.prefix)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,107 +25,28 @@ from typing import Literal
 
 import netaddr
 
-from flatnet import exception
 from flatnet.model import FloatingIp, Network
-from flatnet.plan.bridge import validate_device_name
 from flatnet.plan.iptables import (
     NOVA_SKELETON,
     RuleSet,
     RuleSetBuilder,
-    validate_chain_name,
-    validate_prefix,
 )
+from flatnet.plan.settings import (  # re-exported (this planner's names)
+    HostRulesSettings as HostRulesSettings,  # noqa: PLC0414
+)
+from flatnet.plan.settings import (
+    ipv4 as ipv4,  # noqa: PLC0414
+)
+from flatnet.plan.settings import (
+    ipv4_cidr as ipv4_cidr,  # noqa: PLC0414
+)
+from flatnet.plan.settings import validate_device_name, validate_port
 
 #: The link-local metadata address (nova ``linux_net.metadata_forward``
 #: and ``ensure_metadata_ip``); the one definition in flatnet.
 METADATA_ADDRESS = netaddr.IPAddress("169.254.169.254")
 #: Where nova's ``ensure_metadata_ip`` puts it (scope link).
 METADATA_DEVICE = "lo"
-
-
-def ipv4(value: object) -> netaddr.IPAddress:
-    """``value`` as an IPv4 IPAddress; raises InvalidIpAddress."""
-    if isinstance(value, netaddr.IPAddress) and value.version == 4:
-        return value  # already canonical: the common, hot case
-    try:
-        addr = netaddr.IPAddress(str(value))
-    except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
-        raise exception.InvalidIpAddress(
-            address=value, reason="not an IP address"
-        ) from exc
-    if addr.version != 4 or str(value) != str(addr):
-        raise exception.InvalidIpAddress(
-            address=value, reason="only canonical IPv4 is supported"
-        )
-    return addr
-
-
-def ipv4_cidr(value: object) -> netaddr.IPNetwork:
-    """``value`` as an IPv4 IPNetwork (network address); InvalidCidr."""
-    try:
-        net = netaddr.IPNetwork(str(value))
-    except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
-        raise exception.InvalidCidr(cidr=value, reason="not a CIDR") from exc
-    if net.version != 4 or "/" not in str(value):
-        raise exception.InvalidCidr(cidr=value, reason="IPv4 a.b.c.d/n only")
-    return net.cidr
-
-
-def _port(value: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not (0 < value < 65536)
-    ):
-        raise exception.InvalidInput(reason=f"bad port {value!r}")
-    return value
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HostRulesSettings:
-    """The options the network host's rules depend on (nova names).
-
-    Construction validates and normalises every field (strings are
-    accepted for addresses) and raises an InvalidInput subclass.
-    """
-
-    wrap_prefix: str = "nova-network"
-    public_interface: str | None = None
-    routing_source_ip: netaddr.IPAddress | None = None
-    metadata_host: netaddr.IPAddress = dataclasses.field(
-        default_factory=lambda: netaddr.IPAddress("127.0.0.1")
-    )
-    metadata_port: int = 8775
-    dmz_cidr: tuple[netaddr.IPNetwork, ...] = ()
-    force_snat_range: tuple[netaddr.IPNetwork, ...] = ()
-    forward_bridge_interface: tuple[str, ...] = ("all",)
-    iptables_drop_action: str = "DROP"
-    send_arp_for_ha: bool = False
-    send_arp_for_ha_count: int = 3
-    floating_ranges: tuple[netaddr.IPNetwork, ...] = ()
-
-    def __post_init__(self) -> None:
-        def put(name: str, value: object) -> None:
-            object.__setattr__(self, name, value)
-
-        validate_prefix(self.wrap_prefix)
-        if self.public_interface:
-            validate_device_name(self.public_interface)
-        else:
-            put("public_interface", None)
-        if self.routing_source_ip is not None:
-            put("routing_source_ip", ipv4(self.routing_source_ip))
-        put("metadata_host", ipv4(self.metadata_host))
-        _port(self.metadata_port)
-        for name in ("dmz_cidr", "force_snat_range", "floating_ranges"):
-            put(name, tuple(ipv4_cidr(c) for c in getattr(self, name)))
-        ifaces = tuple(self.forward_bridge_interface)
-        if "all" not in ifaces:
-            ifaces = tuple(validate_device_name(i) for i in ifaces)
-        put("forward_bridge_interface", ifaces)
-        validate_chain_name(self.iptables_drop_action)
-        if self.send_arp_for_ha_count < 0:
-            raise exception.InvalidInput(reason="send_arp_for_ha_count < 0")
 
 
 def dhcp_accept_rules(bridge: str) -> list[str]:
@@ -220,7 +141,7 @@ def metadata_forward_rule(settings: HostRulesSettings) -> str:
     """nat PREROUTING: 169.254.169.254:80 to the metadata API (nova
     ``linux_net.metadata_forward``)."""
     head = f"-s 0.0.0.0/0 -d {METADATA_ADDRESS}/32 -p tcp -m tcp --dport 80"
-    port = _port(settings.metadata_port)
+    port = validate_port(settings.metadata_port)
     if str(settings.metadata_host) == "127.0.0.1":
         return f"{head} -j REDIRECT --to-ports {port}"
     return f"{head} -j DNAT --to-destination {settings.metadata_host}:{port}"

@@ -35,6 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from flatnet.db import api as db_api
+from flatnet.service.settings import (
+    DaemonTiming as DaemonTiming,  # noqa: PLC0414
+)
 from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
@@ -71,15 +74,6 @@ class Reconciler(Protocol):
     def poll(self) -> Polled: ...
     def sync(self, keys: Mapping[str, int]) -> Mapping[str, Outcome]: ...
     def close(self) -> None: ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DaemonTiming:
-    sync_interval: float = 0.1
-    periodic_interval: float = 60.0
-    disassociate_timeout: float = 600.0
-    max_backoff: float = 30.0
-    remind_every: float = 60.0
 
 
 Slot = tuple[str, str]  # (component, key)

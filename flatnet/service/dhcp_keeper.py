@@ -32,6 +32,9 @@ from flatnet import exception
 from flatnet.linux import dnsmasq_helper, files
 from flatnet.model import Lease
 from flatnet.plan import dnsmasq as plan
+from flatnet.service.settings import (
+    DhcpTuning as DhcpTuning,  # noqa: PLC0414
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -45,36 +48,6 @@ class DnsmasqBackend(Protocol):
     def reload(self, pid: int) -> None: ...
     def stop(self, pid: int) -> None: ...
     def wait_served(self, listen: str, timeout: float) -> bool: ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DhcpTuning:
-    compact_files: int = 2000
-    # NOTE: dnsmasq answers nothing while it handles a hostsdir file.
-    # Each file costs a fixed pass over all leases x configs (inotify.c
-    # -> lease_update_from_configs: ~2 ms with no leases, +0.2 s per
-    # 1,000 leases at 10k hosts) plus ~0.5 ms per hosts line at 10k
-    # (doc/dhcp.md). So one file per batch, each confirmed by a probe:
-    # small batches (16 hosts: ~20 ms at 10k hosts), but
-    # ``hostsdir_batch_max`` once a small batch takes more than
-    # ``slow_batch`` to be served: the per-line part of 16 lines is
-    # < 10 ms, so that is dnsmasq's fixed pass (leases x configs), and
-    # then fewer events is all that helps.
-    hostsdir_batch: int = 16
-    hostsdir_batch_max: int = 512
-    slow_batch: float = 0.2
-    served_timeout: float = 5.0
-    release_attempts: int = 3
-    release_interval: float = 0.3
-    # how often the keeper thread checks that dnsmasq lives (0: no
-    # thread; tests call ``keeper.check()`` themselves)
-    keeper_interval: float = 0.05
-    lease_refresh: float = 1.0
-    # Lua hook: a lease not confirmed (add/old, every renewal with
-    # --script-on-renewal) for lease time + this is expired by the
-    # daemon, checked every ``lease_expiry_interval`` seconds
-    lease_expiry_grace: float = 30.0
-    lease_expiry_interval: float = 10.0
 
 
 @dataclasses.dataclass(slots=True)

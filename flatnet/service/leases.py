@@ -17,7 +17,6 @@ MAC-owner check. ``init`` prints the network's leased addresses.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -32,17 +31,11 @@ from flatnet.service.lease_events import (
     parse_line,
     record_event,
 )
+from flatnet.service.settings import (
+    IngestPolicy as IngestPolicy,  # noqa: PLC0414
+)
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class IngestPolicy:
-    """When to rotate a consumed journal and drop the rotated one."""
-
-    rotate_bytes: int = 16 << 20
-    old_grace: float = 5.0
-    max_bytes: int = 1 << 20
 
 
 @contextlib.contextmanager

@@ -26,21 +26,11 @@ from flatnet.db import api as db_api
 from flatnet.plan.boot_data import BootData
 from flatnet.plan.bridge import validate_device_name
 from flatnet.service import firewall_driver
+from flatnet.service.settings import (
+    ManagerSettings as ManagerSettings,  # noqa: PLC0414
+)
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ManagerSettings:
-    """The options the manager needs (from [DEFAULT], nova names)."""
-
-    flat_network_bridge: str | None = None
-    flat_interface: str | None = None
-    flat_network_dns: str | None = "8.8.4.4"
-    multi_host: bool = False
-    share_dhcp_address: bool = False
-    create_unique_mac_address_attempts: int = 5
-    max_network_size: int = ipam.MAX_NETWORK_SIZE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

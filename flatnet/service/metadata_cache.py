@@ -15,23 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flatnet.plan.metadata import InstanceMetadata, MetadataTree
+from flatnet.service.settings import (
+    CacheSettings as CacheSettings,  # noqa: PLC0414
+)
 
 Lookup = Callable[[str], InstanceMetadata | None]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CacheSettings:
-    """How long answers are kept and how many."""
-
-    ttl: float = 15.0
-    negative_ttl: float = 1.0
-    max_entries: int = 65536
 
 
 class InstanceCache:

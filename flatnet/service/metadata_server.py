@@ -22,66 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from flatnet.plan import metadata as plan
 from flatnet.service import metadata_http as http
 from flatnet.service import metadata_tokens as tokens
-from flatnet.service.metadata_cache import CacheSettings, InstanceCache, Lookup
+from flatnet.service.metadata_cache import InstanceCache, Lookup
 from flatnet.service.metadata_conn import Connection
+from flatnet.service.settings import (
+    TOKEN_MODES as TOKEN_MODES,  # noqa: PLC0414
+)
+from flatnet.service.settings import (
+    MetadataSettings as MetadataSettings,  # noqa: PLC0414
+)
 
 LOG = logging.getLogger(__name__)
 
 Generation = Callable[[], int]
-TOKEN_MODES = ("disabled", "optional", "required")
 _RANDOM_SEED_BYTES = 512  # nova _metadata_as_json: os.urandom(512)
 _SWEEP_INTERVAL = 0.25
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MetadataSettings:
-    """Everything the metadata server needs (the lead fills it from
-    configuration; nova's names: ``metadata_listen``,
-    ``metadata_listen_port``, ``metadata_cache_expiration``)."""
-
-    listen_host: str = "0.0.0.0"  # noqa: S104 (nova metadata_listen)
-    listen_port: int = 8775
-    tokens: str = "optional"
-    max_head_bytes: int = 8192
-    max_headers: int = 64
-    header_timeout: float = 5.0
-    idle_timeout: float = 30.0
-    max_connections: int = 2048
-    max_connections_per_ip: int = 64
-    lookup_workers: int = 4
-    cache: CacheSettings = CacheSettings()
-    generation_interval: float = 1.0
-    shutdown_grace: float = 5.0
-    access_log: bool = False
-    vendor_data: Mapping[str, Any] | None = None
-    backlog: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.tokens not in TOKEN_MODES:
-            raise ValueError(
-                f"metadata tokens must be one of {', '.join(TOKEN_MODES)},"
-                f" not {self.tokens!r}"
-            )
-        if not 0 <= self.listen_port <= 65535:
-            raise ValueError(f"invalid metadata port {self.listen_port}")
-        for name in ("max_head_bytes", "max_headers", "max_connections",
-                     "max_connections_per_ip", "lookup_workers"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise ValueError(f"metadata {name} must be at least 1")
-        for name in ("header_timeout", "idle_timeout", "generation_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"metadata {name} must be positive")
 
 
 def _random_seed() -> bytes:

@@ -5,12 +5,13 @@ lease hook; later the compute role, the metadata service and the
 compute-driver API) calls :func:`load` once at start-up and hands the
 resulting :class:`Settings` to :mod:`flatnet.wiring`. Nothing else reads
 oslo.config: ``plan``, ``linux``, ``db`` and ``service`` take the typed
-objects built here (:class:`~flatnet.plan.dnsmasq.DhcpSettings`,
-:class:`~flatnet.plan.host_rules.HostRulesSettings`,
-:class:`~flatnet.service.daemon.DaemonTiming`,
-:class:`~flatnet.service.dhcp_keeper.DhcpTuning`,
-:class:`~flatnet.service.leases.IngestPolicy`,
-:class:`~flatnet.service.manager.ManagerSettings`).
+objects built here, whose classes live in two light modules,
+:mod:`flatnet.plan.settings` (``DhcpSettings``, ``HostRulesSettings``,
+``FirewallSettings``) and :mod:`flatnet.service.settings`
+(``DaemonTiming``, ``DhcpTuning``, ``IngestPolicy``, ``ManagerSettings``,
+``MetadataSettings``), so that building Settings loads no planner, no
+service, no asyncio: a ``flatnet-manage`` call pays only for what its
+command uses.
 
 :func:`load` reads and validates EVERY registered option (type, range,
 finiteness, addresses, device names, paths), whatever the command, so a
@@ -25,13 +26,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flatnet.plan.dnsmasq import DhcpSettings
-    from flatnet.plan.firewall import FirewallSettings
-    from flatnet.plan.host_rules import HostRulesSettings
-    from flatnet.service.daemon import DaemonTiming
-    from flatnet.service.dhcp_keeper import DhcpTuning
-    from flatnet.service.leases import IngestPolicy
-    from flatnet.service.manager import ManagerSettings
+    from flatnet.plan.settings import (
+        DhcpSettings,
+        FirewallSettings,
+        HostRulesSettings,
+    )
+    from flatnet.service.settings import (
+        DaemonTiming,
+        DhcpTuning,
+        IngestPolicy,
+        ManagerSettings,
+    )
     from flatnet.settings.metadata import MetadataService
 
 __all__ = [

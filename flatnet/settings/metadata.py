@@ -1,6 +1,6 @@
 """The metadata service's section of :class:`flatnet.settings.Settings`.
 
-Builds :class:`~flatnet.service.metadata_server.MetadataSettings` from
+Builds :class:`~flatnet.service.settings.MetadataSettings` from
 ``metadata_listen``, ``metadata_listen_port``, ``[api]
 metadata_cache_expiration`` and ``[metadata]``; the vendor data file is
 only checked to be an absolute path here (flatnet-metadata reads it at
@@ -15,8 +15,7 @@ import os
 import netaddr
 
 from flatnet import exception, hostname
-from flatnet.service.metadata_cache import CacheSettings
-from flatnet.service.metadata_server import MetadataSettings
+from flatnet.service.settings import CacheSettings, MetadataSettings
 from flatnet.settings.reader import OptionReader
 
 

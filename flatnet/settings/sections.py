@@ -18,14 +18,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from flatnet import exception, hostname, ipam
-from flatnet.plan.bridge import validate_device_name
-from flatnet.plan.dnsmasq import DhcpSettings
-from flatnet.plan.firewall import FirewallSettings
-from flatnet.plan.host_rules import HostRulesSettings
-from flatnet.service.daemon import DaemonTiming
-from flatnet.service.dhcp_keeper import DhcpTuning
-from flatnet.service.leases import IngestPolicy
-from flatnet.service.manager import ManagerSettings
+from flatnet.plan.settings import (
+    DhcpSettings,
+    FirewallSettings,
+    HostRulesSettings,
+    validate_device_name,
+)
+from flatnet.service.settings import (
+    DaemonTiming,
+    DhcpTuning,
+    IngestPolicy,
+    ManagerSettings,
+)
 from flatnet.settings import DatabaseSettings, Settings
 from flatnet.settings import metadata as metadata_section
 from flatnet.settings.reader import OptionReader

@@ -3,6 +3,7 @@ database faults named by cause, per-command imports, the shims."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pathlib
@@ -172,13 +173,13 @@ def test_config_show_says_which_file_set_what(cli) -> None:
     assert rows[("DEFAULT", "sync_interval")]["origin"] == "default"
 
 
-def _imported(argv: list[str], cwd: pathlib.Path) -> set[str]:
-    script = (
+def _imported(argv: list[str], cwd: pathlib.Path, code: str = "") -> set[str]:
+    """Every module a fresh ``flatnet-manage argv`` (or ``code``) loaded."""
+    script = code or (
         "import sys\nfrom flatnet.cmd import manage\n"
         "rc = manage.main(sys.argv[1:])\n"
-        "print('MODULES', ' '.join(sorted({m.split('.')[0] for m in "
-        "sys.modules})))\n"
     )
+    script += "print('MODULES', ' '.join(sorted(sys.modules)))\n"
     out = subprocess.run(
         [sys.executable, "-c", script, *argv],
         capture_output=True, text=True, check=False, cwd=cwd,
@@ -188,16 +189,133 @@ def _imported(argv: list[str], cwd: pathlib.Path) -> set[str]:
     return set(line[0].split()[1:])
 
 
-def test_light_commands_import_only_what_they_need(cli) -> None:
-    conf = ["--config-file", str(cli.conf)]
-    heavy = {"alembic", "pyroute2", "iptc", "libvirt", "eventlet"}
-    help_mods = _imported(["--help"], cli.state)
-    assert not help_mods & (heavy | {"sqlalchemy", "oslo_config", "netaddr"})
-    listing = _imported([*conf, "network", "list"], cli.state)
-    assert "sqlalchemy" in listing  # the test can see imports at all
-    assert not listing & heavy, listing & heavy
-    create = _imported([*conf, "instance", "create", "vmx"], cli.state)
-    assert not create & heavy, create & heavy
+def _found(modules: set[str], banned: set[str]) -> set[str]:
+    """The modules that are, or are inside, one of ``banned``."""
+    return {
+        m for m in modules for b in banned if m == b or m.startswith(b + ".")
+    }
+
+
+#: Never loaded by a flatnet-manage command that reads or changes the
+#: database: host executors and their libraries, the planners of the
+#: host's state, the daemon's services, migrations, and the metadata
+#: service (flatnet's asyncio user).
+NOT_FOR_THE_CLI = {
+    "alembic", "pyroute2", "iptc", "libvirt", "eventlet",
+    "flatnet.linux", "flatnet.migrate", "flatnet.db.migration",
+    "flatnet.plan.iptables.builder", "flatnet.plan.iptables.model",
+    "flatnet.plan.iptables.delta", "flatnet.plan.iptables.grammar",
+    "flatnet.plan.iptables.applied", "flatnet.plan.iptables.diff",
+    "flatnet.plan.firewall", "flatnet.plan.host_rules",
+    "flatnet.plan.dnsmasq", "flatnet.plan.metadata", "flatnet.plan.ipset",
+    "flatnet.service.daemon", "flatnet.service.dhcp",
+    "flatnet.service.dhcp_keeper", "flatnet.service.leases",
+    "flatnet.service.host_rules", "flatnet.service.firewall",
+    "flatnet.service.rules_reconciler", "flatnet.service.metadata_server",
+    "flatnet.service.metadata_cache", "flatnet.service.metadata_http",
+}  # fmt: skip
+#: db.api's query modules and the manager: a read needs one of them.
+QUERIES = {
+    "flatnet.db.allocation", "flatnet.db.fixed", "flatnet.db.floating",
+    "flatnet.db.leases", "flatnet.db.metadata", "flatnet.db.secgroups",
+    "flatnet.db.secgroup_members", "flatnet.db.secgroup_rules",
+    "flatnet.db.firewall_state", "flatnet.db.firewall_read",
+    "flatnet.service.manager",
+}  # fmt: skip
+NOT_FOR_CREATE = {
+    "flatnet.db.fixed", "flatnet.db.floating", "flatnet.db.leases",
+    "flatnet.db.metadata", "flatnet.db.secgroup_rules",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "needed", "banned"),
+    [
+        (["network", "list"], "flatnet.db.networks", QUERIES),
+        (["fixed", "list"], "flatnet.db.fixed",
+         QUERIES - {"flatnet.db.fixed"}),
+        (["secgroup", "list"], "flatnet.db.secgroups",
+         QUERIES - {"flatnet.db.secgroups"}),
+        (["instance", "create", "vmx"], "flatnet.db.allocation",
+         NOT_FOR_CREATE),
+        (["instance", "create", "vmy", "--wait", "--timeout", "0.1"],
+         "flatnet.service.manager", NOT_FOR_CREATE),
+    ],
+    ids=["network-list", "fixed-list", "secgroup-list", "instance-create",
+         "instance-create-wait"],
+)  # fmt: skip
+def test_each_command_imports_only_what_it_needs(
+    cli, argv, needed, banned
+) -> None:
+    """A heavy import re-added on one of these paths fails here (the
+    start-up cost of flatnet-manage: doc/benchmarks.md)."""
+    modules = _imported(["--config-file", str(cli.conf), *argv], cli.state)
+    assert needed in modules  # the command ran its query
+    assert not _found(modules, NOT_FOR_THE_CLI | banned)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["network", "--help"], ["nosuch"]], ids=" ".join
+)
+def test_help_imports_no_configuration_or_database(tmp_path, argv) -> None:
+    modules = {m.split(".")[0] for m in _imported(argv, tmp_path)}
+    assert "flatnet" in modules
+    assert not modules & {"sqlalchemy", "oslo_config", "netaddr"}
+
+
+def test_building_settings_loads_no_planner_or_service(cli) -> None:
+    """Every command builds Settings: of plan/ and service/ only their
+    light settings modules load (SQLAlchemy imports asyncio itself, so
+    the check is on flatnet's own asyncio users, the metadata modules)."""
+    code = (
+        "import sys\nfrom flatnet import settings\n"
+        f"settings.load([{str(cli.conf)!r}])\n"
+    )
+    modules = _imported([], cli.state, code)
+    assert "flatnet.settings.sections" in modules
+    allowed = {
+        "flatnet.plan", "flatnet.plan.settings", "flatnet.plan.iptables",
+        "flatnet.plan.iptables.names", "flatnet.service",
+        "flatnet.service.settings",
+    }  # fmt: skip
+    loaded = _found(modules, {"flatnet.plan", "flatnet.service"})
+    assert loaded <= allowed, loaded - allowed
+    assert not _found(modules, {"flatnet.db", "flatnet.wiring"})
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["network", "list", "--format", "json"],
+        ["instance", "create", "vm1", "--wait", "--timeout", "3"],
+        ["--debug", "--config-file", "/x", "fixed", "list", "--all"],
+        ["--config-file=/x", "verify"],
+        ["repair"],
+        ["migration", "report", "--preserve"],
+        ["--config-file", "network", "secgroup", "list"],
+    ],
+    ids=" ".join,
+)
+def test_one_word_parser_parses_as_the_full_one(argv) -> None:
+    """flatnet-manage builds only the typed word's parser in full."""
+    assert manage.parse_args(argv) == manage.build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize("word", ["", "network", "repair", "import"])
+def test_top_level_help_is_the_full_parsers(word) -> None:
+    full = manage.build_parser().format_help()
+    assert manage.build_parser(only=word).format_help() == full
+
+
+def test_db_api_names_resolve_on_first_use() -> None:
+    """db.api loads its query modules when a name is first used: every
+    public name still resolves, an unknown one is an AttributeError."""
+    from flatnet.db import api as db_api  # noqa: PLC0415
+
+    for name in db_api.__all__:
+        assert getattr(db_api, name) is not None, name
+    with pytest.raises(AttributeError):
+        db_api.no_such_query  # noqa: B018
 
 
 @pytest.mark.parametrize(
@@ -237,3 +355,31 @@ def test_database_directory_mode(tmp_path, private, mode) -> None:
     assert stat.S_IMODE((tmp_path / "db/flatnet.sqlite").stat().st_mode) == (
         0o600
     )
+
+
+def test_collector_off_while_starting_and_back_after(cli, monkeypatch):
+    """The cyclic GC is off during start-up (settings), on (with the
+    start-up objects frozen) while the handler runs, restored after."""
+    from flatnet.cmd import network_commands, startup  # noqa: PLC0415
+
+    seen: dict[str, tuple[bool, int]] = {}
+    load, listing = startup.load_settings, network_commands.network_list
+
+    def spy(name, func):
+        def wrapped(*args, **kwargs):
+            seen[name] = (gc.isenabled(), gc.get_freeze_count())
+            return func(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(startup, "load_settings", spy("settings", load))
+    monkeypatch.setattr(
+        network_commands, "network_list", spy("handler", listing)
+    )
+    assert gc.isenabled()
+    cli.ok("network", "list")
+    assert seen["settings"][0] is False
+    assert seen["handler"][0] is True
+    assert seen["handler"][1] > 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0

@@ -26,52 +26,113 @@ per instance). The names below are the public API.
 
 from __future__ import annotations
 
-from flatnet.plan.iptables.applied import AppliedState, TableIO
-from flatnet.plan.iptables.builder import (
-    NOVA_SKELETON,
-    RuleSetBuilder,
-    Skeleton,
-    SkeletonAnchor,
-    SkeletonRule,
-    wrapping_anchors,
-)
-from flatnet.plan.iptables.delta import (
-    AnchorOp,
-    TablePlan,
-    plan_delta,
-    plan_ruleset,
-    plan_table,
-)
-from flatnet.plan.iptables.diff import diff_ruleset
-from flatnet.plan.iptables.grammar import (
-    Option,
-    ParsedRule,
-    canonical_rule,
-    parse_rule,
-)
-from flatnet.plan.iptables.model import (
-    BUILTIN_CHAINS,
-    TABLE_ORDER,
-    Anchor,
-    Chain,
-    RuleSet,
-    SavedTable,
-    Table,
-    empty_table,
-    ordered,
-    parse_save,
-)
-from flatnet.plan.iptables.names import (
-    FILTER_TOP,
-    MAX_CHAIN_NAME,
-    MAX_WRAP_PREFIX,
-    POSTROUTING_BOTTOM,
-    SHARED_CHAINS,
-    is_owned_chain,
-    validate_chain_name,
-    validate_prefix,
-    wrap,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flatnet.plan.iptables.applied import AppliedState, TableIO
+    from flatnet.plan.iptables.builder import (
+        NOVA_SKELETON,
+        RuleSetBuilder,
+        Skeleton,
+        SkeletonAnchor,
+        SkeletonRule,
+        wrapping_anchors,
+    )
+    from flatnet.plan.iptables.delta import (
+        AnchorOp,
+        TablePlan,
+        plan_delta,
+        plan_ruleset,
+        plan_table,
+    )
+    from flatnet.plan.iptables.diff import diff_ruleset
+    from flatnet.plan.iptables.grammar import (
+        Option,
+        ParsedRule,
+        canonical_rule,
+        parse_rule,
+    )
+    from flatnet.plan.iptables.model import (
+        BUILTIN_CHAINS,
+        TABLE_ORDER,
+        Anchor,
+        Chain,
+        RuleSet,
+        SavedTable,
+        Table,
+        empty_table,
+        ordered,
+        parse_save,
+    )
+    from flatnet.plan.iptables.names import (
+        FILTER_TOP,
+        MAX_CHAIN_NAME,
+        MAX_WRAP_PREFIX,
+        POSTROUTING_BOTTOM,
+        SHARED_CHAINS,
+        is_owned_chain,
+        validate_chain_name,
+        validate_prefix,
+        wrap,
+    )
+
+#: public name -> the submodule defining it: a name is imported on first
+#: use (PEP 562), so a user of one submodule (``names``) does not load
+#: the planner (``flatnet-manage`` builds its settings with ``names``).
+_HOME = {
+    "AppliedState": "applied",
+    "TableIO": "applied",
+    "NOVA_SKELETON": "builder",
+    "RuleSetBuilder": "builder",
+    "Skeleton": "builder",
+    "SkeletonAnchor": "builder",
+    "SkeletonRule": "builder",
+    "wrapping_anchors": "builder",
+    "AnchorOp": "delta",
+    "TablePlan": "delta",
+    "plan_delta": "delta",
+    "plan_ruleset": "delta",
+    "plan_table": "delta",
+    "diff_ruleset": "diff",
+    "Option": "grammar",
+    "ParsedRule": "grammar",
+    "canonical_rule": "grammar",
+    "parse_rule": "grammar",
+    "BUILTIN_CHAINS": "model",
+    "TABLE_ORDER": "model",
+    "Anchor": "model",
+    "Chain": "model",
+    "RuleSet": "model",
+    "SavedTable": "model",
+    "Table": "model",
+    "empty_table": "model",
+    "ordered": "model",
+    "parse_save": "model",
+    "FILTER_TOP": "names",
+    "MAX_CHAIN_NAME": "names",
+    "MAX_WRAP_PREFIX": "names",
+    "POSTROUTING_BOTTOM": "names",
+    "SHARED_CHAINS": "names",
+    "is_owned_chain": "names",
+    "validate_chain_name": "names",
+    "validate_prefix": "names",
+    "wrap": "names",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "BUILTIN_CHAINS", "FILTER_TOP", "MAX_CHAIN_NAME", "MAX_WRAP_PREFIX",
