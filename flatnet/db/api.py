@@ -100,6 +100,7 @@ from flatnet.db.secgroups import (
     secgroup_get,
     secgroup_list,
 )
+from flatnet.db.shards import ensure_shards, shard_list
 
 __all__ = [
     "Database",
@@ -148,6 +149,8 @@ __all__ = [
     "journal_offset",
     "lease_fixed_ip",
     "leases",
+    "ensure_shards",
+    "shard_list",
     "metadata_generation",
     "network_create",
     "network_delete",

@@ -272,6 +272,7 @@ def host_entries(
             VIFS.c.id,
             INSTANCES.c.hostname,
             first_vif.c.vif_id.label("first_vif"),
+            FIXED.c.dhcp_shard,
         )
         .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
         .join(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
@@ -295,6 +296,7 @@ def host_entries(
             hostname=r.hostname,
             vif_id=r.id,
             default_route=r.first_vif in (None, r.id),
+            shard=r.dhcp_shard,
         )
         for r in found
     ]
@@ -306,7 +308,10 @@ def leases(db: Database, network_id: int) -> list[model.Lease]:
     including deallocated ones still waiting for their release."""
     query = (
         select(
-            FIXED.c.address, VIFS.c.address.label("mac"), INSTANCES.c.hostname
+            FIXED.c.address,
+            VIFS.c.address.label("mac"),
+            INSTANCES.c.hostname,
+            FIXED.c.dhcp_shard,
         )
         .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
         .outerjoin(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
@@ -323,6 +328,7 @@ def leases(db: Database, network_id: int) -> list[model.Lease]:
             mac=netaddr.EUI(r.mac),
             address=netaddr.IPAddress(r.address),
             hostname=r.hostname,
+            shard=r.dhcp_shard,
         )
         for r in found
     ]
