@@ -112,6 +112,7 @@ class DhcpSettings:
     share_dhcp_address: bool = False
     dhcp_hostsdir: bool = True
     dhcp_script_fast_path: bool = True
+    dhcp_shard_hosts: int = 600
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

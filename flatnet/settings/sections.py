@@ -194,6 +194,7 @@ def _dhcp(r: OptionReader) -> tuple[DhcpSettings, list[str]]:
         share_dhcp_address=r.get("share_dhcp_address"),
         dhcp_hostsdir=r.get("dhcp_hostsdir"),
         dhcp_script_fast_path=r.get("dhcp_script_fast_path"),
+        dhcp_shard_hosts=r.get("dhcp_shard_hosts"),
     )
     return dhcp, notes
 
