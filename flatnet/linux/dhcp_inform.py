@@ -23,6 +23,8 @@ import netaddr
 
 from flatnet import exception
 from flatnet.linux import netlink
+from flatnet.linux.dnsmasq import DnsmasqProcess
+from flatnet.plan.dnsmasq import DnsmasqPaths
 
 DHCP_SERVER_PORT = 67
 _MAGIC = b"\x63\x82\x53\x63"
@@ -116,3 +118,29 @@ def wait_informed(
             except (TimeoutError, ConnectionRefusedError):
                 continue
     return False
+
+
+class ShardProcess(DnsmasqProcess):
+    """A shard's dnsmasq: started and proven in its namespace; "served"
+    means it answered a DHCPINFORM for :attr:`probe` (``(address,
+    mac)`` of a host it must know), or, with no host yet, that it runs."""
+
+    def __init__(
+        self,
+        bridge: str,
+        paths: DnsmasqPaths,
+        netns: str,
+        ifname: str = "eth0",
+    ) -> None:
+        super().__init__(bridge, paths, netns=netns)
+        self.netns = netns
+        self.ifname = ifname
+        self.probe: tuple[str, netaddr.EUI] | None = None
+
+    def wait_served(self, listen: str, timeout: float = 5.0) -> bool:
+        if self.probe is None:
+            return self.pid() is not None
+        ciaddr, mac = self.probe
+        return wait_informed(
+            self.netns, listen, ciaddr, mac, timeout, self.ifname
+        )

@@ -38,7 +38,7 @@ import dataclasses
 import json
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import netaddr
 
@@ -255,7 +255,7 @@ def _set_elements(macs: Iterable[netaddr.EUI]) -> str:
 
 
 def nft_ruleset(
-    sharded: ShardedPlan, members: dict[int, Sequence[netaddr.EUI]]
+    sharded: ShardedPlan, members: Mapping[int, Sequence[netaddr.EUI]]
 ) -> str:
     """``nft -f -`` input that replaces the table atomically (one
     transaction: declare, delete, re-create)."""
