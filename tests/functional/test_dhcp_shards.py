@@ -36,7 +36,9 @@ def _two_clients(site: ShardSite):
 
 def test_each_client_is_served_by_its_own_shard_and_renews(site) -> None:
     clients = _two_clients(site)
-    for client, host, shard in zip(clients, site.entries, (254, 253)):
+    for client, host, shard in zip(
+        clients, site.entries, (254, 253), strict=True
+    ):
         got = client.bound()
         assert got["ip"] == str(host.address)
         # what a guest sees: its shard is the server, gateway and DNS stay
@@ -128,6 +130,7 @@ def test_teardown_removes_namespaces_veths_and_table(site) -> None:
     assert f"flatnet_{site.bridge}" not in tables
     ps = subprocess.run(
         ["pgrep", "-af", f"nova-{site.bridge}-"],
+        check=False,
         capture_output=True,
         text=True,
     ).stdout
