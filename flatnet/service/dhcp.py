@@ -225,8 +225,13 @@ class DhcpReconciler:
             proc.stop(pid)
             pid = None
         owed = hostsdir.reload_owed(state)
-        hup = self._write_files(
-            network, spec, state, entries, compact=pid is None
+        hup = hostsdir.write_files(
+            self.settings,
+            -1 if pid is None else self.tuning.compact_files,
+            network,
+            spec,
+            state,
+            entries,
         )
         if pid is None:
             live = self.keeper.start_locked(watch)
@@ -268,44 +273,6 @@ class DhcpReconciler:
         if not state.slow or took < self.tuning.slow_batch:
             state.slow = took > self.tuning.slow_batch
         return live
-
-    def _write_files(
-        self,
-        network: Network,
-        spec: plan.DnsmasqSpec,
-        state: hostsdir.NetState,
-        entries: list[HostEntry],
-        compact: bool,
-    ) -> bool:
-        """Write opts/addn-hosts/hosts; True if dnsmasq must re-read."""
-        paths = spec.paths
-        files.ensure_dir(self.settings.networks_path)
-        single = self.settings.use_single_default_gateway
-        gateway = plan.opts_gateway(network, self.settings.share_dhcp_address)
-        hup = hostsdir.ensure_file(
-            state, paths.opts, plan.opts_file(gateway, entries, single)
-        )
-        if spec.multi_host and not spec.hostsdir:  # nova multi_host
-            hup |= hostsdir.ensure_file(
-                state,
-                paths.addn_hosts,
-                plan.addn_hosts_file(entries, spec.domain),
-            )
-        wanted = plan.host_lines(entries, spec.domain, single)
-        if not spec.hostsdir:
-            hup |= hostsdir.write_main(state, wanted)
-            return hup
-        state.dns = plan.dns_host_lines(entries, spec.domain)
-        files.ensure_dir(paths.hostsdir)
-        files.ensure_dir(paths.dns_hostsdir)
-        if state.main is None:
-            state.main, state.hostsdir = hostsdir.load(paths)
-        limit = self.tuning.compact_files
-        if compact or hostsdir.needs_compaction(state, wanted, limit):
-            state.pending = []
-            return hostsdir.compact(state, wanted) or hup
-        hostsdir.queue_new(state, wanted)
-        return hup
 
     def _drive_releases(
         self, network: Network, state: hostsdir.NetState
