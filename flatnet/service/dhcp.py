@@ -50,11 +50,12 @@ from typing import Protocol
 from flatnet import exception
 from flatnet.db import api as db_api
 from flatnet.linux import files
-from flatnet.model import HostEntry, Lease, Network
+from flatnet.model import DhcpShard, HostEntry, Lease, Network
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
+from flatnet.service import dhcp_shards as shard_service
 from flatnet.service import lease_guard, leases
 from flatnet.service.daemon import Outcome, Polled
 from flatnet.service.dhcp_keeper import (
@@ -64,6 +65,7 @@ from flatnet.service.dhcp_keeper import (
     Watch,
 )
 from flatnet.service.dhcp_releases import ReleaseBackend
+from flatnet.service.dhcp_shards import ShardedDhcp
 from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
@@ -106,6 +108,8 @@ class DhcpReconciler:
         self._guards: dict[int, lease_guard.JournalGuard] = {}
         self._lease_refresh: dict[int, float] = {}
         self.troubles = Troubles()
+        self.sharded = ShardedDhcp(settings, self.tuning, self.keeper)
+        self._sharded_ids: set[int] = set()
 
     # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
@@ -165,6 +169,11 @@ class DhcpReconciler:
         if self._bridge is not None and state.network != network:
             self._bridge.ensure(network)
         state.network = network
+        shards = db_api.ensure_shards(
+            self.db, network.id, self.settings.dhcp_shard_hosts
+        )
+        if shards:
+            return self._sync_sharded(network, shards, proc)
         spec = plan.dnsmasq_spec(network, self.settings)
         argv = plan.dnsmasq_argv(spec)
         entries = db_api.host_entries(self.db, network.id)
@@ -185,6 +194,28 @@ class DhcpReconciler:
             releases.track(state, entries, leased)
             self._drive_releases(network, state)
         return live
+
+    def _sync_sharded(
+        self,
+        network: Network,
+        shards: list[DhcpShard],
+        proc: DnsmasqBackend,
+    ) -> bool:
+        """A network with shards: its single dnsmasq (if any: the
+        network just grew past dhcp_shard_hosts) is stopped first and its
+        journal ingested, so every lease it gave is in the shards'
+        ``init`` snapshots; then :meth:`ShardedDhcp.sync`."""
+        self._sharded_ids.add(network.id)
+        self.sharded.tuning = self.tuning
+        limit = self.settings.dhcp_shard_hosts
+        shard_service.stop_single(self.keeper, network, proc, limit)
+        for path in [self._nets[network.id].paths.events] + (
+            self.sharded.journals(network.id)
+        ):
+            self._ingest(path)
+        entries = db_api.host_entries(self.db, network.id)
+        leased = db_api.leases(self.db, network.id)
+        return self.sharded.sync(network, shards, entries, leased)
 
     def _watch(
         self,
@@ -293,9 +324,15 @@ class DhcpReconciler:
         (``network:<id>``) with its generation, dirty if its dnsmasq
         died or the keeper restarted it. A journal that cannot be read
         is logged (once) and does not stop the others."""
-        dirty = self.keeper.restarted()
+        dirty = {
+            shard_service.network_of(k) or k for k in self.keeper.restarted()
+        }
         for network_id, state in self._nets.items():
-            if self._ingest(state) and state.network is not None:
+            if network_id in self._sharded_ids:
+                if self.sharded.poll(network_id, self._ingest, self.db):
+                    dirty.add(network_id)
+                continue
+            if self._ingest(state.paths.events) and state.network is not None:
                 self._refresh_leases(network_id)
             if state.network is None:
                 continue
@@ -312,8 +349,7 @@ class DhcpReconciler:
             frozenset(db_api.network_key(n) for n in dirty if n in wanted),
         )
 
-    def _ingest(self, state: hostsdir.NetState) -> int:
-        path = state.paths.events
+    def _ingest(self, path: str) -> int:
         try:
             done = leases.ingest_journal(
                 self.db, path, self.ingest_policy, host=self.host

@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 
 import netaddr
 
+from flatnet.db import api as db_api
+from flatnet.db.api import Database
 from flatnet.linux import dhcp_inform, files, netlink, nftables
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.model import DhcpShard, HostEntry, Lease, Network
@@ -44,7 +46,12 @@ from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_dns
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
-from flatnet.service.dhcp_keeper import DhcpTuning, DnsmasqKeeper, Watch
+from flatnet.service.dhcp_keeper import (
+    DhcpTuning,
+    DnsmasqBackend,
+    DnsmasqKeeper,
+    Watch,
+)
 
 LOG = logging.getLogger(__name__)
 _KEY_BASE = 1 << 16
@@ -53,6 +60,24 @@ _KEY_BASE = 1 << 16
 def keeper_key(network_id: int, index: int) -> int:
     """The keeper key of a shard (negative: never a network id)."""
     return -(network_id * _KEY_BASE + index + 1)
+
+
+def stop_single(
+    keeper: DnsmasqKeeper, network: Network, proc: DnsmasqBackend, limit: int
+) -> None:
+    """Stop the single dnsmasq of a network that grew past ``limit``
+    hosts (nothing if none runs); its keeper watch goes first."""
+    keeper.unwatch(network.id)
+    with keeper.lock(network.id):
+        pid = proc.pid()
+        if pid is not None:
+            LOG.warning(
+                "network %s: more than %d hosts; moving from one dnsmasq "
+                "to shards (every lease is kept)",
+                network.id,
+                limit,
+            )
+            proc.stop(pid)
 
 
 def network_of(key: int) -> int | None:
@@ -87,13 +112,17 @@ class ShardedDhcp:
         self.settings = settings
         self.tuning = tuning
         self.keeper = keeper
-        self.host_netns = host_netns
         self.inflight = inflight or os.cpu_count() or 2
-        self.nft = nftables.Nft(host_netns)
         self.clock: Callable[[], float] = time.monotonic
         self._shards: dict[tuple[int, int], Shard] = {}
         self._tables: set[int] = set()
-        self.dns = dhcp_dns.DnsOnly(host_netns, tuning.served_timeout)
+        self.place(host_netns)
+
+    def place(self, host_netns: str | None) -> None:
+        """Where the bridges live (None: here; tests: a namespace)."""
+        self.host_netns = host_netns
+        self.nft = nftables.Nft(host_netns)
+        self.dns = dhcp_dns.DnsOnly(host_netns, self.tuning.served_timeout)
 
     # --- what the reconciler asks ---------------------------------------
     def journals(self, network_id: int) -> list[str]:
@@ -115,6 +144,15 @@ class ShardedDhcp:
             self.keeper.set_leases(
                 keeper_key(network_id, shard.spec.index), mine
             )
+
+    def poll(
+        self, network_id: int, ingest: Callable[[str], int], db: Database
+    ) -> bool:
+        """Ingest the shards' journals (``ingest(path)``: events read)
+        and refresh their ``init`` leases; True if a shard is dead."""
+        if sum(ingest(path) for path in self.journals(network_id)):
+            self.set_leases(network_id, db_api.leases(db, network_id))
+        return any(s.proc.pid() is None for s in self.shards_of(network_id))
 
     # --- reconcile ------------------------------------------------------
     def sync(
