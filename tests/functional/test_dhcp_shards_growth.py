@@ -18,7 +18,7 @@ from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp
 from flatnet.service.dhcp_keeper import DhcpTuning
 from tests.db.conftest import make_instance, make_network
-from tests.functional import netns
+from tests.functional import netns, shard_site
 from tests.functional.shard_site import Client
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -38,8 +38,6 @@ class HostDnsmasq(DnsmasqProcess):
 
 @pytest.fixture
 def rig(make_netns, world_readable_dir, tmp_path) -> Iterator[dict]:
-    from tests.functional import shard_site
-
     host = make_netns("h")
     bridge = netns.unique_name("b")
     netns.run(["ip", "link", "add", bridge, "type", "bridge"], host)

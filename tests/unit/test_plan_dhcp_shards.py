@@ -95,7 +95,9 @@ def test_nft_ruleset_steers_each_port_to_its_macs() -> None:
 def test_long_bridge_names_get_short_unique_veths() -> None:
     a = shards.shard_veth("abcdefghijklmn", 3)
     b = shards.shard_veth("abcdefghijklmo", 3)
-    assert len(a) <= 15 and len(b) <= 15 and a != b
+    assert len(a) <= 15
+    assert len(b) <= 15
+    assert a != b
     assert shards.nft_table("br-ex.1") == "flatnet_br_ex_1"
 
 
