@@ -4,9 +4,12 @@ its own), a real bridge nftables table and busybox udhcpc clients
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -17,6 +20,8 @@ from flatnet.model import Lease
 from tests.functional import netns
 from tests.functional.dhcp_site import wait_for
 from tests.functional.shard_site import ShardSite, entry
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -135,3 +140,47 @@ def test_teardown_removes_namespaces_veths_and_table(site) -> None:
         text=True,
     ).stdout
     assert "dnsmasq" not in ps
+
+
+def test_kill_9_of_the_daemon_mid_batch_loses_nothing(site) -> None:
+    _two_clients(site)
+    pids = [site.shard_pid(0), site.shard_pid(1)]
+    more = [entry(last, last % 2) for last in range(20, 220)]
+    hosts = [[e.address.words[-1], e.shard] for e in [*site.entries, *more]]
+    raw = json.dumps(
+        {
+            "networks_path": site.settings.networks_path,
+            "host": site.host,
+            "bridge": site.bridge,
+            "shards": 2,
+            "hosts": hosts,
+        }
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "tests.functional.shard_daemon", raw],
+        cwd=ROOT,
+    )
+    batches = pathlib.Path(site.dhcp.shards_of(7)[1].spec.paths.hostsdir)
+    wait_for(lambda: len(list(batches.iterdir())) >= 2, 20, "two batches")
+    daemon.kill()  # SIGKILL, mid-way through the batches
+    daemon.wait()
+    written = len(list(batches.iterdir()))
+    print(f"killed after {written} of 25 batches of shard 1")
+    assert written < 25  # it really was cut off part-way
+    site.entries = [*site.entries, *more]
+    assert site.sync()  # the next daemon, from disk
+    assert [site.shard_pid(0), site.shard_pid(1)] == pids  # no restart
+    for shard in site.dhcp.shards_of(7):
+        for host in [e for e in site.entries if e.shard == shard.spec.index]:
+            assert dhcp_inform.wait_informed(
+                shard.spec.netns,
+                str(shard.spec.address),
+                str(host.address),
+                host.mac,
+                2,
+            ), host
+    out = netns.run(
+        ["nft", "list", "set", "bridge", f"flatnet_{site.bridge}", "s1"],
+        site.host,
+    ).stdout
+    assert "fa:16:3e:77:00:db" in out  # the last host of shard 1
