@@ -65,7 +65,7 @@ class Nft:
     def exists(self, family: str, table: str) -> bool:
         """True if ``family table`` exists."""
         try:
-            self._run(table, ["list", "table", family, table, "-t"], "")
+            self._run(table, ["-t", "list", "table", family, table], "")
         except exception.FirewallApplyError:
             return False
         return True

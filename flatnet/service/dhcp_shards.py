@@ -95,6 +95,7 @@ class Shard:
     release: DhcpRelease
     members: set[str] = dataclasses.field(default_factory=set)
     addresses: dict[str, str] = dataclasses.field(default_factory=dict)
+    linked: bool = False  # namespace and veth checked by this daemon
 
 
 class ShardedDhcp:
@@ -168,14 +169,7 @@ class ShardedDhcp:
         groups = shard_plan.by_shard(entries, len(rows))
         shards = [self._shard(network, s) for s in sharded.shards]
         for shard in shards:
-            netlink.ensure_netns(shard.spec.netns)
-            netlink.ensure_shard_link(
-                self.host_netns,
-                network.bridge,
-                shard.spec.veth,
-                shard.spec.netns,
-                f"{shard.spec.address}/{shard.spec.prefixlen}",
-            )
+            self._link(network, shard)
         self._steer(sharded, shards, groups)
         self._write_opts(network, entries, shards)
         hostsdir.check_access(self.settings.networks_path)
@@ -191,6 +185,22 @@ class ShardedDhcp:
         for shard in shards:
             self._releases(network, shard, groups[shard.spec.index], leased)
         return live
+
+    def _link(self, network: Network, shard: Shard) -> None:
+        """Namespace and veth: checked once per shard and daemon, and
+        again whenever its dnsmasq is not running (netlink sockets cost
+        tens of ms each)."""
+        if shard.linked and shard.proc.pid() is not None:
+            return
+        netlink.ensure_netns(shard.spec.netns)
+        netlink.ensure_shard_link(
+            self.host_netns,
+            network.bridge,
+            shard.spec.veth,
+            shard.spec.netns,
+            f"{shard.spec.address}/{shard.spec.prefixlen}",
+        )
+        shard.linked = True
 
     def _shard(self, network: Network, spec: shard_plan.ShardSpec) -> Shard:
         key = (network.id, spec.index)
@@ -283,7 +293,9 @@ class ShardedDhcp:
             plan.mac_text(e.mac): str(e.address) for e in entries
         }
         state, proc = shard.state, shard.proc
-        proc.probe = _probe(entries[0]) if entries else None
+        proc.probe = (
+            (str(entries[0].address), entries[0].mac) if entries else None
+        )
         with self.keeper.lock(keeper_key(network.id, shard.spec.index)):
             files.ensure_dir(state.paths.hostsdir)
             pid = proc.pid()
@@ -382,10 +394,6 @@ class ShardedDhcp:
             sharded.table, shard_plan.nft_delete_table(sharded.table)
         )
         self._tables.discard(network.id)
-
-
-def _probe(entry: HostEntry) -> tuple[str, netaddr.EUI]:
-    return str(entry.address), entry.mac
 
 
 __all__ = ["ShardedDhcp", "keeper_key", "network_of"]
