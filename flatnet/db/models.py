@@ -333,6 +333,9 @@ DHCP_SHARDS = Table(
     Column("network_id", ForeignKey("networks.id"), primary_key=True),
     Column("shard", Integer, primary_key=True, autoincrement=False),
     Column("address", String(39), nullable=False),
+    # hosts given to the shard: +1 per allocation, re-counted exactly by
+    # every ensure_shards (a deallocation does not decrement it)
+    Column("hosts", Integer, default=0, nullable=False),
 )
 
 

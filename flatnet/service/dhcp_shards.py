@@ -286,7 +286,6 @@ class ShardedDhcp:
         leases: list[Lease],
     ) -> bool:
         """One shard's files and process (its keeper lock held)."""
-        watch = self._watch(network, shard, leases)
         single = self.settings.use_single_default_gateway
         wanted = plan.host_lines(entries, self.settings.dhcp_domain, single)
         shard.addresses = {
@@ -297,6 +296,9 @@ class ShardedDhcp:
             (str(entries[0].address), entries[0].mac) if entries else None
         )
         with self.keeper.lock(keeper_key(network.id, shard.spec.index)):
+            # watched only under the lock: the keeper never starts a
+            # shard whose files this sync has not written yet
+            watch = self._watch(network, shard, leases)
             files.ensure_dir(state.paths.hostsdir)
             pid = proc.pid()
             if pid is not None and not proc.matches(pid, watch.argv):
@@ -394,6 +396,3 @@ class ShardedDhcp:
             sharded.table, shard_plan.nft_delete_table(sharded.table)
         )
         self._tables.discard(network.id)
-
-
-__all__ = ["ShardedDhcp", "keeper_key", "network_of"]

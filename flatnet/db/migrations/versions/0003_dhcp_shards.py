@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-30 16:20:00
 
-* ``dhcp_shards(network_id, shard, address)``: the shards of a network
+* ``dhcp_shards(network_id, shard, address, hosts)``: the shards of a network
   with more hosts than ``dhcp_shard_hosts``; each ``address`` is a
   reserved fixed IP of the network (never given to an instance).
 * ``fixed_ips.dhcp_shard``: the shard that serves the address, stored
@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("network_id", sa.Integer(), nullable=False),
         sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("address", sa.String(39), nullable=False),
+        sa.Column("hosts", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["network_id"], ["networks.id"]),
         sa.PrimaryKeyConstraint("network_id", "shard"),
     )
