@@ -205,6 +205,7 @@ def server(args: argparse.Namespace) -> None:
         f"{time.monotonic() - t0:.2f} s"
         f", {len(db_api.shard_list(db, net.id))} shards ({_load()})"
     )
+    settle(rec, tmp / "networks")
     try:
         storm(args, db, net.id, loop)
         memory(rec, net.id, args.hosts + args.new, args.mode)
