@@ -205,10 +205,11 @@ class DhcpReconciler:
         network just grew past dhcp_shard_hosts) is stopped first and its
         journal ingested, so every lease it gave is in the shards'
         ``init`` snapshots; then :meth:`ShardedDhcp.sync`."""
-        self._sharded_ids.add(network.id)
         self.sharded.tuning = self.tuning
-        limit = self.settings.dhcp_shard_hosts
-        shard_service.stop_single(self.keeper, network, proc, limit)
+        if network.id not in self._sharded_ids:  # once per daemon
+            limit = self.settings.dhcp_shard_hosts
+            shard_service.stop_single(self.keeper, network, proc, limit)
+            self._sharded_ids.add(network.id)
         for path in [self._nets[network.id].paths.events] + (
             self.sharded.journals(network.id)
         ):

@@ -5,10 +5,9 @@ component ``dhcp``; the plan is :mod:`flatnet.plan.dhcp_shards`).
 state, in this order:
 
 1. each shard's namespace and veth (idempotent);
-2. the bridge nftables table: the whole table atomically the first
-   time this daemon sees the network (or when it is missing), else only
-   the MACs not yet in their shard's set. A MAC joins its set BEFORE
-   its dhcp-host line is written anywhere;
+2. the bridge nftables table: whole and atomic when this daemon first
+   syncs the network (or adding fails), else only the new MACs. A MAC
+   joins its set BEFORE its dhcp-host line is written anywhere;
 3. the shared opts file, then per shard (under its keeper lock): start
    (all its hosts in its hosts file, an ``init`` snapshot of ITS leases),
    a compaction + SIGHUP (a host removed or changed), or new hosts
@@ -21,10 +20,9 @@ state, in this order:
    a removal rewrites ``--addn-hosts`` and HUPs it); DHCP never waits
    for DNS.
 
-Each shard is watched by the keeper thread under its own key
-(:func:`keeper_key`), so a dead shard is restarted alone, from disk and
-its cached leases; its clients only are blind meanwhile.
-"""
+The keeper thread watches each shard under its own key
+(:func:`keeper_key`): a dead shard is restarted alone, blinding only its
+clients."""
 
 from __future__ import annotations
 
@@ -36,8 +34,8 @@ from collections.abc import Callable, Sequence
 
 import netaddr
 
+from flatnet import exception
 from flatnet.db import api as db_api
-from flatnet.db.api import Database
 from flatnet.linux import dhcp_inform, files, netlink, nftables
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.model import DhcpShard, HostEntry, Lease, Network
@@ -127,11 +125,7 @@ class ShardedDhcp:
 
     # --- what the reconciler asks ---------------------------------------
     def journals(self, network_id: int) -> list[str]:
-        return [
-            s.spec.paths.events
-            for (net, _k), s in sorted(self._shards.items())
-            if net == network_id
-        ]
+        return [s.spec.paths.events for s in self.shards_of(network_id)]
 
     def shards_of(self, network_id: int) -> list[Shard]:
         return [
@@ -147,7 +141,10 @@ class ShardedDhcp:
             )
 
     def poll(
-        self, network_id: int, ingest: Callable[[str], int], db: Database
+        self,
+        network_id: int,
+        ingest: Callable[[str], int],
+        db: db_api.Database,
     ) -> bool:
         """Ingest the shards' journals (``ingest(path)``: events read)
         and refresh their ``init`` leases; True if a shard is dead."""
@@ -225,8 +222,7 @@ class ShardedDhcp:
     ) -> None:
         """MACs into their shard's set, before any host line is written."""
         table = sharded.table
-        fresh = sharded.network_id not in self._tables
-        if fresh or not self.nft.exists("bridge", table):
+        if sharded.network_id not in self._tables:  # whole, once per daemon
             members = {k: [e.mac for e in v] for k, v in groups.items()}
             self.nft.apply(table, shard_plan.nft_ruleset(sharded, members))
             for shard in shards:
@@ -244,7 +240,12 @@ class ShardedDhcp:
             ]
             text += shard_plan.nft_add_members(table, shard.spec.index, new)
             shard.members.update(plan.mac_text(m) for m in new)
-        self.nft.apply(table, text)
+        try:
+            self.nft.apply(table, text)
+        except exception.FirewallApplyError:  # e.g. deleted by hand
+            LOG.warning("nft %s: adding failed, replacing the table", table)
+            self._tables.discard(sharded.network_id)
+            self._steer(sharded, shards, groups)
 
     def _write_opts(
         self,
