@@ -232,25 +232,53 @@ def _spread(conn: Connection, network_id: int) -> int:
     return len(ids)
 
 
+def _host_count(conn: Connection, network_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count(FIXED.c.id)).where(
+                FIXED.c.network_id == network_id, _hosts()
+            )
+        ).scalar_one()
+    )
+
+
+def _settled(conn: Connection, network_id: int, shard_hosts: int) -> bool:
+    """True if nothing is to do: enough shards, every host has one and
+    every ``hosts`` counter is exact (read only, no write lock)."""
+    rows = conn.execute(
+        select(SHARDS.c.shard, SHARDS.c.hosts).where(
+            SHARDS.c.network_id == network_id
+        )
+    ).all()
+    hosts = _host_count(conn, network_id)
+    if shards_needed(hosts, len(rows), shard_hosts) != len(rows):
+        return False
+    if not rows:
+        return True
+    counters = {int(r.shard): int(r.hosts) for r in rows}
+    exact = _loads(conn, network_id) == counters
+    return exact and sum(counters.values()) == hosts  # all have a shard
+
+
 def ensure_shards(
     db: Database, network_id: int, shard_hosts: int
 ) -> list[model.DhcpShard]:
     """Add the shards ``network_id`` needs with ``shard_hosts`` hosts
-    per shard and give every host without a shard one; bumps the
-    network's generation if anything changed. Returns the shards.
+    per shard, give every host without a shard one and re-count each
+    shard's load; bumps the network's generation if a shard was added
+    or a host assigned. Returns the shards. Only reads when there is
+    nothing to do (the network host calls it before every sync).
 
     Raises NoMoreFixedIps if no free address is left for a shard,
     InvalidInput if ``shard_hosts`` < 1.
     """
+    with db.read() as conn:
+        if _settled(conn, network_id, shard_hosts):
+            return _rows(conn, network_id)
     with db.write() as conn:
-        hosts = conn.execute(
-            select(func.count(FIXED.c.id)).where(
-                FIXED.c.network_id == network_id,
-                _hosts(),
-            )
-        ).scalar_one()
+        hosts = _host_count(conn, network_id)
         existing = len(_rows(conn, network_id))
-        wanted = shards_needed(int(hosts), existing, shard_hosts)
+        wanted = shards_needed(hosts, existing, shard_hosts)
         if wanted > existing:
             _add_shards(conn, network_id, existing, wanted - existing)
         moved = _spread(conn, network_id) if wanted else 0

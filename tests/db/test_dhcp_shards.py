@@ -115,3 +115,19 @@ def test_shards_needed() -> None:
     assert shards_needed(10, 4, 600) == 4
     with pytest.raises(exception.InvalidInput):
         shards_needed(1, 0, 0)
+
+
+def test_counters_are_recounted_after_deallocations(db) -> None:
+    net = make_network(db)
+    _fill(db, net, 4)
+    api.ensure_shards(db, net.id, 3)  # 2 + 2
+    gone = [e for e in api.host_entries(db, net.id) if e.shard == 0]
+    for entry in gone:
+        info = [
+            i for i in api.instance_list(db) if i.hostname == entry.hostname
+        ][0]
+        api.deallocate_for_instance(db, info.uuid)
+    api.ensure_shards(db, net.id, 3)  # shard 0 now holds 0 hosts
+    make_instance(db, "fresh", net, mac=77)
+    loads = collections.Counter(_hosts(db, net.id).values())
+    assert loads == {1: 2, 0: 1}  # the emptied shard got it
