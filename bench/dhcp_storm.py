@@ -236,6 +236,8 @@ def server(args: argparse.Namespace) -> None:
         dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
         dhcp_hostsdir=not args.no_hostsdir,
         dnsmasq_config_file=args.dnsmasq_conf or "",
+        # one dnsmasq, whatever the host count (shards: dhcp_shards.py)
+        dhcp_shard_hosts=10**9,
     )
     rec = dhcp.DhcpReconciler(
         db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
