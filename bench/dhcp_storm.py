@@ -237,6 +237,8 @@ def server(args: argparse.Namespace) -> None:
         dhcp_hostsdir=not args.no_hostsdir,
         dnsmasq_config_file=args.dnsmasq_conf or "",
         dhcp_lease_hook=args.hook,
+        # one dnsmasq, whatever the host count (shards: dhcp_shards.py)
+        dhcp_shard_hosts=10**9,
     )
     rec = dhcp.DhcpReconciler(
         db, "bench", settings, DnsmasqProcess, release=DhcpRelease()

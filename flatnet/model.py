@@ -92,6 +92,17 @@ class HostEntry:
     # gets the default route with use_single_default_gateway (nova
     # linux_net.get_dhcp_opts).
     default_route: bool = True
+    # The DHCP shard that serves it (sharded networks only).
+    shard: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DhcpShard:
+    """One dnsmasq of a sharded network and its reserved address."""
+
+    network_id: int
+    index: int
+    address: netaddr.IPAddress
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +112,7 @@ class Lease:
     mac: netaddr.EUI
     address: netaddr.IPAddress
     hostname: str | None
+    shard: int | None = None  # the DHCP shard holding it (if sharded)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -20,18 +20,36 @@ import sys
 from typing import Any, TextIO
 
 from flatnet.cmd import cli, output
+from flatnet.db import api as db_api
 from flatnet.migrate import neutron_export as nx
 from flatnet.migrate import nova_import, report, writer
 from flatnet.migrate.progress import ProgressBar
 from flatnet.plan.dnsmasq import DhcpSettings
 
 
-def flatnet_dhcp(conf: DhcpSettings) -> report.FlatnetDhcp:
+def flatnet_dhcp(
+    conf: DhcpSettings, shard_servers: dict[str, str] | None = None
+) -> report.FlatnetDhcp:
     return report.FlatnetDhcp(
         dhcp_domain=conf.dhcp_domain,
         dhcp_lease_time=conf.dhcp_lease_time,
         share_dhcp_address=conf.share_dhcp_address,
+        shard_servers=shard_servers or {},
     )
+
+
+def shard_servers(db: db_api.Database) -> dict[str, str]:
+    """Port address -> its DHCP shard's address (sharded networks)."""
+    found: dict[str, str] = {}
+    for net in db_api.network_list(db):
+        shards = {
+            s.index: str(s.address) for s in db_api.shard_list(db, net.id)
+        }
+        if shards:
+            for e in db_api.host_entries(db, net.id):
+                if e.shard in shards:
+                    found[str(e.address)] = shards[e.shard]
+    return found
 
 
 def neutron_settings(
@@ -104,7 +122,7 @@ def migration_report(ctx: cli.Context, args: argparse.Namespace) -> int:
         networks,
         ports,
         export.dhcp_ports,
-        flatnet_dhcp(ctx.settings.dhcp),
+        flatnet_dhcp(ctx.settings.dhcp, shard_servers(ctx.db)),
         settings,
     )
     if getattr(args, "nova_connection", None):

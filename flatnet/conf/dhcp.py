@@ -109,6 +109,17 @@ def _dnsmasq_opts() -> list[cfg.Opt]:
             "by inotify without a reload and every host name is a hosts "
             "entry (keeps dnsmasq's per-lease DNS work linear).",
         ),
+        cfg.IntOpt(
+            "dhcp_shard_hosts",
+            default=600,
+            min=1,
+            help="flatnet: a network with more hosts than this is "
+            "served by several dnsmasq (shards), each in a network "
+            "namespace of its own with a reserved address of the "
+            "network, at most this many hosts each; names are then "
+            "served by a DNS-only dnsmasq on the gateway. Smaller "
+            "networks keep nova's single dnsmasq.",
+        ),
     ]
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from flatnet import exception, mac, model
-from flatnet.db import claims, rows, secgroup_members, secgroups
+from flatnet.db import claims, rows, secgroup_members, secgroups, shards
 from flatnet.db.engine import Database, translate_errors
 from flatnet.db.rows import FIXED, FLOATING, INSTANCES, NETWORKS, VIFS
 from flatnet.plan.boot_data import BootData
@@ -185,6 +185,7 @@ def _allocate_one(
         address = _claim_address(conn, network, req.address, params)
     else:
         address = _claim_pool(conn, network, params)
+    shards.assign(conn, network.id, address)
     LOG.info(
         "allocated %s (%s) on network %s to instance %s",
         address,

@@ -101,6 +101,7 @@ if TYPE_CHECKING:
         secgroup_get,
         secgroup_list,
     )
+    from flatnet.db.shards import ensure_shards, shard_list
 
 
 #: name -> the private module defining it, imported on first use (PEP
@@ -128,6 +129,7 @@ _LAZY = {
         ("secgroup_rules", "RuleSpec secgroup_rule_add secgroup_rule_delete"),
         ("secgroups", "SecurityGroupInfo secgroup_create secgroup_delete "
          "secgroup_get secgroup_list"),
+        ("shards", "ensure_shards shard_list"),
     )
     for name in names.split()
 }  # fmt: skip
@@ -151,7 +153,7 @@ __all__ = [
     "InstanceSpec", "KeyState", "RuleSpec", "SecurityGroupInfo",
     "VifRequest", "allocate_fixed_ip", "apply_lease_events",
     "deallocate_for_instance", "disassociate_stale_fixed_ips",
-    "expire_leases",
+    "ensure_shards", "expire_leases", "shard_list",
     "firewall_generation", "fixed_ip_list", "fixed_ip_set_reserved",
     "fixed_ip_summary", "floating_associate",
     "floating_associate_from_pool", "floating_create", "floating_delete",

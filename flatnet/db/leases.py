@@ -298,6 +298,7 @@ def host_entries(
             VIFS.c.id,
             INSTANCES.c.hostname,
             first_vif.c.vif_id.label("first_vif"),
+            FIXED.c.dhcp_shard,
         )
         .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
         .join(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
@@ -321,6 +322,7 @@ def host_entries(
             hostname=r.hostname,
             vif_id=r.id,
             default_route=r.first_vif in (None, r.id),
+            shard=r.dhcp_shard,
         )
         for r in found
     ]
@@ -332,7 +334,10 @@ def leases(db: Database, network_id: int) -> list[model.Lease]:
     including deallocated ones still waiting for their release."""
     query = (
         select(
-            FIXED.c.address, VIFS.c.address.label("mac"), INSTANCES.c.hostname
+            FIXED.c.address,
+            VIFS.c.address.label("mac"),
+            INSTANCES.c.hostname,
+            FIXED.c.dhcp_shard,
         )
         .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
         .outerjoin(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
@@ -349,6 +354,7 @@ def leases(db: Database, network_id: int) -> list[model.Lease]:
             mac=netaddr.EUI(r.mac),
             address=netaddr.IPAddress(r.address),
             hostname=r.hostname,
+            shard=r.dhcp_shard,
         )
         for r in found
     ]

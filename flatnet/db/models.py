@@ -163,6 +163,9 @@ FIXED = Table(
     Column("leased", Boolean, default=False, nullable=False),
     Column("reserved", Boolean, default=False, nullable=False),
     Column("host", String(255)),
+    # flatnet: the DHCP shard that serves this address (sharded networks
+    # only); stored at allocation, never recomputed.
+    Column("dhcp_shard", Integer),
     *_timestamps(),
     *_soft_delete(),
     UniqueConstraint(
@@ -177,6 +180,7 @@ FIXED = Table(
     # The allocation query's partial indexes are attached by schema()
     # (fixed_ips_never_used_idx, fixed_ips_lru_idx).
     Index("fixed_ips_instance_uuid_idx", "instance_uuid"),
+    Index("fixed_ips_dhcp_shard_idx", "network_id", "dhcp_shard"),
     Index(
         "fixed_ips_deleted_allocated_updated_at_idx",
         "deleted",
@@ -318,6 +322,20 @@ GENERATIONS = Table(
     metadata,
     Column("scope", String(255), primary_key=True),
     Column("generation", BigInteger, default=0, nullable=False),
+)
+
+
+# flatnet: the DHCP shards of a large network (one dnsmasq each, in a
+# namespace of its own); ``address`` is reserved in fixed_ips.
+DHCP_SHARDS = Table(
+    "dhcp_shards",
+    metadata,
+    Column("network_id", ForeignKey("networks.id"), primary_key=True),
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("address", String(39), nullable=False),
+    # hosts given to the shard: +1 per allocation, re-counted exactly by
+    # every ensure_shards (a deallocation does not decrement it)
+    Column("hosts", Integer, default=0, nullable=False),
 )
 
 

@@ -40,9 +40,15 @@ from flatnet.plan.dnsmasq import DnsmasqPaths
 LOG = logging.getLogger(__name__)
 
 DHCP_SERVER_PORT = 67
+NETNS_RUN_DIR = "/var/run/netns"
 _ENV_KEYS = ("CONFIG_FILE", "NETWORK_ID", "FLATNET_EVENTS")
 _PROBE_QNAME = b"\x07version\x04bind\x00"
 _TXT_CHAOS = struct.pack("!HH", 16, 3)
+
+
+def netns_file(netns: str) -> str:
+    """Where ``ip netns`` binds the named namespace ``netns``."""
+    return f"{NETNS_RUN_DIR}/{netns}"
 
 
 @contextlib.contextmanager
@@ -59,12 +65,26 @@ class DnsmasqProcess:
     """The dnsmasq that serves ``bridge`` with the files in ``paths``."""
 
     def __init__(
-        self, bridge: str, paths: DnsmasqPaths, proc: str = "/proc"
+        self,
+        bridge: str,
+        paths: DnsmasqPaths,
+        proc: str = "/proc",
+        *,
+        netns: str | None = None,
+        marker: str | None = None,
+        port: int = DHCP_SERVER_PORT,
     ) -> None:
+        """``netns``: a named network namespace the dnsmasq runs in (a
+        DHCP shard), started there with ``ip netns exec`` and proven
+        there; ``marker``/``port``: another exact argument and server
+        port (the DNS-only dnsmasq of a sharded network: its pid file,
+        53)."""
         self.bridge = bridge
         self.paths = paths
         self._proc = proc
-        self._marker = f"--dhcp-hostsfile={paths.hosts}"
+        self._netns = netns
+        self._port = port
+        self._marker = marker or f"--dhcp-hostsfile={paths.hosts}"
         self._proven: tuple[int, int] | None = None  # (pid, start time)
         self._reported: set[tuple[int, int]] = set()
         self._stale: int | None = None
@@ -84,15 +104,15 @@ class DnsmasqProcess:
         namespaces is a privileged DHCP server. The script helper (a
         fork with the same command line) closes every socket.
         """
-        if not procfs.same_namespaces(pid, self._proc):
+        netns_path = None if self._netns is None else netns_file(self._netns)
+        if not procfs.same_namespaces(pid, self._proc, netns_path):
             return "it runs in another network or user namespace"
         if not procfs.executable(pid, self._proc).root_owned:
             return "its executable is not a root-owned file"
         ports = procfs.root_udp_ports(pid, self._proc)
-        if DHCP_SERVER_PORT not in ports:
+        if self._port not in ports:
             return (
-                f"it holds no UDP socket on port {DHCP_SERVER_PORT} "
-                "created by root"
+                f"it holds no UDP socket on port {self._port} created by root"
             )
         return None
 
@@ -215,9 +235,12 @@ class DnsmasqProcess:
         after the ``init`` script ran). Raises DnsmasqError.
         """
         started = time.monotonic()
+        command = list(argv)
+        if self._netns is not None:
+            command = ["ip", "netns", "exec", self._netns, *command]
         with _errors(self.bridge, "start"):
             done = subprocess.run(
-                list(argv),
+                command,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -234,7 +257,7 @@ class DnsmasqProcess:
             raise exception.DnsmasqError(
                 bridge=self.bridge,
                 reason="started, but no dnsmasq with a root-created socket "
-                f"on port {DHCP_SERVER_PORT} carries {self._marker}",
+                f"on port {self._port} carries {self._marker}",
             )
         LOG.info(
             "dnsmasq %s: started pid %d in %.3f s (incl. init)",

@@ -9,12 +9,14 @@ lets ``ensure_*``/``delete_*`` code name the errno it accepts.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute_netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netns import NETNS_RUN_DIR
 
@@ -71,3 +73,110 @@ def tolerating(*codes: int) -> Iterator[None]:
     except NetlinkError as exc:
         if exc.code not in codes:
             raise
+
+
+# --- DHCP shards: a namespace per shard, a veth into the bridge -----------
+_CLONE_NEWNET = 0x40000000
+
+
+def _libc_setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, _CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+@contextlib.contextmanager
+def entered(netns: str) -> Iterator[None]:
+    """Run the body with THIS thread in network namespace ``netns``
+    (setns(2) changes only the calling thread); sockets created inside
+    stay in it. Raises OSError if the namespace does not exist."""
+    target = os.open(f"{NETNS_RUN_DIR}/{netns}", os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _libc_setns(target)
+        try:
+            yield
+        finally:
+            _libc_setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def netns_exists(netns: str) -> bool:
+    return os.path.exists(f"{NETNS_RUN_DIR}/{netns}")
+
+
+def ensure_netns(netns: str) -> bool:
+    """Create the named namespace ``netns`` (lo up); True if created."""
+    if netns_exists(netns):
+        return False
+    with netlink_errors(netns):
+        pyroute_netns.create(netns)
+        with contextlib.closing(open_iproute(netns)) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    return True
+
+
+def delete_netns(netns: str) -> None:
+    """Remove the named namespace (its links go with it); nothing if
+    it is gone. Processes still inside keep it alive, unnamed."""
+    if not netns_exists(netns):
+        return
+    with netlink_errors(netns):
+        pyroute_netns.remove(netns)
+
+
+def ensure_shard_link(
+    host_netns: str | None,
+    bridge: str,
+    veth: str,
+    netns: str,
+    address: str,
+) -> None:
+    """Veth ``veth`` (in ``host_netns``, a port of ``bridge``, up) whose
+    peer is ``eth0`` in ``netns`` with ``address`` (``a.b.c.d/len``),
+    up. Idempotent; a half-made pair (killed in between) is completed."""
+    ip, prefix = address.split("/")
+    with (
+        netlink_errors(veth),
+        contextlib.closing(open_iproute(host_netns)) as ipr,
+    ):
+        if not ipr.link_lookup(ifname=veth):
+            with contextlib.closing(open_iproute(netns)) as inner:
+                with tolerating(errno.ENODEV):
+                    inner.link("del", ifname="eth0")  # a stale peer
+            ns_fd = os.open(f"{NETNS_RUN_DIR}/{netns}", os.O_RDONLY)
+            try:
+                ipr.link(
+                    "add",
+                    ifname=veth,
+                    kind="veth",
+                    peer={"ifname": "eth0", "net_ns_fd": ns_fd},
+                )
+            finally:
+                os.close(ns_fd)
+        (index,) = ipr.link_lookup(ifname=veth)
+        (master,) = ipr.link_lookup(ifname=bridge)
+        ipr.link("set", index=index, master=master, state="up")
+    with (
+        netlink_errors("eth0"),
+        contextlib.closing(open_iproute(netns)) as ipr,
+    ):
+        (index,) = ipr.link_lookup(ifname="eth0")
+        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
+        if ip not in have:
+            ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
+        ipr.link("set", index=index, state="up")
+
+
+def delete_link(host_netns: str | None, name: str) -> None:
+    """Delete link ``name`` in ``host_netns``; nothing if it is gone."""
+    with (
+        netlink_errors(name),
+        contextlib.closing(open_iproute(host_netns)) as ipr,
+    ):
+        for index in ipr.link_lookup(ifname=name):
+            with tolerating(errno.ENODEV):
+                ipr.link("del", index=index)

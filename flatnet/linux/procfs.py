@@ -123,15 +123,24 @@ def _ns_inode(path: str) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def same_namespaces(pid: int, proc: str = "/proc") -> bool:
-    """True if ``pid`` shares our network AND user namespace.
+def same_namespaces(
+    pid: int, proc: str = "/proc", netns_path: str | None = None
+) -> bool:
+    """True if ``pid`` shares our user namespace and our network
+    namespace, or the one bound at ``netns_path`` when given (a DHCP
+    shard in a namespace of its own, ``/run/netns/<name>``).
 
     An unprivileged user may own a user namespace (and so a network
-    namespace) of its own, where it may bind any port.
+    namespace) of its own, where it may bind any port; a named
+    namespace under /run/netns can only be bound by root (mount(2)).
     """
-    for kind in ("net", "user"):
+    wanted = {
+        "net": netns_path or "/proc/self/ns/net",
+        "user": "/proc/self/ns/user",
+    }
+    for kind, ours in wanted.items():
         theirs = _ns_inode(f"{proc}/{pid}/ns/{kind}")
-        if theirs is None or theirs != _ns_inode(f"/proc/self/ns/{kind}"):
+        if theirs is None or theirs != _ns_inode(ours):
             return False
     return True
 

@@ -33,6 +33,11 @@ from flatnet.model import Network
 from flatnet.plan.dnsmasq import dhcp_address, opts_gateway, safe_hostname
 
 LINK_MTU = 1500
+SHARD_REMEDY = (
+    "sharded network: the guest renews with its DHCP shard's address; "
+    "under Neutron its unicast renewals go unanswered until rebinding "
+    "(7/8 of the lease), which the DHCP port answers: the lease is kept"
+)
 FIELDS = ("ip", "mask", "router", "dns", "hostname", "domain", "lease",
           "mtu", "serverid")  # fmt: skip
 
@@ -44,6 +49,10 @@ class FlatnetDhcp:
     dhcp_domain: str = "novalocal"
     dhcp_lease_time: int = 86400
     share_dhcp_address: bool = False
+    #: sharded networks (more hosts than dhcp_shard_hosts): port address
+    #: -> the address of the DHCP shard that serves it, which is the
+    #: server identifier (option 54) that guest sees.
+    shard_servers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +246,7 @@ def flatnet_view(
         "domain": flat.dhcp_domain,
         "lease": str(flat.dhcp_lease_time),
         "mtu": str(LINK_MTU),
-        "serverid": server,
+        "serverid": flat.shard_servers.get(str(port.address), server),
     }
 
 
@@ -266,6 +275,8 @@ def neutron_view(
 
 def _remedy(field: str, flat_value: str, flat: FlatnetDhcp) -> str:
     """The setting that makes Neutron give ``flat_value`` for ``field``."""
+    if field == "serverid" and flat_value in flat.shard_servers.values():
+        return SHARD_REMEDY
     return {
         "hostname": "ml2_conf.ini [ml2] extension_drivers = dns and "
         f"neutron.conf [DEFAULT] dns_domain = {flat.dhcp_domain}, so the "

@@ -97,6 +97,7 @@ class DhcpSettings:
     dhcp_hostsdir: bool = True
     dhcp_script_fast_path: bool = True
     dhcp_lease_hook: str = "sh"
+    dhcp_shard_hosts: int = 600
 
 
 #: nova's compute binary name, hence its chains' prefix

@@ -9,12 +9,11 @@
   restarted it on every change); a pid that is not this network's
   dnsmasq is never signalled;
 * with ``dhcp_hostsdir`` NEW hosts are written in batches, one file per
-  batch in ``nova-<br>.d/`` (and their names in ``nova-<br>.hd/``) that
-  dnsmasq reads by inotify, without a SIGHUP. A
-  removed or changed host, or more than ``compact_files`` files,
-  triggers a compaction: every host is written to ``nova-<br>.conf``,
-  the directory emptied, and dnsmasq HUPed once (dnsmasq forgets
-  hostsdir entries only on SIGHUP);
+  batch in ``nova-<br>.d/`` (names in ``nova-<br>.hd/``) that dnsmasq
+  reads by inotify, without a SIGHUP. A removed or changed host, or more
+  than ``compact_files`` files, triggers a compaction: every host is
+  written to ``nova-<br>.conf``, the directory emptied, and dnsmasq
+  HUPed once (dnsmasq forgets hostsdir entries only on SIGHUP);
 * otherwise (or for opts/addn-hosts changes) files are rewritten
   atomically and dnsmasq is HUPed only if some content changed;
 * "live" means dnsmasq answered a DNS probe sent after the last write or
@@ -32,9 +31,8 @@
 The database is read before the network's lock is taken; files and the
 process change only under it. The lock is shared with the keeper thread
 (:mod:`flatnet.service.dhcp_keeper`), which restarts a dead dnsmasq
-without the database or a disk write. The host files and batching live
-in :mod:`flatnet.service.dhcp_hostsdir`, releases in
-:mod:`flatnet.service.dhcp_releases`.
+without the database or a disk write. Host files and batching:
+:mod:`~flatnet.service.dhcp_hostsdir`; releases: ``dhcp_releases``.
 
 :meth:`poll` runs every loop: it ingests lease journals, reports dead
 (or restarted) dnsmasqs for a resync, and drives lease releases.
@@ -50,11 +48,12 @@ from typing import Protocol
 from flatnet import exception
 from flatnet.db import api as db_api
 from flatnet.linux import files
-from flatnet.model import HostEntry, Lease, Network
+from flatnet.model import DhcpShard, HostEntry, Lease, Network
 from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
+from flatnet.service import dhcp_shards as shard_service
 from flatnet.service import lease_guard, leases
 from flatnet.service.daemon import Outcome, Polled
 from flatnet.service.dhcp_keeper import (
@@ -109,8 +108,10 @@ class DhcpReconciler:
         self._lease_refresh: dict[int, float] = {}
         self.troubles = Troubles()
         self.expiry = LeaseExpiry(db, self.troubles, settings, host)
+        sharded = shard_service.ShardedDhcp
+        self.sharded = sharded(settings, self.tuning, self.keeper)
+        self._sharded_ids: set[int] = set()
 
-    # --- helpers --------------------------------------------------------
     def serves(self, network: Network) -> bool:
         """nova: networks of this host (or multi_host / unclaimed)."""
         return network.enable_dhcp and (
@@ -152,7 +153,6 @@ class DhcpReconciler:
             )
         return state, self._procs[network.id]
 
-    # --- reconcile ------------------------------------------------------
     def sync_network(self, network: Network) -> bool:
         """Apply ``network``'s DHCP state; True once dnsmasq serves it.
 
@@ -169,6 +169,11 @@ class DhcpReconciler:
         if self._bridge is not None and state.network != network:
             self._bridge.ensure(network)
         state.network = network
+        shards = db_api.ensure_shards(
+            self.db, network.id, self.settings.dhcp_shard_hosts
+        )
+        if shards:
+            return self._sync_sharded(network, shards, proc)
         spec = plan.dnsmasq_spec(network, self.settings)
         argv = plan.dnsmasq_argv(spec)
         self._guards[network.id].prepare()  # 0600 before a hook makes it
@@ -191,6 +196,29 @@ class DhcpReconciler:
             releases.track(state, entries, leased)
             self._drive_releases(network, state)
         return live
+
+    def _sync_sharded(
+        self,
+        network: Network,
+        shards: list[DhcpShard],
+        proc: DnsmasqBackend,
+    ) -> bool:
+        """A network with shards: its single dnsmasq (if any: the
+        network just grew past dhcp_shard_hosts) is stopped first and its
+        journal ingested, so every lease it gave is in the shards'
+        ``init`` snapshots; then :meth:`ShardedDhcp.sync`."""
+        self.sharded.tuning = self.tuning
+        if network.id not in self._sharded_ids:  # once per daemon
+            limit = self.settings.dhcp_shard_hosts
+            shard_service.stop_single(self.keeper, network, proc, limit)
+            self._sharded_ids.add(network.id)
+        for path in [self._nets[network.id].paths.events] + (
+            self.sharded.journals(network.id)
+        ):
+            self._ingest(path)
+        entries = db_api.host_entries(self.db, network.id)
+        leased = db_api.leases(self.db, network.id)
+        return self.sharded.sync(network, shards, entries, leased)
 
     def _watch(
         self,
@@ -232,8 +260,13 @@ class DhcpReconciler:
             proc.stop(pid)
             pid = None
         owed = hostsdir.reload_owed(state)
-        hup = self._write_files(
-            network, spec, state, entries, compact=pid is None
+        hup = hostsdir.write_files(
+            self.settings,
+            -1 if pid is None else self.tuning.compact_files,
+            network,
+            spec,
+            state,
+            entries,
         )
         if pid is None:
             live = self.keeper.start_locked(watch)
@@ -276,44 +309,6 @@ class DhcpReconciler:
             state.slow = took > self.tuning.slow_batch
         return live
 
-    def _write_files(
-        self,
-        network: Network,
-        spec: plan.DnsmasqSpec,
-        state: hostsdir.NetState,
-        entries: list[HostEntry],
-        compact: bool,
-    ) -> bool:
-        """Write opts/addn-hosts/hosts; True if dnsmasq must re-read."""
-        paths = spec.paths
-        files.ensure_dir(self.settings.networks_path)
-        single = self.settings.use_single_default_gateway
-        gateway = plan.opts_gateway(network, self.settings.share_dhcp_address)
-        hup = hostsdir.ensure_file(
-            state, paths.opts, plan.opts_file(gateway, entries, single)
-        )
-        if spec.multi_host and not spec.hostsdir:  # nova multi_host
-            hup |= hostsdir.ensure_file(
-                state,
-                paths.addn_hosts,
-                plan.addn_hosts_file(entries, spec.domain),
-            )
-        wanted = plan.host_lines(entries, spec.domain, single)
-        if not spec.hostsdir:
-            hup |= hostsdir.write_main(state, wanted)
-            return hup
-        state.dns = plan.dns_host_lines(entries, spec.domain)
-        files.ensure_dir(paths.hostsdir)
-        files.ensure_dir(paths.dns_hostsdir)
-        if state.main is None:
-            state.main, state.hostsdir = hostsdir.load(paths)
-        limit = self.tuning.compact_files
-        if compact or hostsdir.needs_compaction(state, wanted, limit):
-            state.pending = []
-            return hostsdir.compact(state, wanted) or hup
-        hostsdir.queue_new(state, wanted)
-        return hup
-
     def _drive_releases(
         self, network: Network, state: hostsdir.NetState
     ) -> None:
@@ -333,9 +328,15 @@ class DhcpReconciler:
         (``network:<id>``) with its generation, dirty if its dnsmasq
         died or the keeper restarted it. A journal that cannot be read
         is logged (once) and does not stop the others."""
-        dirty = self.keeper.restarted()
+        dirty = {
+            shard_service.network_of(k) or k for k in self.keeper.restarted()
+        }
         for network_id, state in self._nets.items():
-            if self._ingest(state) and state.network is not None:
+            if network_id in self._sharded_ids:
+                if self.sharded.poll(network_id, self._ingest, self.db):
+                    dirty.add(network_id)
+                continue
+            if self._ingest(state.paths.events) and state.network is not None:
                 self._refresh_leases(network_id)
             if state.network is None:
                 continue
@@ -353,8 +354,7 @@ class DhcpReconciler:
             frozenset(db_api.network_key(n) for n in dirty if n in wanted),
         )
 
-    def _ingest(self, state: hostsdir.NetState) -> int:
-        path = state.paths.events
+    def _ingest(self, path: str) -> int:
         try:
             done = leases.ingest_journal(
                 self.db, path, self.ingest_policy, host=self.host

@@ -31,7 +31,7 @@ import os
 
 from flatnet import exception
 from flatnet.linux import files
-from flatnet.model import Network
+from flatnet.model import HostEntry, Network
 from flatnet.plan import dnsmasq as plan
 
 
@@ -223,3 +223,42 @@ def write_batch(state: NetState, size: int) -> int:
     files.replace_file(path, text, durable=False)
     state.hostsdir.update(batch)
     return len(batch)
+
+
+def write_files(
+    settings: plan.DhcpSettings,
+    compact_files: int,
+    network: Network,
+    spec: plan.DnsmasqSpec,
+    state: NetState,
+    entries: list[HostEntry],
+) -> bool:
+    """Write one dnsmasq's opts/addn-hosts/hosts (new hosts queued for
+    :func:`write_batch` with hostsdir); True if dnsmasq must re-read.
+    ``compact_files`` < 0 forces every host into the main file (a
+    start)."""
+    paths = spec.paths
+    files.ensure_dir(settings.networks_path)
+    single = settings.use_single_default_gateway
+    gateway = plan.opts_gateway(network, settings.share_dhcp_address)
+    hup = ensure_file(
+        state, paths.opts, plan.opts_file(gateway, entries, single)
+    )
+    if spec.multi_host and not spec.hostsdir:  # nova multi_host
+        hup |= ensure_file(
+            state, paths.addn_hosts, plan.addn_hosts_file(entries, spec.domain)
+        )
+    wanted = plan.host_lines(entries, spec.domain, single)
+    if not spec.hostsdir:
+        hup |= write_main(state, wanted)
+        return hup
+    state.dns = plan.dns_host_lines(entries, spec.domain)
+    files.ensure_dir(paths.hostsdir)
+    files.ensure_dir(paths.dns_hostsdir)
+    if state.main is None:
+        state.main, state.hostsdir = load(paths)
+    if needs_compaction(state, wanted, compact_files):
+        state.pending = []
+        return compact(state, wanted) or hup
+    queue_new(state, wanted)
+    return hup

@@ -199,6 +199,7 @@ def _dhcp(r: OptionReader) -> tuple[DhcpSettings, list[str]]:
         dhcp_hostsdir=r.get("dhcp_hostsdir"),
         dhcp_script_fast_path=r.get("dhcp_script_fast_path"),
         dhcp_lease_hook=r.get("dhcp_lease_hook"),
+        dhcp_shard_hosts=r.get("dhcp_shard_hosts"),
     )
     return dhcp, notes
 

@@ -183,6 +183,9 @@ LINUX_SHARED = {"flatnet.linux.netlink"}
 LINUX_EXTRA = {
     # procfs reads /proc (read only) to prove which process is dnsmasq.
     "flatnet.linux.dnsmasq": {"flatnet.linux.procfs"},
+    # a DHCP shard's dnsmasq is the dnsmasq executor whose readiness is
+    # a DHCPINFORM sent from inside its namespace.
+    "flatnet.linux.dhcp_inform": {"flatnet.linux.dnsmasq"},
     "flatnet.linux.iptables": {
         "flatnet.linux.iptables_restore",
         "flatnet.linux.iptables_iptc",

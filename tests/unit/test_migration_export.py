@@ -169,3 +169,26 @@ def test_progress_bar_only_on_a_terminal():
     small = _Tty()
     ProgressBar(small, "import", 10).advance(10)
     assert small.getvalue() == ""
+
+
+def test_sharded_network_guest_sees_its_shard_as_server_id():
+    flat = dataclasses.replace(
+        FLAT, shard_servers={str(PORT.address): "10.0.0.250"}
+    )
+    view = report.flatnet_view(NET, PORT, flat)
+    assert view["serverid"] == "10.0.0.250"
+    assert view["dns"] == str(report.flatnet_view(NET, PORT, FLAT)["dns"])
+    found = report.guest_report(
+        [NET],
+        [PORT],
+        {
+            NET.id: netaddr.IPAddress(
+                report.flatnet_view(NET, PORT, FLAT)["dns"]
+            )
+        },
+        flat,
+        nx.preserving("novalocal", 86400),
+    )
+    assert [d["field"] for d in found] == ["serverid"]
+    assert found[0]["flatnet"] == "10.0.0.250"
+    assert found[0]["setting"] == report.SHARD_REMEDY

@@ -1,0 +1,294 @@
+"""Single dnsmasq vs shards, same runs (prints figures, asserts nothing;
+root only).
+
+    .venv/bin/python bench/dhcp_shards.py [--hosts 10000] [--new 1000]
+        [--modes single,sharded] [--shard-hosts 600]
+
+For each mode, a fresh "host" namespace with bridge br0 (10.240.0.0/16)
+and a "cli" namespace on the same segment, a SQLite database with
+``--hosts`` allocated instances, ALL leased, and the real reconciler and
+daemon loop (real dnsmasq, sh fast-path hook, journal ingest) in the host
+namespace; ``single`` keeps one dnsmasq (dhcp_shard_hosts above the
+host count), ``sharded`` uses ``--shard-hosts``. Figures, with the load
+average at the time:
+
+1. the longest window in which an existing client's DISCOVER (one every
+   5 ms, raw socket) got no OFFER while ``--new`` allocations are
+   committed one by one and served;
+2. ``--new`` allocations to DHCP-ready (host_state "dhcp" reaches the
+   last generation), per second from the first commit;
+3. dnsmasq processes and their resident memory (VmRSS, servers and
+   their script helpers), per 10,000 hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import dhcp_client
+import dhcp_storm
+from dhcp_storm import SUBNET, allocate, lease_all, mac_of, run_client
+
+from flatnet.db import api as db_api
+from flatnet.ipam import network_layout
+from flatnet.linux.dhcp_release import DhcpRelease
+from flatnet.linux.dnsmasq import DnsmasqProcess
+from flatnet.plan import dnsmasq as plan
+from flatnet.service import daemon, dhcp
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def _children(pids: set[int]) -> set[int]:
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = pathlib.Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) in pids:
+            found.add(int(name))
+    return found
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in (
+            pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
+        ):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _server_pids(rec: dhcp.DhcpReconciler, net_id: int) -> set[int]:
+    pids = {s.proc.pid() for s in rec.sharded.shards_of(net_id)}
+    pids.add(rec._procs[net_id].pid())  # noqa: SLF001 - bench
+    for proc in rec.sharded.dns._procs.values():  # noqa: SLF001 - bench
+        pids.add(proc.pid())
+    return {p for p in pids if p}
+
+
+def memory(
+    rec: dhcp.DhcpReconciler, net_id: int, hosts: int, mode: str
+) -> None:
+    servers = _server_pids(rec, net_id)
+    every = servers | _children(servers)
+    rss = sum(_rss_kib(p) for p in every) / 1024
+    per = 10000 / hosts
+    print(
+        f"{mode}: {len(servers)} dnsmasq + {len(every) - len(servers)} "
+        f"helpers, RSS {rss:.1f} MiB at {hosts} hosts = "
+        f"{len(every) * per:.1f} processes, {rss * per:.1f} MiB per 10,000 "
+        f"hosts ({_load()})"
+    )
+
+
+def storm(
+    args: argparse.Namespace,
+    db: db_api.Database,
+    net_id: int,
+    loop: daemon.Daemon,
+) -> None:
+    """The ``--new`` allocations are committed first (the daemon loop
+    paused, so the figure is DHCP's, not the commit rate), then the loop
+    serves them while the prober runs."""
+    idle = json.loads(
+        run_client(
+            args.cli, "probe", mac=mac_of(0), seconds=2.0
+        ).communicate()[0]
+    )
+    print(f"{args.mode}: idle max gap {idle['max_gap_ms']:.1f} ms ({_load()})")
+    t0 = time.monotonic()
+    allocate(db, net_id, args.hosts, args.new)
+    print(
+        f"{args.mode}: {args.new} allocations committed in "
+        f"{time.monotonic() - t0:.2f} s (daemon paused)"
+    )
+    probe = run_client(args.cli, "probe", mac=mac_of(0), seconds=args.probe)
+    time.sleep(0.5)
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    t0 = time.monotonic()
+    thread.start()
+    last = db_api.network_generations(db)[net_id]
+    while db_api.host_state_get(db, "bench", net_id, "dhcp") < last:
+        if time.monotonic() - t0 > 900:
+            print(
+                f"{args.mode}: NOT READY after {time.monotonic() - t0:.0f} s"
+            )
+            break
+        time.sleep(0.005)
+    ready = time.monotonic() - t0
+    gap = json.loads(probe.communicate()[0])
+    stop.set()
+    thread.join()
+    print(
+        f"{args.mode}: {args.new} allocations DHCP-ready {ready:.2f} s after "
+        f"the daemon resumed = {args.new / ready:.0f}/s ({_load()})"
+    )
+    print(
+        f"{args.mode}: existing client longest no-answer window "
+        f"{gap['max_gap_ms']:.1f} ms ({gap['offers']}/{gap['sent']} offers; "
+        f"probe {args.probe:.0f} s) ({_load()})"
+    )
+
+
+def _journal_bytes(networks: pathlib.Path) -> int:
+    return sum(p.stat().st_size for p in networks.glob("*.events"))
+
+
+def settle(rec: dhcp.DhcpReconciler, networks: pathlib.Path) -> None:
+    """Ingest the start's ``old`` events (one per lease, written by the
+    hooks for seconds after the start) until the journals are quiet for
+    2 s: the storm then measures DHCP, not the start's ingest backlog."""
+    t0 = time.monotonic()
+    size, quiet = -1, time.monotonic()
+    while time.monotonic() - quiet < 2.0:
+        rec.poll()
+        now = _journal_bytes(networks)
+        if now != size:
+            size, quiet = now, time.monotonic()
+        time.sleep(0.1)
+    print(f"start's lease events ingested after {time.monotonic() - t0:.1f} s")
+
+
+def server(args: argparse.Namespace) -> None:
+    tmp = pathlib.Path(args.state)
+    db = db_api.Database(f"sqlite:///{tmp}/flatnet.sqlite")
+    db_api.sync(db)
+    net = db_api.network_create(
+        db, network_layout(SUBNET), label="bench", bridge="br0"
+    )
+    t0 = time.monotonic()
+    allocate(db, net.id, 0, args.hosts)
+    lease_all(db, net.id)
+    print(
+        f"{args.mode}: preload {args.hosts} leased hosts in "
+        f"{time.monotonic() - t0:.1f} s"
+    )
+    limit = args.shard_hosts if args.mode == "sharded" else 10**9
+    settings = plan.DhcpSettings(
+        networks_path=str(tmp / "networks"),
+        dhcpbridge=str(
+            pathlib.Path(sys.executable).parent / "flatnet-dhcpbridge"
+        ),
+        dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
+        dhcp_shard_hosts=limit,
+    )
+    rec = dhcp.DhcpReconciler(
+        db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
+    )
+    loop = daemon.Daemon(db, "bench", [rec])
+    rec.prepare()
+    t0 = time.monotonic()
+    loop.run_once()
+    print(
+        f"{args.mode}: start with {args.hosts} hosts "
+        f"{time.monotonic() - t0:.2f} s"
+        f", {len(db_api.shard_list(db, net.id))} shards ({_load()})"
+    )
+    settle(rec, tmp / "networks")
+    try:
+        storm(args, db, net.id, loop)
+        memory(rec, net.id, args.hosts + args.new, args.mode)
+    finally:
+        network = db_api.network_get(db, net.id)
+        rec.sharded.remove(network, db_api.shard_list(db, net.id))
+        for pid in _server_pids(rec, net.id):
+            os.kill(pid, 9)
+        rec.close()
+
+
+def run_mode(mode: str, argv: list[str]) -> None:
+    suffix = str(os.getpid())
+    host, cli = f"fnsh{suffix}", f"fnsc{suffix}"
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fnbench"))
+    tmp.chmod(0o755)
+    (tmp / "flatnet.conf").write_text(
+        f"[DEFAULT]\nnetworks_path = {tmp}/networks\n"
+        f"[database]\nconnection = sqlite:///{tmp}/flatnet.sqlite\n"
+    )
+    try:
+        dhcp_storm.setup_namespaces(host, cli)
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                host,
+                sys.executable,
+                __file__,
+                "--server",
+                "--state",
+                str(tmp),
+                "--cli",
+                cli,
+                "--mode",
+                mode,
+                *argv,
+            ],
+            check=True,
+        )
+    finally:
+        dhcp_storm.teardown_namespaces(host, cli)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=10000)
+    parser.add_argument("--new", type=int, default=1000)
+    parser.add_argument("--probe", type=float, default=10.0)
+    parser.add_argument("--shard-hosts", type=int, default=600)
+    parser.add_argument("--modes", default="single,sharded")
+    parser.add_argument("--mode")
+    parser.add_argument("--log", help="flatnet debug log file")
+    parser.add_argument("--server", action="store_true")
+    parser.add_argument("--state")
+    parser.add_argument("--cli")
+    parser.add_argument("--client")
+    parser.add_argument("--client-args")
+    args = parser.parse_args()
+    if args.client:  # the raw-socket prober, in the cli namespace
+        kw = json.loads(args.client_args)
+        print(json.dumps(dhcp_client.probe("c0", **kw)))
+        return
+    if args.server:
+        if args.log:
+            logging.basicConfig(
+                filename=args.log,
+                level=logging.DEBUG,
+                format="%(asctime)s %(threadName)s %(name)s %(message)s",
+            )
+        server(args)
+        return
+    rest = sys.argv[1:]
+    forward = [
+        a
+        for i, a in enumerate(rest)
+        if not a.startswith("--modes") and (i == 0 or rest[i - 1] != "--modes")
+    ]
+    for mode in args.modes.split(","):
+        run_mode(mode, forward)
+
+
+if __name__ == "__main__":
+    main()
