@@ -66,6 +66,13 @@ from flatnet.db.leases import (
 )
 from flatnet.db.leases import lease as _lease
 from flatnet.db.leases import release as _release
+from flatnet.db.live_migration import (
+    LiveMigration,
+    migration_abort,
+    migration_begin,
+    migration_finish,
+    migration_get,
+)
 from flatnet.db.metadata import instance_metadata, metadata_generation
 from flatnet.db.networks import (
     network_create,
@@ -108,6 +115,7 @@ __all__ = [
     "FloatingDeleted",
     "InstanceSpec",
     "KeyState",
+    "LiveMigration",
     "RuleSpec",
     "SecurityGroupInfo",
     "VifRequest",
@@ -149,6 +157,10 @@ __all__ = [
     "lease_fixed_ip",
     "leases",
     "metadata_generation",
+    "migration_abort",
+    "migration_begin",
+    "migration_finish",
+    "migration_get",
     "network_create",
     "network_delete",
     "network_generations",

@@ -111,7 +111,7 @@ def probe_gone(
     db: db_api.Database,
     releases: Sequence[model.FixedIpRelease],
     dhcp_hosts: Mapping[int, str],
-    compute_host: str | None,
+    compute_hosts: Sequence[str],
 ) -> None:
     """One check after a deallocation: each network's DHCP host and the
     instance's former compute host applied what is committed now."""
@@ -129,10 +129,30 @@ def probe_gone(
                 what="dhcp",
                 timeout=0.0,
             )
-    if compute_host and firewall_driver.has_compute_role(db, compute_host):
+    for host in compute_hosts:
+        probe_dropped(db, host)
+
+
+def on_host(
+    infos: Sequence[model.NetworkInfo], host: str
+) -> list[model.NetworkInfo]:
+    """``infos`` as if the instance were placed on ``host`` (what a
+    live migration's destination must have live)."""
+    return [
+        dataclasses.replace(
+            info, instance=dataclasses.replace(info.instance, host=host)
+        )
+        for info in infos
+    ]
+
+
+def probe_dropped(db: db_api.Database, host: str) -> None:
+    """One check: ``host`` applied the firewall state committed now
+    (its filter frame; an instance no longer filtered there is gone)."""
+    if firewall_driver.has_compute_role(db, host):
         firewall_driver.wait_key(
-            db, compute_host, firewall_driver.host_key(compute_host),
-            db_api.firewall_generation(db), 0.0, f"host {compute_host}",
+            db, host, firewall_driver.host_key(host),
+            db_api.firewall_generation(db), 0.0, f"host {host}",
         )  # fmt: skip
 
 
@@ -227,12 +247,15 @@ class NetworkAPI:
         compute host applied it (hosts entry and filter gone)."""
         infos = self._infos(instance)
         hosts = {i.network.id: dhcp_host(i, self.host) for i in infos}
-        compute = infos[0].instance.host if infos else None
         ident = _ident(instance)
+        compute = {i.instance.host for i in infos if i.instance.host}
+        moving = self.execute(db_api.migration_get, self.db, ident)
+        if moving is not None:
+            compute.add(moving.dest_compute)
         releases = self.execute(self.manager.deallocate_for_instance, ident)
         if wait:
             budget = self.timeout if timeout is None else timeout
-            args = (self.db, releases, hosts, compute)
+            args = (self.db, releases, hosts, sorted(compute))
             self._until(probe_gone, args, budget)
 
     def setup_networks_on_host(
@@ -242,35 +265,61 @@ class NetworkAPI:
         teardown: bool = False,
         timeout: float | None = None,
     ) -> None:
-        """nova FlatDHCP does nothing much here; flatnet waits until the
-        instance's DHCP and filters are live (no wait on ``teardown``:
-        the filter leaves with the instance's host)."""
+        """nova FlatDHCP does little here. flatnet waits until the
+        instance's DHCP and filters are live on ``host``; a ``host``
+        other than the instance's (nova ``pre_live_migration`` on the
+        destination) starts a live migration there: the instance is
+        filtered on both hosts. ``teardown`` on a migration's
+        destination (nova ``rollback_live_migration_at_destination``)
+        rolls it back and waits until that host dropped the filter;
+        any other teardown changes nothing (the source's filter goes at
+        ``migrate_instance_finish``)."""
+        ident = _ident(instance)
+        budget = self.timeout if timeout is None else timeout
         if teardown:
+            if host is not None and self.execute(
+                db_api.migration_abort, self.db, ident, host
+            ):
+                self._until(probe_dropped, (self.db, host), budget)
             return
-        infos = self._infos(instance)
-        self.wait(infos, timeout)
+        if host is not None:
+            self.execute(db_api.migration_begin, self.db, ident, host)
+        infos = self._infos(ident)
+        self.wait(on_host(infos, host) if host else infos, budget)
 
     def migrate_instance_start(
         self, instance: object, migration: Mapping[str, Any] | object
     ) -> None:
-        """Place the instance on ``migration.dest_compute`` (its filters
-        move there: the firewall generation is bumped) and wait for the
-        destination's filters and DHCP."""
-        self._move(instance, _migration(migration))
+        """nova calls it on the source once the guest runs on the
+        destination (``_post_live_migration``): the destination filters
+        the instance (recorded now unless ``pre_live_migration`` did)
+        and this waits for its filters and DHCP. The source keeps its
+        filters until ``migrate_instance_finish``."""
+        move, ident = _migration(migration), _ident(instance)
+        self.execute(db_api.migration_begin, self.db, ident, move.dest_compute)
+        self.wait(on_host(self._infos(ident), move.dest_compute))
 
     def migrate_instance_finish(
         self, instance: object, migration: Mapping[str, Any] | object
     ) -> None:
-        """The same (a no-op write if the start recorded it): the
-        instance is on ``dest_compute`` and live there."""
-        self._move(instance, _migration(migration))
-
-    def _move(self, instance: object, migration: Migration) -> None:
-        ident = _ident(instance)
+        """The instance is placed on ``dest_compute`` and its migration
+        ends (one transaction): the source drops its filters on its
+        next sync (not waited for: the source may be down; its
+        ``unfilter_instance`` waits). Waits for the destination."""
+        move, ident = _migration(migration), _ident(instance)
         self.execute(
-            db_api.instance_set_host, self.db, ident, migration.dest_compute
+            db_api.migration_finish, self.db, ident, move.dest_compute
         )
         self.wait(self._infos(ident))
+
+    def migration_rollback(
+        self, instance: object, migration: Mapping[str, Any] | object
+    ) -> None:
+        """nova ``_rollback_live_migration`` in one call: the
+        destination drops the instance's filters (waited for), the
+        source keeps them."""
+        move = _migration(migration)
+        self.setup_networks_on_host(instance, move.dest_compute, teardown=True)
 
     # --- libvirt --------------------------------------------------------
     @staticmethod
