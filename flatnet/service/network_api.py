@@ -39,6 +39,10 @@ NetworkInfo = list[nwplan.VifDict]
 #: ``vif_plugging_timeout`` is 300 s; DHCP and filters take well under
 #: a second on an idle host)
 DEFAULT_TIMEOUT = 60.0
+#: the shortest pause between readiness checks (they grow with the
+#: time waited, up to the API's ``interval``): a check is a few
+#: indexed reads
+FIRST_POLL = 0.005
 
 
 class Executor(Protocol):
@@ -177,8 +181,13 @@ class NetworkAPI:
         self, check: Callable[..., None], args: tuple[Any, ...], timeout: float
     ) -> None:
         """Run ``check(*args)`` through the executor until it stops
-        raising NotReady; sleep (a yield under eventlet) between tries."""
-        deadline = time.monotonic() + timeout
+        raising NotReady; sleep (a yield under eventlet) between tries:
+        a tenth of the time waited so far, at least FIRST_POLL and at
+        most ``interval``, so a change live after t is seen by about
+        1.1 t, and a slow host is not asked more than once per
+        ``interval``."""
+        start = time.monotonic()
+        deadline = start + timeout
         while True:
             try:
                 self.execute(check, *args)
@@ -192,7 +201,8 @@ class NetworkAPI:
                         what=exc.kwargs.get("what", "network"),
                         timeout=timeout,
                     ) from None
-            time.sleep(self.interval)
+            waited = time.monotonic() - start
+            time.sleep(min(max(FIRST_POLL, waited / 10), self.interval))
 
     def wait(
         self, infos: Sequence[model.NetworkInfo], timeout: float | None = None
