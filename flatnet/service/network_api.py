@@ -29,7 +29,7 @@ from flatnet import exception, model
 from flatnet.db import api as db_api
 from flatnet.plan import libvirt_interface
 from flatnet.plan import nw_info as nwplan
-from flatnet.service import firewall_driver
+from flatnet.service import firewall_driver, wake
 from flatnet.service.manager import FlatDHCPManager, wait_ready
 
 _T = TypeVar("_T")
@@ -171,10 +171,18 @@ class NetworkAPI:
         interval: float = 0.05,
         timeout: float = DEFAULT_TIMEOUT,
         executor: Executor = direct,
+        wake_path: str | None = None,
     ) -> None:
         self.manager, self.db, self.host = manager, manager.db, host
         self.interval, self.timeout = interval, timeout
         self.execute = executor
+        #: the local flatnet-network's wake socket (service.wake): told
+        #: after each write so that it polls at once
+        self.wake_path = wake_path
+
+    def _wake(self) -> None:
+        if self.wake_path is not None:
+            wake.notify(self.wake_path)
 
     # --- waiting --------------------------------------------------------
     def _until(
@@ -233,6 +241,7 @@ class NetworkAPI:
             self.manager.allocate_for_instance,
             instance, mac, network, host or self.host, tuple(security_groups),
         )  # fmt: skip
+        self._wake()
         if wait:
             self.wait(infos, timeout)
         return nwplan.network_info(infos)
@@ -263,6 +272,7 @@ class NetworkAPI:
         if moving is not None:
             compute.add(moving.dest_compute)
         releases = self.execute(self.manager.deallocate_for_instance, ident)
+        self._wake()
         if wait:
             budget = self.timeout if timeout is None else timeout
             args = (self.db, releases, hosts, sorted(compute))
@@ -290,10 +300,12 @@ class NetworkAPI:
             if host is not None and self.execute(
                 db_api.migration_abort, self.db, ident, host
             ):
+                self._wake()
                 self._until(probe_dropped, (self.db, host), budget)
             return
         if host is not None:
             self.execute(db_api.migration_begin, self.db, ident, host)
+            self._wake()
         infos = self._infos(ident)
         self.wait(on_host(infos, host) if host else infos, budget)
 
@@ -307,6 +319,7 @@ class NetworkAPI:
         filters until ``migrate_instance_finish``."""
         move, ident = _migration(migration), _ident(instance)
         self.execute(db_api.migration_begin, self.db, ident, move.dest_compute)
+        self._wake()
         self.wait(on_host(self._infos(ident), move.dest_compute))
 
     def migrate_instance_finish(
@@ -320,6 +333,7 @@ class NetworkAPI:
         self.execute(
             db_api.migration_finish, self.db, ident, move.dest_compute
         )
+        self._wake()
         self.wait(self._infos(ident))
 
     def migration_rollback(
