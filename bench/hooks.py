@@ -12,7 +12,7 @@ throwaway SQLite database; this process is the compute driver, calling
   the instance's filters live), one instance at a time on an otherwise
   idle host (each deallocated, waited for, before the next), ``--runs``
   times: p50, p90, p99, max (goal p99 <= 100 ms);
-* ``storm N``: N allocations at once from ``--threads`` threads;
+* ``storm N``: N allocations at once from ``--threads`` threads (100);
   instances per second until the last one is live.
 
 Every figure is printed with the load average: taken while other work
@@ -110,9 +110,13 @@ def host(sync_interval: float) -> Iterator[tuple[pathlib.Path, str]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def nova(conf: pathlib.Path, interval: float | None) -> NetworkAPI:
+def nova(
+    conf: pathlib.Path, interval: float | None, wake: bool = True
+) -> NetworkAPI:
     found = flatnet_settings.load([str(conf)])
     made = wiring.network_api(found)
+    if not wake:
+        made.wake_path = None
     if interval is not None:
         made.interval = interval
     return made
@@ -172,10 +176,11 @@ def latency(made: NetworkAPI, runs: int) -> None:
 
 
 def storm(made: NetworkAPI, count: int, threads: int, tag: str) -> None:
+    """``count`` allocations at once, each waiting (nova's boot)."""
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         futures = [
-            pool.submit(made.allocate_for_instance, f"{tag}{n}", timeout=300)
+            pool.submit(made.allocate_for_instance, f"{tag}{n}", timeout=600)
             for n in range(count)
         ]
         addresses = {
@@ -191,25 +196,53 @@ def storm(made: NetworkAPI, count: int, threads: int, tag: str) -> None:
     )
 
 
+def storm_split(made: NetworkAPI, count: int, threads: int, tag: str) -> None:
+    """The same, split: every allocation committed without waiting,
+    then the wait until all are live (database vs host)."""
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(
+            pool.map(
+                lambda n: made.allocate_for_instance(f"{tag}{n}", wait=False),
+                range(count),
+            )
+        )
+    committed = time.perf_counter() - start
+    for n in range(count):
+        made.setup_networks_on_host(f"{tag}{n}", timeout=600)
+    took = time.perf_counter() - start
+    print(
+        f"storm {count} split: committed in {committed:.2f} s "
+        f"({count / committed:.0f}/s), all live after {took:.2f} s "
+        f"({count / took:.0f} instances/s) ({load()})",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--storms", type=int, nargs="*", default=[100, 1000])
     parser.add_argument("--sync-interval", type=float, default=0.1)
     parser.add_argument("--interval", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=100)
+    parser.add_argument(
+        "--no-wake", action="store_true", help="poll only (no wake socket)"
+    )
     args = parser.parse_args()
     print(
         f"flatnet-network sync_interval {args.sync_interval} s, API poll "
-        f"{args.interval or 'default'} ({load()})",
+        f"{args.interval or 'default'}, wake "
+        f"{'off' if args.no_wake else 'on'} ({load()})",
         flush=True,
     )
     with host(args.sync_interval) as (conf, _ns):
-        made = nova(conf, args.interval)
+        made = nova(conf, args.interval, wake=not args.no_wake)
         if args.runs:
             latency(made, args.runs)
         for count in args.storms:
             storm(made, count, args.threads, f"s{count}x")
+            storm_split(made, count, args.threads, f"p{count}x")
 
 
 if __name__ == "__main__":
