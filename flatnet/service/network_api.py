@@ -43,6 +43,9 @@ DEFAULT_TIMEOUT = 60.0
 #: time waited, up to the API's ``interval``): a check is a few
 #: indexed reads
 FIRST_POLL = 0.005
+#: the longest (a boot storm's hundreds of waiters must not crowd out
+#: the host service they wait for)
+LAST_POLL = 1.0
 
 
 class Executor(Protocol):
@@ -191,9 +194,8 @@ class NetworkAPI:
         """Run ``check(*args)`` through the executor until it stops
         raising NotReady; sleep (a yield under eventlet) between tries:
         a tenth of the time waited so far, at least FIRST_POLL and at
-        most ``interval``, so a change live after t is seen by about
-        1.1 t, and a slow host is not asked more than once per
-        ``interval``."""
+        most LAST_POLL (or ``interval`` if longer), so a change live
+        after t is seen by about 1.1 t, and a long wait asks rarely."""
         start = time.monotonic()
         deadline = start + timeout
         while True:
@@ -210,7 +212,8 @@ class NetworkAPI:
                         timeout=timeout,
                     ) from None
             waited = time.monotonic() - start
-            time.sleep(min(max(FIRST_POLL, waited / 10), self.interval))
+            cap = max(self.interval, LAST_POLL)
+            time.sleep(min(max(FIRST_POLL, waited / 10), cap))
 
     def wait(
         self, infos: Sequence[model.NetworkInfo], timeout: float | None = None
