@@ -218,8 +218,18 @@ class TwoHosts:
         netns.run(["ip", "netns", "exec", guest, "ip", "-b",
                    self._batch(src, dst)])  # fmt: skip
         took = time.monotonic() - start
+        # the hypervisor's announce after a migration (qemu announce-
+        # self): the segment's switches and neighbours learn the move
+        netns.run(["arping", "-q", "-U", "-c", "1", "-I", "eth0",
+                   self.address(guest)], netns=guest, check=False)  # fmt: skip
         netns.run(["ip", "link", "del", f"n{src}"], netns=guest)
         return took
+
+    def address(self, guest: str) -> str:
+        """The guest's IPv4 address (what DHCP gave it)."""
+        out = netns.run(["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+                        netns=guest).stdout  # fmt: skip
+        return out.split()[3].split("/")[0]
 
     def _batch(self, src: str, dst: str) -> str:
         path = self.tmp / f"switch-{src}-{dst}.batch"
