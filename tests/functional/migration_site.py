@@ -214,8 +214,8 @@ class TwoHosts:
         frames leave through ``dst``'s tap from now on (one ``ip
         -batch``, attaching before detaching: a NIC left without a port
         for a moment loses its carrier, which cost up to 1 s of
-        traffic towards the guest); returns how long that took (s). Then ``src``'s tap
-        goes, as the source's qemu exits."""
+        traffic towards the guest); returns how long that took (s).
+        Then ``src``'s tap goes, as the source's qemu exits."""
         start = time.monotonic()
         netns.run(["ip", "netns", "exec", guest, "ip", "-b",
                    self._batch(src, dst)])  # fmt: skip
