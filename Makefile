@@ -22,8 +22,10 @@ DEB_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev \
 
 # make install-system: flatnet for operators, outside this checkout:
 # a venv under $(PREFIX) with `pip install .` (EXTRAS: postgresql, mysql),
-# the commands linked into $(BINDIR), the systemd unit (pointing at
-# $(PREFIX)) in $(UNITDIR), and /etc/flatnet/flatnet.conf if missing.
+# the commands linked into $(BINDIR), the systemd units (pointing at
+# $(PREFIX)) in $(UNITDIR): network role (network + compute), compute
+# role alone, metadata; /etc/flatnet/flatnet.conf and compute.conf if
+# missing.
 # doc/operator-guide.md describes it.
 PREFIX ?= /opt/flatnet
 BINDIR ?= /usr/local/bin
@@ -62,16 +64,17 @@ install-system: deps
 	for c in flatnet-manage flatnet-network flatnet-metadata \
 	    flatnet-dhcpbridge; do \
 	    ln -sf $(PREFIX)/bin/$$c $(BINDIR)/$$c; done
-	sed 's#@PREFIX@#$(PREFIX)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
-	    etc/flatnet/flatnet-network.service.in \
-	    > $(UNITDIR)/flatnet-network.service
-	sed 's#@PREFIX@#$(PREFIX)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
-	    etc/flatnet/flatnet-metadata.service.in \
-	    > $(UNITDIR)/flatnet-metadata.service
+	for u in network compute metadata; do \
+	    sed 's#@PREFIX@#$(PREFIX)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g' \
+	    etc/flatnet/flatnet-$$u.service.in \
+	    > $(UNITDIR)/flatnet-$$u.service; done
 	[ -e $(SYSCONFDIR)/flatnet.conf ] || \
 	    install -m 0640 etc/flatnet/flatnet.conf $(SYSCONFDIR)/flatnet.conf
+	[ -e $(SYSCONFDIR)/compute.conf ] || \
+	    install -m 0644 etc/flatnet/compute.conf $(SYSCONFDIR)/compute.conf
 	@echo "installed in $(PREFIX); next: edit $(SYSCONFDIR)/flatnet.conf," \
-	    "flatnet-manage db sync, systemctl enable --now flatnet-network"
+	    "flatnet-manage db sync, systemctl enable --now flatnet-network" \
+	    "(or flatnet-compute on a compute-only host)"
 
 lint: install
 	$(VENV)/bin/ruff check flatnet tests bench demo

@@ -152,6 +152,7 @@ def network_api(
     network info, migration), on this host; ``executor`` runs its
     blocking database calls (eventlet: ``eventlet.tpool.execute``)."""
     from flatnet.service import network_api as api
+    from flatnet.service.wake import path_in
 
     found = db if db is not None else database(settings)
     return api.NetworkAPI(
@@ -159,6 +160,7 @@ def network_api(
         settings.host,
         interval=settings.daemon.sync_interval,
         executor=executor or api.direct,
+        wake_path=path_in(settings.state_path),
     )
 
 

@@ -31,6 +31,7 @@ from flatnet.cmd import startup
 
 if TYPE_CHECKING:
     from flatnet.service.daemon import Daemon
+    from flatnet.service.wake import Waker
     from flatnet.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -50,10 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event, wake: threading.Event) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         LOG.info("signal %d received, stopping", signum)
         stop.set()
+        wake.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -94,12 +96,30 @@ def serve(settings: Settings, once: bool) -> int:
     service = _start(settings)
     if once:
         return run_once(service)
-    stop = threading.Event()
-    _stop_on_signals(stop)
+    stop, wake = threading.Event(), threading.Event()
+    _stop_on_signals(stop, wake)
+    waker = _waker(settings, wake)
     LOG.info("flatnet-network starting on host %s", settings.host)
-    service.run(stop)
+    try:
+        service.run(stop, wake)
+    finally:
+        if waker is not None:
+            waker.close()
     LOG.info("flatnet-network stopped")
     return 0
+
+
+def _waker(settings: Settings, wake: threading.Event) -> Waker | None:
+    """The wake socket in state_path; without it (unwritable, another
+    daemon's) the loop only polls."""
+    from flatnet.service.wake import Waker, path_in  # noqa: PLC0415
+
+    path = path_in(settings.state_path)
+    try:
+        return Waker(path, wake)
+    except OSError as exc:
+        LOG.warning("no wake socket %s (%s): polling only", path, exc)
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

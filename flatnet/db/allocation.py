@@ -31,7 +31,14 @@ from sqlalchemy import (
 )
 
 from flatnet import exception, mac, model
-from flatnet.db import claims, rows, secgroup_members, secgroups, shards
+from flatnet.db import (
+    claims,
+    live_migration,
+    rows,
+    secgroup_members,
+    secgroups,
+    shards,
+)
 from flatnet.db.engine import Database, translate_errors
 from flatnet.db.rows import FIXED, FLOATING, INSTANCES, NETWORKS, VIFS
 from flatnet.plan.boot_data import BootData
@@ -363,6 +370,7 @@ def deallocate_for_instance(
         )
         rows.bump_generations(conn, (r.network_id for r in releases))
         secgroup_members.detach_all(conn, instance.uuid)
+        live_migration.forget(conn, instance.uuid)
         secgroups.bump(conn)  # its chain goes, its addresses leave groups
         _disassociate_floating(conn, [row.id for row in found])
     LOG.info(

@@ -81,6 +81,13 @@ if TYPE_CHECKING:
         journal_offset,
         leases,
     )
+    from flatnet.db.live_migration import (
+        LiveMigration,
+        migration_abort,
+        migration_begin,
+        migration_finish,
+        migration_get,
+    )
     from flatnet.db.metadata import instance_metadata, metadata_generation
     from flatnet.db.secgroup_members import (
         firewall_generation,
@@ -123,6 +130,8 @@ _LAZY = {
         ("leases", "apply_lease_events disassociate_stale_fixed_ips "
          "expire_leases host_entries journal_invalid_lines journal_offset "
          "leases"),
+        ("live_migration", "LiveMigration migration_abort migration_begin "
+         "migration_finish migration_get"),
         ("metadata", "instance_metadata metadata_generation"),
         ("secgroup_members", "firewall_generation instance_add_secgroup "
          "instance_remove_secgroup instance_secgroups instance_set_host"),
@@ -153,7 +162,9 @@ __all__ = [
     "InstanceSpec", "KeyState", "RuleSpec", "SecurityGroupInfo",
     "VifRequest", "allocate_fixed_ip", "apply_lease_events",
     "deallocate_for_instance", "disassociate_stale_fixed_ips",
-    "ensure_shards", "expire_leases", "shard_list",
+    "ensure_shards", "expire_leases", "shard_list", "LiveMigration",
+    "migration_abort", "migration_begin", "migration_finish",
+    "migration_get",
     "firewall_generation", "fixed_ip_list", "fixed_ip_set_reserved",
     "fixed_ip_summary", "floating_associate",
     "floating_associate_from_pool", "floating_create", "floating_delete",

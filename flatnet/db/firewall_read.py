@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from flatnet.db import models
 from flatnet.db.engine import Database
+from flatnet.db.live_migration import filtered_on
 from flatnet.db.rows import INSTANCES
 from flatnet.db.secgroups import FIREWALL_COUNTER
 
@@ -37,11 +38,12 @@ def instance_key(uuid: str) -> str:
 
 
 def host_instances(db: Database, host: str) -> list[str]:
-    """The uuids of the live instances placed on ``host``."""
+    """The uuids of the live instances ``host`` filters: placed on it,
+    or being live-migrated to it (:mod:`flatnet.db.live_migration`)."""
     with db.read() as conn:
         found = conn.execute(
             select(INSTANCES.c.uuid).where(
-                INSTANCES.c.host == host, INSTANCES.c.deleted == 0
+                filtered_on(host), INSTANCES.c.deleted == 0
             )
         ).scalars()
         return sorted(found)

@@ -6,15 +6,15 @@ nova's ``IptablesFirewallDriver.instance_rules`` read, per instance, its
 groups' rules (``SecurityGroupRuleList.get_by_instance``) and, per rule
 with a source group, that group's instances on every host
 (``InstanceList.get_by_security_group``) with their fixed IPs. Here the
-whole host is one read: the instances placed on it (live, ``host`` =
-the host) with their allocated fixed IPs, MAC, network CIDR and DHCP
-server; every group they use and, transitively, every group named as a
-rule's source; and each of those groups' member addresses on every
-host. The ``firewall`` generation is read first in the same transaction,
-so the state returned is at least as new as that generation (PostgreSQL
-at READ COMMITTED may show later commits to later statements: a host
-then applies a newer state and records the older generation, which only
-costs one more sync).
+whole host is one read: the instances placed on it (live, ``host`` = the
+host, or being live-migrated to it: ``live_migrations``) with their
+allocated fixed IPs, MAC, network CIDR and DHCP server; every group they
+use and, transitively, every group named as a rule's source; and each of
+those groups' member addresses on every host. The ``firewall``
+generation is read first in the same transaction, so the state returned
+is at least as new as that generation (PostgreSQL at READ COMMITTED may
+show later commits to later statements: a host then applies a newer
+state and records the older generation, which only costs one more sync).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy import Connection, select
 
 from flatnet.db import rows
 from flatnet.db.engine import Database
+from flatnet.db.live_migration import filtered_on
 from flatnet.db.rows import FIXED, INSTANCES, NETWORKS, VIFS
 from flatnet.db.secgroups import (
     FIREWALL_COUNTER,
@@ -76,7 +77,7 @@ def _nic_rows(conn: Connection, host: str) -> list[Any]:
                 & FIXED.c.allocated,
             )
             .outerjoin(NETWORKS, NETWORKS.c.id == VIFS.c.network_id)
-            .where(INSTANCES.c.host == host, INSTANCES.c.deleted == 0)
+            .where(filtered_on(host), INSTANCES.c.deleted == 0)
             .order_by(INSTANCES.c.id, VIFS.c.id, FIXED.c.id)
         ).all()
     )

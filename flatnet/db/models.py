@@ -339,6 +339,24 @@ DHCP_SHARDS = Table(
 )
 
 
+# flatnet: live migrations in progress (nova's ``migrations`` row of a
+# live migration, reduced to what the filters need). While a row
+# exists the instance is filtered on BOTH ``instances.host`` (the
+# source, until ``migrate_instance_finish``) and ``dest_compute`` (from
+# ``ensure_filtering_rules_for_instance`` / ``migrate_instance_start``
+# on), as nova-compute had the filters on both hosts between
+# ``pre_live_migration`` and ``_post_live_migration``. Finishing moves
+# ``instances.host`` and deletes the row; a rollback deletes it.
+LIVE_MIGRATIONS = Table(
+    "live_migrations",
+    metadata,
+    Column("instance_uuid", ForeignKey("instances.uuid"), primary_key=True),
+    Column("source_compute", String(255)),
+    Column("dest_compute", String(255), nullable=False, index=True),
+    Column("created_at", DateTime),
+)
+
+
 def fixed_ip_is_free() -> ColumnElement[bool]:
     """A fixed IP that the pool may hand out (nova's associate_pool).
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 
 from flatnet import exception, hostname, model
-from flatnet.db import rows, secgroups
+from flatnet.db import models, rows, secgroups
 from flatnet.db.engine import Database
 from flatnet.db.secgroups import (
     FIREWALL_COUNTER,
@@ -132,13 +132,17 @@ def instance_secgroups(db: Database, ident: str) -> list[str]:
 
 
 def instance_set_host(db: Database, ident: str, host: str | None) -> None:
-    """Move an instance to ``host`` (its filters move with it). Raises
-    InstanceNotFound, InvalidInput."""
+    """Move an instance to ``host`` (its filters move with it; a live
+    migration in progress ends). Raises InstanceNotFound, InvalidInput."""
     if host is not None:
         hostname.check_text(host, "host")
+    live = models.LIVE_MIGRATIONS
     with db.write() as conn:
         inst = _instance_row(conn, ident)
-        if inst.host == host:
+        ended = conn.execute(
+            delete(live).where(live.c.instance_uuid == inst.uuid)
+        ).rowcount
+        if inst.host == host and not ended:
             return
         conn.execute(
             update(rows.INSTANCES)

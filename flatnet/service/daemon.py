@@ -222,15 +222,22 @@ class Daemon:
         )
         db_api.disassociate_stale_fixed_ips(self.db, self.host, older)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(
+        self, stop: threading.Event, wake: threading.Event | None = None
+    ) -> None:
         """Loop until ``stop`` is set (SIGTERM in cmd/network.py); then
-        close every reconciler (dnsmasq keeps running)."""
+        close every reconciler (dnsmasq keeps running). ``wake`` (set by
+        :mod:`flatnet.service.wake`, and by whoever sets ``stop``) ends
+        a pause between two polls early."""
         for rec in self.reconcilers:
             rec.prepare()
+        pause = stop if wake is None else wake
         try:
             while not stop.is_set():
                 self.run_once()
-                stop.wait(self.timing.sync_interval)
+                pause.wait(self.timing.sync_interval)
+                if wake is not None:
+                    wake.clear()
         finally:
             for rec in self.reconcilers:
                 rec.close()

@@ -40,6 +40,7 @@ without the database or a disk write. Host files and batching:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -166,7 +167,12 @@ class DhcpReconciler:
             self.keeper.unwatch(network.id)
             return True
         state, proc = self._net(network)
-        if self._bridge is not None and state.network != network:
+        # the bridge is ensured when the network itself changed, not on
+        # every allocation (which moves only its generation)
+        known = state.network
+        if known is not None:
+            known = dataclasses.replace(known, generation=network.generation)
+        if self._bridge is not None and known != network:
             self._bridge.ensure(network)
         state.network = network
         shards = db_api.ensure_shards(

@@ -117,7 +117,7 @@ class FirewallDriver:
     def _wait(self, instance: object, timeout: float | None = None) -> None:
         uuid = instance_uuid(instance)
         placed = db_api.instance_get(self.db, uuid).host
-        if placed != self.host:
+        if placed != self.host and not self._arriving(uuid):
             raise exception.InvalidInput(
                 reason=f"instance {uuid} is on {placed}, not {self.host}"
             )
@@ -127,6 +127,11 @@ class FirewallDriver:
             self.timeout if timeout is None else timeout, uuid,
             interval=self.interval,
         )  # fmt: skip
+
+    def _arriving(self, uuid: str) -> bool:
+        """Whether the instance is being live-migrated to this host."""
+        moving = db_api.migration_get(self.db, uuid)
+        return moving is not None and moving.dest_compute == self.host
 
     def setup_basic_filtering(
         self, instance: object, network_info: object = None
@@ -148,11 +153,17 @@ class FirewallDriver:
     def unfilter_instance(
         self, instance: object, network_info: object = None
     ) -> None:
-        """Wait for the host to apply the current state. The filter goes
-        when the instance is deleted or placed on another host (both
-        database writes of their own); until then it stays."""
+        """Wait for the host to apply the current state. On a live
+        migration's destination (nova ``rollback_live_migration_at_
+        destination`` destroys the guest there) the migration is rolled
+        back first: the filter goes here, the source keeps its own.
+        Otherwise the filter goes when the instance is deleted or placed
+        on another host (database writes of their own); until then it
+        stays."""
         uuid = instance_uuid(instance)
-        if uuid in db_api.host_instances(self.db, self.host):
+        if db_api.migration_abort(self.db, uuid, self.host):
+            LOG.info("live migration of %s to %s rolled back", uuid, self.host)
+        elif uuid in db_api.host_instances(self.db, self.host):
             LOG.info(
                 "instance %s is still placed on %s: its filter stays "
                 "until it is deleted or moved", uuid, self.host,
@@ -186,6 +197,12 @@ class FirewallDriver:
     def ensure_filtering_rules_for_instance(
         self, instance: object, network_info: object = None
     ) -> None:
-        """nova libvirt: wait up to 30 s for the filter (live migration's
-        destination, service start); NotReady after it."""
-        self._wait(instance, ENSURE_TIMEOUT)
+        """nova libvirt: the instance's filters are live on this host,
+        waited for up to 30 s (``live_migration_retry_count``); NotReady
+        after it. Called on a live migration's destination (nova
+        ``pre_live_migration``) for an instance placed elsewhere, it
+        starts the migration here: the instance is filtered on both
+        hosts until ``migrate_instance_finish`` (or a rollback)."""
+        uuid = instance_uuid(instance)
+        db_api.migration_begin(self.db, uuid, self.host)
+        self._wait(uuid, ENSURE_TIMEOUT)

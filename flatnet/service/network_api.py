@@ -29,7 +29,7 @@ from flatnet import exception, model
 from flatnet.db import api as db_api
 from flatnet.plan import libvirt_interface
 from flatnet.plan import nw_info as nwplan
-from flatnet.service import firewall_driver
+from flatnet.service import firewall_driver, wake
 from flatnet.service.manager import FlatDHCPManager, wait_ready
 
 _T = TypeVar("_T")
@@ -39,6 +39,13 @@ NetworkInfo = list[nwplan.VifDict]
 #: ``vif_plugging_timeout`` is 300 s; DHCP and filters take well under
 #: a second on an idle host)
 DEFAULT_TIMEOUT = 60.0
+#: the shortest pause between readiness checks (they grow with the
+#: time waited, up to the API's ``interval``): a check is a few
+#: indexed reads
+FIRST_POLL = 0.005
+#: the longest (a boot storm's hundreds of waiters must not crowd out
+#: the host service they wait for)
+LAST_POLL = 1.0
 
 
 class Executor(Protocol):
@@ -111,7 +118,7 @@ def probe_gone(
     db: db_api.Database,
     releases: Sequence[model.FixedIpRelease],
     dhcp_hosts: Mapping[int, str],
-    compute_host: str | None,
+    compute_hosts: Sequence[str],
 ) -> None:
     """One check after a deallocation: each network's DHCP host and the
     instance's former compute host applied what is committed now."""
@@ -129,10 +136,30 @@ def probe_gone(
                 what="dhcp",
                 timeout=0.0,
             )
-    if compute_host and firewall_driver.has_compute_role(db, compute_host):
+    for host in compute_hosts:
+        probe_dropped(db, host)
+
+
+def on_host(
+    infos: Sequence[model.NetworkInfo], host: str
+) -> list[model.NetworkInfo]:
+    """``infos`` as if the instance were placed on ``host`` (what a
+    live migration's destination must have live)."""
+    return [
+        dataclasses.replace(
+            info, instance=dataclasses.replace(info.instance, host=host)
+        )
+        for info in infos
+    ]
+
+
+def probe_dropped(db: db_api.Database, host: str) -> None:
+    """One check: ``host`` applied the firewall state committed now
+    (its filter frame; an instance no longer filtered there is gone)."""
+    if firewall_driver.has_compute_role(db, host):
         firewall_driver.wait_key(
-            db, compute_host, firewall_driver.host_key(compute_host),
-            db_api.firewall_generation(db), 0.0, f"host {compute_host}",
+            db, host, firewall_driver.host_key(host),
+            db_api.firewall_generation(db), 0.0, f"host {host}",
         )  # fmt: skip
 
 
@@ -147,18 +174,30 @@ class NetworkAPI:
         interval: float = 0.05,
         timeout: float = DEFAULT_TIMEOUT,
         executor: Executor = direct,
+        wake_path: str | None = None,
     ) -> None:
         self.manager, self.db, self.host = manager, manager.db, host
         self.interval, self.timeout = interval, timeout
         self.execute = executor
+        #: the local flatnet-network's wake socket (service.wake): told
+        #: after each write so that it polls at once
+        self.wake_path = wake_path
+
+    def _wake(self) -> None:
+        if self.wake_path is not None:
+            wake.notify(self.wake_path)
 
     # --- waiting --------------------------------------------------------
     def _until(
         self, check: Callable[..., None], args: tuple[Any, ...], timeout: float
     ) -> None:
         """Run ``check(*args)`` through the executor until it stops
-        raising NotReady; sleep (a yield under eventlet) between tries."""
-        deadline = time.monotonic() + timeout
+        raising NotReady; sleep (a yield under eventlet) between tries:
+        a tenth of the time waited so far, at least FIRST_POLL and at
+        most LAST_POLL (or ``interval`` if longer), so a change live
+        after t is seen by about 1.1 t, and a long wait asks rarely."""
+        start = time.monotonic()
+        deadline = start + timeout
         while True:
             try:
                 self.execute(check, *args)
@@ -172,7 +211,9 @@ class NetworkAPI:
                         what=exc.kwargs.get("what", "network"),
                         timeout=timeout,
                     ) from None
-            time.sleep(self.interval)
+            waited = time.monotonic() - start
+            cap = max(self.interval, LAST_POLL)
+            time.sleep(min(max(FIRST_POLL, waited / 10), cap))
 
     def wait(
         self, infos: Sequence[model.NetworkInfo], timeout: float | None = None
@@ -203,6 +244,7 @@ class NetworkAPI:
             self.manager.allocate_for_instance,
             instance, mac, network, host or self.host, tuple(security_groups),
         )  # fmt: skip
+        self._wake()
         if wait:
             self.wait(infos, timeout)
         return nwplan.network_info(infos)
@@ -227,12 +269,16 @@ class NetworkAPI:
         compute host applied it (hosts entry and filter gone)."""
         infos = self._infos(instance)
         hosts = {i.network.id: dhcp_host(i, self.host) for i in infos}
-        compute = infos[0].instance.host if infos else None
         ident = _ident(instance)
+        compute = {i.instance.host for i in infos if i.instance.host}
+        moving = self.execute(db_api.migration_get, self.db, ident)
+        if moving is not None:
+            compute.add(moving.dest_compute)
         releases = self.execute(self.manager.deallocate_for_instance, ident)
+        self._wake()
         if wait:
             budget = self.timeout if timeout is None else timeout
-            args = (self.db, releases, hosts, compute)
+            args = (self.db, releases, hosts, sorted(compute))
             self._until(probe_gone, args, budget)
 
     def setup_networks_on_host(
@@ -242,35 +288,65 @@ class NetworkAPI:
         teardown: bool = False,
         timeout: float | None = None,
     ) -> None:
-        """nova FlatDHCP does nothing much here; flatnet waits until the
-        instance's DHCP and filters are live (no wait on ``teardown``:
-        the filter leaves with the instance's host)."""
+        """nova FlatDHCP does little here. flatnet waits until the
+        instance's DHCP and filters are live on ``host``; a ``host``
+        other than the instance's (nova ``pre_live_migration`` on the
+        destination) starts a live migration there: the instance is
+        filtered on both hosts. ``teardown`` on a migration's
+        destination (nova ``rollback_live_migration_at_destination``)
+        rolls it back and waits until that host dropped the filter;
+        any other teardown changes nothing (the source's filter goes at
+        ``migrate_instance_finish``)."""
+        ident = _ident(instance)
+        budget = self.timeout if timeout is None else timeout
         if teardown:
+            if host is not None and self.execute(
+                db_api.migration_abort, self.db, ident, host
+            ):
+                self._wake()
+                self._until(probe_dropped, (self.db, host), budget)
             return
-        infos = self._infos(instance)
-        self.wait(infos, timeout)
+        if host is not None:
+            self.execute(db_api.migration_begin, self.db, ident, host)
+            self._wake()
+        infos = self._infos(ident)
+        self.wait(on_host(infos, host) if host else infos, budget)
 
     def migrate_instance_start(
         self, instance: object, migration: Mapping[str, Any] | object
     ) -> None:
-        """Place the instance on ``migration.dest_compute`` (its filters
-        move there: the firewall generation is bumped) and wait for the
-        destination's filters and DHCP."""
-        self._move(instance, _migration(migration))
+        """nova calls it on the source once the guest runs on the
+        destination (``_post_live_migration``): the destination filters
+        the instance (recorded now unless ``pre_live_migration`` did)
+        and this waits for its filters and DHCP. The source keeps its
+        filters until ``migrate_instance_finish``."""
+        move, ident = _migration(migration), _ident(instance)
+        self.execute(db_api.migration_begin, self.db, ident, move.dest_compute)
+        self._wake()
+        self.wait(on_host(self._infos(ident), move.dest_compute))
 
     def migrate_instance_finish(
         self, instance: object, migration: Mapping[str, Any] | object
     ) -> None:
-        """The same (a no-op write if the start recorded it): the
-        instance is on ``dest_compute`` and live there."""
-        self._move(instance, _migration(migration))
-
-    def _move(self, instance: object, migration: Migration) -> None:
-        ident = _ident(instance)
+        """The instance is placed on ``dest_compute`` and its migration
+        ends (one transaction): the source drops its filters on its
+        next sync (not waited for: the source may be down; its
+        ``unfilter_instance`` waits). Waits for the destination."""
+        move, ident = _migration(migration), _ident(instance)
         self.execute(
-            db_api.instance_set_host, self.db, ident, migration.dest_compute
+            db_api.migration_finish, self.db, ident, move.dest_compute
         )
+        self._wake()
         self.wait(self._infos(ident))
+
+    def migration_rollback(
+        self, instance: object, migration: Mapping[str, Any] | object
+    ) -> None:
+        """nova ``_rollback_live_migration`` in one call: the
+        destination drops the instance's filters (waited for), the
+        source keeps them."""
+        move = _migration(migration)
+        self.setup_networks_on_host(instance, move.dest_compute, teardown=True)
 
     # --- libvirt --------------------------------------------------------
     @staticmethod

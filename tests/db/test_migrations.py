@@ -21,7 +21,7 @@ def empty(db_url):
 def test_upgrade_head_on_empty_db_matches_models(empty) -> None:
     assert migration.current(empty) is None
     api.sync(empty)
-    assert migration.current(empty) == "0003"
+    assert migration.current(empty) == "0004"
     with empty.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
         diff = compare_metadata(
@@ -45,7 +45,7 @@ def test_indexes_and_unique_constraints_exist(empty) -> None:
 def test_sync_twice_is_a_no_op(empty) -> None:
     api.sync(empty)
     api.sync(empty)
-    assert migration.current(empty) == "0003"
+    assert migration.current(empty) == "0004"
 
 
 def test_downgrade_removes_everything_and_upgrade_again(empty) -> None:
@@ -57,7 +57,7 @@ def test_downgrade_removes_everything_and_upgrade_again(empty) -> None:
         command.downgrade(cfg, "base")
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
     api.sync(db)
-    assert migration.current(db) == "0003"
+    assert migration.current(db) == "0004"
     assert {"fixed_ips", "floating_ips", "networks"} <= set(
         inspect(db.engine).get_table_names()
     )
@@ -79,7 +79,7 @@ def test_0002_keeps_readiness_counters_and_journal_offsets(empty) -> None:
             "VALUES ('/j', 5, 120)"
         )
     api.sync(db)
-    assert migration.current(db) == "0003"
+    assert migration.current(db) == "0004"
     assert api.host_state_get(db, "h1", 7, "dhcp") == 41
     state = api.host_state(db, "h1", "dhcp", "network:7")
     assert state is not None
