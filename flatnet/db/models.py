@@ -339,14 +339,10 @@ DHCP_SHARDS = Table(
 )
 
 
-# flatnet: live migrations in progress (nova's ``migrations`` row of a
-# live migration, reduced to what the filters need). While a row
-# exists the instance is filtered on BOTH ``instances.host`` (the
-# source, until ``migrate_instance_finish``) and ``dest_compute`` (from
-# ``ensure_filtering_rules_for_instance`` / ``migrate_instance_start``
-# on), as nova-compute had the filters on both hosts between
-# ``pre_live_migration`` and ``_post_live_migration``. Finishing moves
-# ``instances.host`` and deletes the row; a rollback deletes it.
+# flatnet: live migrations in progress (nova ``migrations``, reduced).
+# While a row exists the instance is filtered on both ``instances.host``
+# and ``dest_compute`` (nova: pre_live_migration .. _post_live_migration);
+# migrate_instance_finish moves the host and deletes it (doc/hooks.md).
 LIVE_MIGRATIONS = Table(
     "live_migrations",
     metadata,

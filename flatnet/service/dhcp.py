@@ -40,7 +40,6 @@ without the database or a disk write. Host files and batching:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -167,12 +166,7 @@ class DhcpReconciler:
             self.keeper.unwatch(network.id)
             return True
         state, proc = self._net(network)
-        # the bridge is ensured when the network itself changed, not on
-        # every allocation (which moves only its generation)
-        known = state.network
-        if known is not None:
-            known = dataclasses.replace(known, generation=network.generation)
-        if self._bridge is not None and known != network:
+        if self._bridge is not None and hostsdir.changed(state, network):
             self._bridge.ensure(network)
         state.network = network
         shards = db_api.ensure_shards(

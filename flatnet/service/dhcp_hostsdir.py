@@ -262,3 +262,13 @@ def write_files(
         return compact(state, wanted) or hup
     queue_new(state, wanted)
     return hup
+
+
+def changed(state: NetState, network: Network) -> bool:
+    """True when ``network`` differs from the one last applied in more
+    than its generation: the bridge is ensured then, not on every
+    allocation (which moves only the generation)."""
+    known = state.network
+    if known is None:
+        return True
+    return dataclasses.replace(known, generation=network.generation) != network
