@@ -36,6 +36,7 @@ from flatnet.db.allocation import (
     network_info,
 )
 from flatnet.db.engine import Database, sqlite_path
+from flatnet.db.firewall_delta import HostFirewallReader
 from flatnet.db.firewall_read import host_instances, instance_key
 from flatnet.db.firewall_state import host_firewall
 from flatnet.db.fixed import (
@@ -128,6 +129,7 @@ __all__ = [
     "floating_list",
     "generations",
     "host_entries",
+    "HostFirewallReader",
     "host_firewall",
     "host_instances",
     "host_state",
@@ -214,7 +216,7 @@ def instance_create(
     )
     with db.write() as conn:
         instance = insert_instance(conn, spec)
-        secgroups.bump(conn)
+        secgroups.bump(conn, [instance.uuid])
         return instance
 
 

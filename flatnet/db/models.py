@@ -321,6 +321,24 @@ GENERATIONS = Table(
 )
 
 
+#: What each ``firewall`` generation changed (an append-only log): the
+#: instance (``instance_uuid``) whose filters or group memberships
+#: changed, or the group (``group_id``) whose rules changed. Written in
+#: the transaction that bumps the generation, so a compute host reads
+#: only the rows above the generation it applied. Insert-only: stamping
+#: the instance rows instead would take their row locks after the
+#: ``generations`` row lock, the reverse of deallocation's order.
+FIREWALL_CHANGES = Table(
+    "firewall_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("instance_uuid", String(36)),
+    Column("group_id", Integer),
+    Index("firewall_changes_generation_idx", "generation"),
+)
+
+
 def fixed_ip_is_free() -> ColumnElement[bool]:
     """A fixed IP that the pool may hand out (nova's associate_pool).
 

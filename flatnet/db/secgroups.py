@@ -24,9 +24,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Update, select, update
+from sqlalchemy import Connection, Insert, Update, bindparam, select, update
 
 from flatnet import exception, hostname
 from flatnet.db import models, rows
@@ -38,6 +39,7 @@ LOG = logging.getLogger(__name__)
 GROUPS = models.SECURITY_GROUPS
 RULES = models.SECURITY_GROUP_RULES
 MEMBERS = models.SECURITY_GROUP_INSTANCES
+CHANGES = models.FIREWALL_CHANGES
 FIREWALL_COUNTER = "firewall"
 DEFAULT_GROUP = "default"
 #: nova ``SecurityGroupBase`` refuses to delete these ("system group")
@@ -70,10 +72,37 @@ def _bump_statement() -> Update:
     )
 
 
-def bump(conn: Connection) -> None:
-    """Announce a firewall change (same transaction as the change)."""
+def bump(
+    conn: Connection,
+    instances: Iterable[str] = (),
+    groups: Iterable[int] = (),
+) -> None:
+    """Announce a firewall change (same transaction as the change): bump
+    the ``firewall`` generation, then log what it changed, the
+    ``instances`` (uuids) whose filters or memberships changed and the
+    ``groups`` whose rules changed, at the new generation (after the
+    bump, so the log rows carry the generation this commit makes)."""
     if conn.execute(_bump_statement()).rowcount == 0:
         rows.bump_counter(conn, FIREWALL_COUNTER)  # creates the scope
+    stamps: list[dict[str, str | int | None]]
+    stamps = [{"uuid": u, "gid": None} for u in instances]
+    stamps += [{"uuid": None, "gid": g} for g in groups]
+    if stamps:
+        conn.execute(_log_statement(), stamps)
+
+
+@functools.cache
+def _log_statement() -> Insert:
+    current = (
+        select(rows.GENERATIONS.c.generation)
+        .where(rows.GENERATIONS.c.scope == FIREWALL_COUNTER)
+        .scalar_subquery()
+    )
+    return CHANGES.insert().values(
+        generation=current,
+        instance_uuid=bindparam("uuid"),
+        group_id=bindparam("gid"),
+    )
 
 
 def project_of(project_id: str | None) -> str:
@@ -277,7 +306,7 @@ def secgroup_delete(
             .where(GROUPS.c.id == row.id)
             .values(deleted=row.id, deleted_at=when)
         )
-        bump(conn)
+        bump(conn, groups=[row.id])
     LOG.info("deleted security group %s (%s)", name, row.id)
     return info
 
