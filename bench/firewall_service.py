@@ -21,6 +21,7 @@ Needs root; touches nothing outside its namespace and its temp dir.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import subprocess
@@ -145,12 +146,13 @@ def plus_one(count: int, runs: int) -> None:
         api.sync(db)
         populate(db, count)
         net = api.network_list(db)[0]
-        readers: dict[str, Reader | None] = {
-            "full read": api.host_firewall,
-            "incremental read": None,
+        readers: dict[str, tuple[Reader | None, bool]] = {
+            "full read": (api.host_firewall, False),
+            "incremental read": (None, False),
+            "incremental read, gc.freeze() after each sync": (None, True),
         }
         n = count
-        for name, reader in readers.items():
+        for name, (reader, freeze) in readers.items():
             rec = reconciler(db, reader)
             timed_sync(rec, verify=True)  # reads the live tables
             took = []
@@ -158,6 +160,9 @@ def plus_one(count: int, runs: int) -> None:
                 n += 1
                 make_instance(db, f"new{n}", net, n, host="bench")
                 took.append(timed_sync(rec, with_poll=True))
+                if freeze:  # as the daemon does after each round
+                    gc.freeze()
+            gc.unfreeze()
             print(
                 f"+1 at {count} instances through the reconciler, {name}: "
                 f"{statistics.median(took) * 1000:.1f} ms (poll + sync, "
