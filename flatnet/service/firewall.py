@@ -230,8 +230,7 @@ class FirewallReconciler:
     def poll(self) -> Polled:
         generation = db_api.firewall_generation(self.db)
         if self._polled is None or self._polled[0] != generation:
-            uuids = db_api.host_instances(self.db, self.host)
-            self._polled = (generation, uuids)
+            self._polled = (generation, self._host_uuids())
         wanted = {db_api.instance_key(u): generation for u in self._polled[1]}
         wanted[host_key(self.host)] = generation
         now = self.clock()
@@ -240,6 +239,15 @@ class FirewallReconciler:
         self._next_verify = now + self.verify_interval
         self._verify = True
         return Polled(wanted, frozenset(wanted))
+
+    def _host_uuids(self) -> list[str]:
+        """The uuids of the instances placed here: from the incremental
+        reader's state (a delta read, which the sync then reuses), else
+        one query."""
+        if isinstance(self.reader, db_api.HostFirewallReader):
+            _generation, state = self.reader(self.db, self.host)
+            return sorted(i.uuid for i in state.instances)
+        return db_api.host_instances(self.db, self.host)
 
     def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:
         """Apply the whole host once; report each key."""
