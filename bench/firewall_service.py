@@ -35,6 +35,7 @@ from flatnet.linux.conntrack import Conntrack
 from flatnet.linux.ipset import IpsetBackend
 from flatnet.linux.iptables_restore import RestoreBackend
 from flatnet.plan import firewall as fw
+from flatnet.plan.firewall_model import HostFirewall
 from flatnet.service.firewall import FirewallReconciler, Reader
 from tests import secgroup_rows as sg
 from tests.db.conftest import make_instance, make_network
@@ -136,6 +137,37 @@ def restart(count: int, runs: int) -> None:
         db.dispose()
 
 
+class TimedFull:
+    """The full read of every sync (before issue 9), timed."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+
+    def __call__(
+        self, db: api.Database, host: str
+    ) -> tuple[int, HostFirewall]:
+        start = time.perf_counter()
+        try:
+            return api.host_firewall(db, host)
+        finally:
+            self.spent += time.perf_counter() - start
+
+
+class TimedIncremental(api.HostFirewallReader):
+    """The service's incremental reader, timed."""
+
+    spent = 0.0
+
+    def __call__(
+        self, db: api.Database, host: str
+    ) -> tuple[int, HostFirewall]:
+        start = time.perf_counter()
+        try:
+            return super().__call__(db, host)
+        finally:
+            self.spent += time.perf_counter() - start
+
+
 def plus_one(count: int, runs: int) -> None:
     """One instance created on a host of ``count``: the poll and sync
     that make it live (database read + plan + the delta commit), with
@@ -146,27 +178,33 @@ def plus_one(count: int, runs: int) -> None:
         api.sync(db)
         populate(db, count)
         net = api.network_list(db)[0]
-        readers: dict[str, tuple[Reader | None, bool]] = {
-            "full read": (api.host_firewall, False),
-            "incremental read": (None, False),
-            "incremental read, gc.freeze() after each sync": (None, True),
+        readers: dict[str, tuple[TimedFull | TimedIncremental, bool]] = {
+            "full read": (TimedFull(), False),
+            "incremental read": (TimedIncremental(), False),
+            "incremental read, gc.freeze() after each sync": (
+                TimedIncremental(),
+                True,
+            ),
         }
         n = count
-        for name, (reader, freeze) in readers.items():
-            rec = reconciler(db, reader)
+        for name, (read, freeze) in readers.items():
+            rec = reconciler(db, read)
             timed_sync(rec, verify=True)  # reads the live tables
-            took = []
+            took, reads = [], []
             for _ in range(runs):
                 n += 1
                 make_instance(db, f"new{n}", net, n, host="bench")
+                read.spent = 0.0
                 took.append(timed_sync(rec, with_poll=True))
+                reads.append(read.spent)
                 if freeze:  # as the daemon does after each round
                     gc.freeze()
             gc.unfreeze()
             print(
                 f"+1 at {count} instances through the reconciler, {name}: "
                 f"{statistics.median(took) * 1000:.1f} ms (poll + sync, "
-                f"median of {runs}; load {os.getloadavg()[0]:.2f})"
+                f"of which db read {statistics.median(reads) * 1000:.1f} "
+                f"ms; median of {runs}; load {os.getloadavg()[0]:.2f})"
             )
         flush()
         db.dispose()
