@@ -33,7 +33,7 @@ from flatnet.db import firewall_state as fs
 from flatnet.db import rows
 from flatnet.db.engine import Database
 from flatnet.db.rows import FIXED, INSTANCES
-from flatnet.db.secgroups import CHANGES, FIREWALL_COUNTER, MEMBERS
+from flatnet.db.secgroups import CHANGES, FIREWALL_COUNTER, LOG_FLOOR, MEMBERS
 from flatnet.plan import firewall_model as fw
 
 Addresses = frozenset[netaddr.IPAddress]
@@ -225,6 +225,8 @@ def delta_read(conn: Connection, host: str, cache: _Cache) -> _Cache:
     uuids, groups = _changes(conn, cache.generation)
     if len(uuids) > max(FULL_AT, len(cache.instances) // 4):
         return full_read(conn, host)  # cheaper than many IN lists
+    if rows.counter(conn, LOG_FLOOR) > cache.generation:
+        return full_read(conn, host)  # rows we need were pruned
     if uuids:
         for uuid in uuids:
             cache.instances.pop(uuid, None)
@@ -273,7 +275,11 @@ class HostFirewallReader:
         else:
             self._cache = None
             with db.read() as conn:
-                cache = delta_read(conn, host, cache)
-            self.delta_reads += 1
+                fresh = delta_read(conn, host, cache)
+            if fresh is cache:
+                self.delta_reads += 1
+            else:  # delta_read fell back to a full read
+                self.full_reads += 1
+            cache = fresh
         self._cache = cache
         return cache.generation, cache.state

@@ -27,7 +27,15 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Update, bindparam, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Update,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 
 from flatnet import exception, hostname
 from flatnet.db import models, rows
@@ -41,6 +49,11 @@ RULES = models.SECURITY_GROUP_RULES
 MEMBERS = models.SECURITY_GROUP_INSTANCES
 CHANGES = models.FIREWALL_CHANGES
 FIREWALL_COUNTER = "firewall"
+#: the firewall change log keeps this many generations (pruned every
+#: LOG_PRUNE_EVERY); scope LOG_FLOOR holds the newest generation pruned
+LOG_KEEP = 100_000
+LOG_PRUNE_EVERY = 1024
+LOG_FLOOR = "firewall-log-floor"
 DEFAULT_GROUP = "default"
 #: nova ``SecurityGroupBase`` refuses to delete these ("system group")
 RO_GROUPS = (DEFAULT_GROUP,)
@@ -89,6 +102,21 @@ def bump(
     stamps += [{"uuid": None, "gid": g} for g in groups]
     if stamps:
         conn.execute(_log_statement(), stamps)
+    _prune(conn)
+
+
+def _prune(conn: Connection) -> None:
+    """Every ``LOG_PRUNE_EVERY`` generations, drop the log rows more than
+    ``LOG_KEEP`` generations old and record that floor (scope
+    ``firewall-log-floor``): a reader that lags further reads in full."""
+    generation = rows.counter(conn, FIREWALL_COUNTER)
+    floor = generation - LOG_KEEP
+    if generation % LOG_PRUNE_EVERY or floor <= 0:
+        return
+    conn.execute(delete(CHANGES).where(CHANGES.c.generation <= floor))
+    rows.upsert(
+        conn, rows.GENERATIONS, {"scope": LOG_FLOOR}, {"generation": floor}
+    )
 
 
 @functools.cache

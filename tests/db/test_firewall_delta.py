@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import netaddr
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from flatnet import exception
-from flatnet.db import api, firewall_delta, models
+from flatnet.db import api, firewall_delta, models, secgroups
 from flatnet.db.firewall_delta import HostFirewallReader
 from tests.db.conftest import make_network
 
@@ -168,3 +168,23 @@ def test_many_changes_fall_back_to_a_full_read(db, monkeypatch) -> None:
     for _ in range(6):
         world.create()
     assert reader(db, "h1") == api.host_firewall(db, "h1")
+    assert (reader.full_reads, reader.delta_reads) == (2, 0)
+
+
+def test_a_reader_behind_the_pruned_log_reads_in_full(db, monkeypatch) -> None:
+    monkeypatch.setattr(secgroups, "LOG_KEEP", 3)
+    monkeypatch.setattr(secgroups, "LOG_PRUNE_EVERY", 1)
+    world = World(db, 5)
+    behind = HostFirewallReader(full_every=1e9)
+    keeping_up = HostFirewallReader(full_every=1e9)
+    world.create()
+    behind(db, "h1")
+    keeping_up(db, "h1")
+    for _ in range(8):
+        world.create()
+        assert keeping_up(db, "h1") == api.host_firewall(db, "h1")
+    with db.read() as conn:
+        kept = conn.execute(select(models.FIREWALL_CHANGES.c.generation))
+        assert min(kept.scalars()) > api.firewall_generation(db) - 4
+    assert behind(db, "h1") == api.host_firewall(db, "h1")
+    assert (behind.full_reads, keeping_up.full_reads) == (2, 1)
