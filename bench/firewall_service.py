@@ -21,6 +21,7 @@ Needs root; touches nothing outside its namespace and its temp dir.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import subprocess
@@ -34,7 +35,8 @@ from flatnet.linux.conntrack import Conntrack
 from flatnet.linux.ipset import IpsetBackend
 from flatnet.linux.iptables_restore import RestoreBackend
 from flatnet.plan import firewall as fw
-from flatnet.service.firewall import FirewallReconciler
+from flatnet.plan.firewall_model import HostFirewall
+from flatnet.service.firewall import FirewallReconciler, Reader
 from tests import secgroup_rows as sg
 from tests.db.conftest import make_instance, make_network
 
@@ -51,20 +53,30 @@ def populate(db: api.Database, count: int) -> None:
             sg.associate(db, ops, info.instance.uuid)
 
 
-def reconciler(db: api.Database) -> FirewallReconciler:
+def reconciler(
+    db: api.Database, reader: Reader | None = None
+) -> FirewallReconciler:
+    """The service's reconciler; ``reader`` None is its default (the
+    incremental :class:`api.HostFirewallReader`)."""
     settings = fw.FirewallSettings()
     return FirewallReconciler(
         db, "bench", settings,
         ipsets=IpsetBackend(settings.prefix),
         iptables=RestoreBackend("iptables"),
         conntrack=Conntrack(),
+        reader=reader,
     )  # fmt: skip
 
 
-def timed_sync(rec: FirewallReconciler, verify: bool = False) -> float:
+def timed_sync(
+    rec: FirewallReconciler, verify: bool = False, with_poll: bool = False
+) -> float:
+    """One sync's seconds (the poll before it too when ``with_poll``)."""
+    start = time.perf_counter()
     keys = rec.poll().generations
     rec._verify = verify  # noqa: SLF001 - as the periodic poll sets it
-    start = time.perf_counter()
+    if not with_poll:
+        start = time.perf_counter()
     outcomes = rec.sync(keys)
     took = time.perf_counter() - start
     assert all(o.live for o in outcomes.values())  # noqa: S101
@@ -125,24 +137,75 @@ def restart(count: int, runs: int) -> None:
         db.dispose()
 
 
+class TimedFull:
+    """The full read of every sync (before issue 9), timed."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+
+    def __call__(
+        self, db: api.Database, host: str
+    ) -> tuple[int, HostFirewall]:
+        start = time.perf_counter()
+        try:
+            return api.host_firewall(db, host)
+        finally:
+            self.spent += time.perf_counter() - start
+
+
+class TimedIncremental(api.HostFirewallReader):
+    """The service's incremental reader, timed."""
+
+    spent = 0.0
+
+    def __call__(
+        self, db: api.Database, host: str
+    ) -> tuple[int, HostFirewall]:
+        start = time.perf_counter()
+        try:
+            return super().__call__(db, host)
+        finally:
+            self.spent += time.perf_counter() - start
+
+
 def plus_one(count: int, runs: int) -> None:
-    """One instance created on a host of ``count``: the sync that makes
-    it live (database read + plan + the delta commit)."""
+    """One instance created on a host of ``count``: the poll and sync
+    that make it live (database read + plan + the delta commit), with
+    the full read of every sync (before issue 9), then with the
+    incremental read, on the same database one after the other."""
     with tempfile.TemporaryDirectory() as tmp:
         db = api.Database(f"sqlite:///{tmp}/p.sqlite", create=True)
         api.sync(db)
         populate(db, count)
-        rec = reconciler(db)
-        timed_sync(rec)
         net = api.network_list(db)[0]
-        took = []
-        for n in range(runs):
-            make_instance(db, f"new{n}", net, count + n + 1, host="bench")
-            took.append(timed_sync(rec))
-        print(
-            f"+1 at {count} instances through the reconciler: "
-            f"{statistics.median(took) * 1000:.1f} ms (median of {runs})"
-        )
+        readers: dict[str, tuple[TimedFull | TimedIncremental, bool]] = {
+            "full read": (TimedFull(), False),
+            "incremental read": (TimedIncremental(), False),
+            "incremental read, gc.freeze() after each sync": (
+                TimedIncremental(),
+                True,
+            ),
+        }
+        n = count
+        for name, (read, freeze) in readers.items():
+            rec = reconciler(db, read)
+            timed_sync(rec, verify=True)  # reads the live tables
+            took, reads = [], []
+            for _ in range(runs):
+                n += 1
+                make_instance(db, f"new{n}", net, n, host="bench")
+                read.spent = 0.0
+                took.append(timed_sync(rec, with_poll=True))
+                reads.append(read.spent)
+                if freeze:  # as the daemon does after each round
+                    gc.freeze()
+            gc.unfreeze()
+            print(
+                f"+1 at {count} instances through the reconciler, {name}: "
+                f"{statistics.median(took) * 1000:.1f} ms (poll + sync, "
+                f"of which db read {statistics.median(reads) * 1000:.1f} "
+                f"ms; median of {runs}; load {os.getloadavg()[0]:.2f})"
+            )
         flush()
         db.dispose()
 

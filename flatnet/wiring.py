@@ -125,6 +125,8 @@ def firewall(settings: Settings, db: Database) -> FirewallReconciler:
         if settings.use_nwfilter
         else None,
         verify_interval=settings.daemon.periodic_interval,
+        # the database re-read in full every ten periodic intervals
+        full_resync_interval=10 * settings.daemon.periodic_interval,
     )
 
 

@@ -11,14 +11,20 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
-from flatnet.db import api, rows
-from flatnet.db.firewall_read import ASSOC, FIREWALL_COUNTER, GROUPS, RULES
+from flatnet.db import api, rows, secgroups
+from flatnet.db.firewall_read import ASSOC, GROUPS, RULES
 
 
 def _write(db: api.Database, table: Any, **values: Any) -> int:
+    """Insert one row, bump and log the change as the real writers do
+    (the rule's group, or the member instance)."""
     with db.write() as conn:
         result = conn.execute(insert(table).values(deleted=0, **values))
-        rows.bump_counter(conn, FIREWALL_COUNTER)
+        uuid = values.get("instance_uuid")
+        gid = values.get("parent_group_id")
+        secgroups.bump(
+            conn, [] if uuid is None else [uuid], [] if gid is None else [gid]
+        )
         return rows.inserted_id(result)
 
 
@@ -51,7 +57,10 @@ def associate(db: api.Database, group: int, instance_uuid: str) -> int:
 
 def delete_rule(db: api.Database, rule_id: int) -> None:
     with db.write() as conn:
-        conn.execute(
-            update(RULES).where(RULES.c.id == rule_id).values(deleted=rule_id)
-        )
-        rows.bump_counter(conn, FIREWALL_COUNTER)
+        parent = conn.execute(
+            update(RULES)
+            .where(RULES.c.id == rule_id)
+            .values(deleted=rule_id)
+            .returning(RULES.c.parent_group_id)
+        ).scalar_one()
+        secgroups.bump(conn, groups=[parent])

@@ -218,7 +218,7 @@ def allocate(
     networks = _bump(conn, [r.network_id for r in requests])
     # Last, after the network rows (one lock order on PostgreSQL): a new
     # instance or address changes its host's chains and group members.
-    secgroups.bump(conn)
+    secgroups.bump(conn, [instance.uuid])
     return [
         _allocate_one(conn, instance, networks[req.network_id], req)
         for req in requests
@@ -371,7 +371,8 @@ def deallocate_for_instance(
         rows.bump_generations(conn, (r.network_id for r in releases))
         secgroup_members.detach_all(conn, instance.uuid)
         live_migration.forget(conn, instance.uuid)
-        secgroups.bump(conn)  # its chain goes, its addresses leave groups
+        # its chain goes, its addresses leave groups
+        secgroups.bump(conn, [instance.uuid])
         _disassociate_floating(conn, [row.id for row in found])
     LOG.info(
         "deallocated %d fixed IPs of instance %s", len(releases), instance_uuid

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         instance_create_allocated,
         network_info,
     )
+    from flatnet.db.firewall_delta import HostFirewallReader
     from flatnet.db.firewall_read import host_instances, instance_key
     from flatnet.db.firewall_state import host_firewall
     from flatnet.db.fixed import (
@@ -119,6 +120,7 @@ _LAZY = {
     for home, names in (
         ("allocation", "InstanceSpec VifRequest allocate_fixed_ip "
          "deallocate_for_instance instance_create_allocated network_info"),
+        ("firewall_delta", "HostFirewallReader"),
         ("firewall_read", "host_instances instance_key"),
         ("firewall_state", "host_firewall"),
         ("fixed", "FixedIpFilter FixedIpSummary fixed_ip_list "
@@ -164,7 +166,7 @@ __all__ = [
     "deallocate_for_instance", "disassociate_stale_fixed_ips",
     "ensure_shards", "expire_leases", "shard_list", "LiveMigration",
     "migration_abort", "migration_begin", "migration_finish",
-    "migration_get",
+    "migration_get", "HostFirewallReader",
     "firewall_generation", "fixed_ip_list", "fixed_ip_set_reserved",
     "fixed_ip_summary", "floating_associate",
     "floating_associate_from_pool", "floating_create", "floating_delete",
@@ -231,7 +233,7 @@ def instance_create(
     )
     with db.write() as conn:
         instance = insert_instance(conn, spec)
-        secgroups.bump(conn)
+        secgroups.bump(conn, [instance.uuid])
         return instance
 
 

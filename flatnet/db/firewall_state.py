@@ -50,7 +50,12 @@ def _mac(text: str) -> netaddr.EUI:
     return netaddr.EUI(text)
 
 
-def _nic_rows(conn: Connection, host: str) -> list[Any]:
+def nic_rows(
+    conn: Connection, host: str, uuids: Iterable[str] | None = None
+) -> list[Any]:
+    """The NIC rows of the live instances on ``host`` (only those of
+    ``uuids`` when given)."""
+    only = () if uuids is None else (INSTANCES.c.uuid.in_(list(uuids)),)
     return list(
         conn.execute(
             select(
@@ -77,7 +82,7 @@ def _nic_rows(conn: Connection, host: str) -> list[Any]:
                 & FIXED.c.allocated,
             )
             .outerjoin(NETWORKS, NETWORKS.c.id == VIFS.c.network_id)
-            .where(filtered_on(host), INSTANCES.c.deleted == 0)
+            .where(filtered_on(host), INSTANCES.c.deleted == 0, *only)
             .order_by(INSTANCES.c.id, VIFS.c.id, FIXED.c.id)
         ).all()
     )
@@ -108,7 +113,7 @@ def _nic(rows_of_vif: tuple[tuple[Any, ...], ...]) -> fw.FilteredNic:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _instance(
+def filtered_instance(
     inst_id: int,
     uuid: str,
     vifs: tuple[tuple[tuple[Any, ...], ...], ...],
@@ -129,7 +134,7 @@ def _instance(
 Vifs = tuple[tuple[tuple[Any, ...], ...], ...]
 
 
-def _nics(found: Iterable[Any]) -> dict[int, tuple[str, Vifs]]:
+def nics_of(found: Iterable[Any]) -> dict[int, tuple[str, Vifs]]:
     """instance id -> (uuid, its VIFs' rows as plain tuples, one per
     fixed IP); rows are unpacked by position (Row attribute access is
     slow at 5,000)."""
@@ -147,7 +152,7 @@ def _nics(found: Iterable[Any]) -> dict[int, tuple[str, Vifs]]:
     }
 
 
-def _memberships(
+def memberships(
     conn: Connection, uuids: Iterable[str]
 ) -> dict[str, list[int]]:
     """instance uuid -> ids of its live groups."""
@@ -170,7 +175,9 @@ def _memberships(
     return found
 
 
-def _groups(conn: Connection, start: set[int]) -> list[fw.SecurityGroup]:
+def groups_closure(
+    conn: Connection, start: set[int]
+) -> list[fw.SecurityGroup]:
     """The groups ``start`` and every group their rules name as a
     source, transitively (HostFirewall wants each named group given)."""
     names: dict[int, str] = {}
@@ -233,14 +240,14 @@ def read_host_firewall(
 ) -> tuple[int, fw.HostFirewall]:
     """:func:`host_firewall` inside an open transaction."""
     generation = rows.counter(conn, FIREWALL_COUNTER)
-    nics = _nics(_nic_rows(conn, host))
-    groups_of = _memberships(conn, (uuid for uuid, _ in nics.values()))
+    nics = nics_of(nic_rows(conn, host))
+    groups_of = memberships(conn, (uuid for uuid, _ in nics.values()))
     instances = [
-        _instance(inst_id, uuid, vifs, tuple(groups_of[uuid]))
+        filtered_instance(inst_id, uuid, vifs, tuple(groups_of[uuid]))
         for inst_id, (uuid, vifs) in sorted(nics.items())
     ]
     used = {g for ids in groups_of.values() for g in ids}
-    groups = _groups(conn, used)
+    groups = groups_closure(conn, used)
     return generation, fw.HostFirewall(
         instances=tuple(instances),
         groups=tuple(groups),

@@ -88,7 +88,7 @@ def migration_begin(db: Database, ident: str, dest: str) -> bool:
                 dest_compute=dest, created_at=rows.now(),
             )
         )  # fmt: skip
-        secgroups.bump(conn)
+        secgroups.bump(conn, [inst.uuid])
         return True
 
 
@@ -108,7 +108,7 @@ def migration_finish(db: Database, ident: str, dest: str) -> bool:
             )
             changed = True
         if changed:
-            secgroups.bump(conn)
+            secgroups.bump(conn, [inst.uuid])
         return changed
 
 
@@ -126,5 +126,5 @@ def migration_abort(db: Database, ident: str, dest: str | None = None) -> bool:
         if row is None or (dest is not None and row.dest_compute != dest):
             return False
         forget(conn, inst.uuid)
-        secgroups.bump(conn)
+        secgroups.bump(conn, [inst.uuid])
         return True

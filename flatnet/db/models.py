@@ -12,13 +12,9 @@ database level: ``fixed_ips(address, deleted)``,
 ``virtual_interfaces(instance_uuid, network_id, deleted)``,
 ``floating_ips(address, deleted)``, ``instances(hostname, deleted)``.
 
-Plain ``Table`` objects, not ORM classes: flatnet issues Core queries only,
-and the declarative ORM cost every CLI call about a quarter of a second of
-imports. The two partial indexes of the allocation query carry
-dialect-specific predicates (``sqlite_where``/``postgresql_where``), which
-make SQLAlchemy import those dialects; they only matter for DDL, so they
-are attached by :func:`schema` (used by migrations and their tests), not
-at import.
+Plain ``Table`` objects (Core queries only; the ORM cost every CLI call
+~0.25 s of imports). The allocation query's two partial indexes import
+their dialects, so :func:`schema` attaches them for DDL, not at import.
 """
 
 from __future__ import annotations
@@ -277,13 +273,9 @@ SECURITY_GROUP_INSTANCES = Table(
 )
 
 
-# flatnet: what each host has applied, for "ready" waits.
-#
-# One row per ``(host, component, key)``: ``component`` is e.g. ``dhcp``
-# or ``rules``, ``key`` what was applied (``network:3``; later
-# ``instance:<uuid>``), ``applied_generation`` the generation of that
-# key the host had made live, ``last_error`` why the host could not
-# apply a newer one (NULL once it did).
+# flatnet: what each host has applied, for "ready" waits: per (host,
+# component e.g. ``dhcp``, key e.g. ``network:3``) the generation made
+# live, and ``last_error`` why a newer one was not (NULL once it was).
 HOST_STATE = Table(
     "host_state",
     metadata,
@@ -296,12 +288,9 @@ HOST_STATE = Table(
 )
 
 
-# flatnet: how far each host has applied each DHCP event journal.
-#
-# Written in the same transaction as the lease changes the events caused,
-# so a crash between the two can neither lose nor replay an event.
-# ``invalid_lines`` counts lines that were not a valid event (torn or
-# garbage) and were skipped.
+# flatnet: how far each host has applied each DHCP event journal, in the
+# transaction of the lease changes the events caused (a crash can neither
+# lose nor replay one); ``invalid_lines``: torn or garbage lines skipped.
 JOURNALS = Table(
     "lease_journals",
     metadata,
@@ -313,10 +302,8 @@ JOURNALS = Table(
 )
 
 
-# flatnet: keyed generation counters (``rules`` for floating IPs;
-# later ``instance:<uuid>``...), bumped in the same transaction as the
-# change they announce. A network's generation is
-# ``networks.generation``.
+# flatnet: keyed generation counters (``rules``, ``firewall``...), bumped
+# in the transaction of the change they announce (networks: their own).
 GENERATIONS = Table(
     "generations",
     metadata,
@@ -333,8 +320,7 @@ DHCP_SHARDS = Table(
     Column("network_id", ForeignKey("networks.id"), primary_key=True),
     Column("shard", Integer, primary_key=True, autoincrement=False),
     Column("address", String(39), nullable=False),
-    # hosts given to the shard: +1 per allocation, re-counted exactly by
-    # every ensure_shards (a deallocation does not decrement it)
+    # +1 per allocation, re-counted by every ensure_shards
     Column("hosts", Integer, default=0, nullable=False),
 )
 
@@ -350,6 +336,20 @@ LIVE_MIGRATIONS = Table(
     Column("source_compute", String(255)),
     Column("dest_compute", String(255), nullable=False, index=True),
     Column("created_at", DateTime),
+)
+
+
+#: What each ``firewall`` generation changed (insert-only log, written
+#: with the bump): an instance or a group whose rules changed. Compute
+#: hosts read the rows above what they applied (doc/firewall.md).
+FIREWALL_CHANGES = Table(
+    "firewall_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("instance_uuid", String(36)),
+    Column("group_id", Integer),
+    Index("firewall_changes_generation_idx", "generation"),
 )
 
 

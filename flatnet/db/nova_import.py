@@ -30,9 +30,8 @@ from sqlalchemy import Connection, Table, insert, inspect, select, text
 from sqlalchemy import exc as sa_exc
 
 from flatnet import exception, ipam
-from flatnet.db import models, rows
+from flatnet.db import models, rows, secgroups
 from flatnet.db.engine import Database
-from flatnet.db.secgroups import FIREWALL_COUNTER
 
 LOG = logging.getLogger(__name__)
 
@@ -56,6 +55,26 @@ COMPOSITE_KEYS: dict[str, tuple[str, str]] = {
         "instance_uuid",
     ),
 }
+
+
+def _firewall_stamps(
+    inserted: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> tuple[set[str], set[int]]:
+    """The instances and groups an import changed, for the firewall
+    change log (:func:`flatnet.db.secgroups.bump`)."""
+    uuids = {
+        r["instance_uuid"]
+        for t in ("security_group_instance_association", "fixed_ips")
+        for r in inserted.get(t, ())
+        if r.get("instance_uuid")
+    }
+    uuids |= {r["uuid"] for r in inserted.get("instances", ())}
+    groups = {
+        r["parent_group_id"] for r in inserted.get("security_group_rules", ())
+    }
+    return uuids, groups
+
+
 FIREWALL_TABLES = (
     "security_groups",
     "security_group_rules",
@@ -231,6 +250,7 @@ def apply_import(
     Raises Conflict (nothing written), ConfigError (schema missing).
     """
     results: dict[str, TableResult] = {}
+    inserted: dict[str, Sequence[Mapping[str, Any]]] = {}
     with db.write() as conn:
         _check_schema(conn)
         for name in TABLES:
@@ -243,12 +263,13 @@ def apply_import(
             if progress is not None and len(rows_in) > len(new):
                 progress(len(rows_in) - len(new))
             _insert(conn, name, new, progress)
+            inserted[name] = new
             results[name] = TableResult(len(new), len(rows_in) - len(new))
             if name == "networks":
                 rows.bump_generations(conn, [r["id"] for r in new])
         if results["floating_ips"].inserted:
             rows.bump_counter(conn, rows.RULES_COUNTER)
         if any(results[t].inserted for t in FIREWALL_TABLES):
-            rows.bump_counter(conn, FIREWALL_COUNTER)
+            secgroups.bump(conn, *_firewall_stamps(inserted))
         _advance_sequences(conn, [n for n, r in results.items() if r.inserted])
     return results

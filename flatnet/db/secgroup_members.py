@@ -92,7 +92,7 @@ def instance_add_secgroup(db: Database, ident: str, group: str) -> None:
                 f"security group {group!r}"
             )
         attach(conn, rows.to_instance(inst), [group])
-        secgroups.bump(conn)
+        secgroups.bump(conn, [inst.uuid])
 
 
 def instance_remove_secgroup(db: Database, ident: str, group: str) -> None:
@@ -112,7 +112,7 @@ def instance_remove_secgroup(db: Database, ident: str, group: str) -> None:
             .where(MEMBERS.c.id == member.id)
             .values(deleted=member.id, deleted_at=rows.now())
         )
-        secgroups.bump(conn)
+        secgroups.bump(conn, [inst.uuid])
 
 
 def instance_secgroups(db: Database, ident: str) -> list[str]:
@@ -149,7 +149,7 @@ def instance_set_host(db: Database, ident: str, host: str | None) -> None:
             .where(rows.INSTANCES.c.id == inst.id)
             .values(host=host, updated_at=rows.now())
         )
-        secgroups.bump(conn)
+        secgroups.bump(conn, [inst.uuid])
 
 
 def firewall_generation(db: Database) -> int:

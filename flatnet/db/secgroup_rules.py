@@ -87,7 +87,7 @@ def secgroup_rule_add(
                 deleted=0,
             )
         )
-        secgroups.bump(conn)
+        secgroups.bump(conn, groups=[parent.id])
         return dataclasses.replace(rule, id=rows.inserted_id(result))
 
 
@@ -122,5 +122,5 @@ def secgroup_rule_delete(
             .where(RULES.c.id == found[0].id)
             .values(deleted=RULES.c.id, deleted_at=rows.now())
         )
-        secgroups.bump(conn)
+        secgroups.bump(conn, groups=[parent.id])
         return found[0]

@@ -24,9 +24,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Update, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Update,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 
 from flatnet import exception, hostname
 from flatnet.db import models, rows
@@ -38,7 +47,13 @@ LOG = logging.getLogger(__name__)
 GROUPS = models.SECURITY_GROUPS
 RULES = models.SECURITY_GROUP_RULES
 MEMBERS = models.SECURITY_GROUP_INSTANCES
+CHANGES = models.FIREWALL_CHANGES
 FIREWALL_COUNTER = "firewall"
+#: the firewall change log keeps this many generations (pruned every
+#: LOG_PRUNE_EVERY); scope LOG_FLOOR holds the newest generation pruned
+LOG_KEEP = 100_000
+LOG_PRUNE_EVERY = 1024
+LOG_FLOOR = "firewall-log-floor"
 DEFAULT_GROUP = "default"
 #: nova ``SecurityGroupBase`` refuses to delete these ("system group")
 RO_GROUPS = (DEFAULT_GROUP,)
@@ -70,10 +85,52 @@ def _bump_statement() -> Update:
     )
 
 
-def bump(conn: Connection) -> None:
-    """Announce a firewall change (same transaction as the change)."""
+def bump(
+    conn: Connection,
+    instances: Iterable[str] = (),
+    groups: Iterable[int] = (),
+) -> None:
+    """Announce a firewall change (same transaction as the change): bump
+    the ``firewall`` generation, then log what it changed, the
+    ``instances`` (uuids) whose filters or memberships changed and the
+    ``groups`` whose rules changed, at the new generation (after the
+    bump, so the log rows carry the generation this commit makes)."""
     if conn.execute(_bump_statement()).rowcount == 0:
         rows.bump_counter(conn, FIREWALL_COUNTER)  # creates the scope
+    stamps: list[dict[str, str | int | None]]
+    stamps = [{"uuid": u, "gid": None} for u in instances]
+    stamps += [{"uuid": None, "gid": g} for g in groups]
+    if stamps:
+        conn.execute(_log_statement(), stamps)
+    _prune(conn)
+
+
+def _prune(conn: Connection) -> None:
+    """Every ``LOG_PRUNE_EVERY`` generations, drop the log rows more than
+    ``LOG_KEEP`` generations old and record that floor (scope
+    ``firewall-log-floor``): a reader that lags further reads in full."""
+    generation = rows.counter(conn, FIREWALL_COUNTER)
+    floor = generation - LOG_KEEP
+    if generation % LOG_PRUNE_EVERY or floor <= 0:
+        return
+    conn.execute(delete(CHANGES).where(CHANGES.c.generation <= floor))
+    rows.upsert(
+        conn, rows.GENERATIONS, {"scope": LOG_FLOOR}, {"generation": floor}
+    )
+
+
+@functools.cache
+def _log_statement() -> Insert:
+    current = (
+        select(rows.GENERATIONS.c.generation)
+        .where(rows.GENERATIONS.c.scope == FIREWALL_COUNTER)
+        .scalar_subquery()
+    )
+    return CHANGES.insert().values(
+        generation=current,
+        instance_uuid=bindparam("uuid"),
+        group_id=bindparam("gid"),
+    )
 
 
 def project_of(project_id: str | None) -> str:
@@ -277,7 +334,7 @@ def secgroup_delete(
             .where(GROUPS.c.id == row.id)
             .values(deleted=row.id, deleted_at=when)
         )
-        bump(conn)
+        bump(conn, groups=[row.id])
     LOG.info("deleted security group %s (%s)", name, row.id)
     return info
 

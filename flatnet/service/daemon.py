@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import logging
 import threading
 import time
@@ -212,6 +213,15 @@ class Daemon:
         for key, text in errors.items():
             self._errors[(comp, key)] = text
 
+    _next_unfreeze = 0.0  # when settle_heap gives the frozen objects back
+
+    def _settle(self) -> None:
+        now = self.clock()
+        unfreeze = now >= self._next_unfreeze
+        if unfreeze:
+            self._next_unfreeze = now + self.timing.periodic_interval
+        settle_heap(unfreeze)
+
     def _periodic(self) -> None:
         now = self.clock()
         if now < self._next_periodic:
@@ -234,10 +244,25 @@ class Daemon:
         pause = stop if wake is None else wake
         try:
             while not stop.is_set():
-                self.run_once()
+                if self.run_once():
+                    self._settle()
                 pause.wait(self.timing.sync_interval)
                 if wake is not None:
                     wake.clear()
         finally:
             for rec in self.reconcilers:
                 rec.close()
+
+
+def settle_heap(unfreeze: bool) -> None:
+    """After a round that synced: move every object alive now (the
+    reconcilers' read models and caches: tens of thousands of objects at
+    5,000 instances) out of the cyclic collector's reach with
+    ``gc.freeze()``, so the next sync's allocations do not pay for
+    scanning them (bench/firewall_service.py: +1 at 5,000 186 -> 168 ms
+    under load 9.4). Every ``periodic_interval`` (``unfreeze``) the
+    frozen objects are given back first, so cyclic garbage among them is
+    collected at most one interval late."""
+    if unfreeze:
+        gc.unfreeze()
+    gc.freeze()

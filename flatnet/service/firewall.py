@@ -9,7 +9,9 @@ Every key is wanted at the one firewall generation
 for one instance.
 
 One :meth:`FirewallReconciler.sync` reads the host's whole desired state
-ONCE (:func:`flatnet.db.api.host_firewall`), plans it
+ONCE (:class:`flatnet.db.api.HostFirewallReader`: the whole host at
+start, after a failed apply and every ``full_resync_interval`` seconds,
+else only what the firewall change log names since the last read), plans it
 (:func:`flatnet.plan.firewall.firewall_plan`) and applies it in the
 order the executors need: ipsets ensured, ONE iptables commit for every
 instance, unused ipsets pruned, conntrack entries of flows whose grant
@@ -201,14 +203,17 @@ class FirewallReconciler:
         conntrack: FlowDeleter,
         nwfilters: NWFilters | None = None,
         verify_interval: float = 60.0,
-        reader: Reader = db_api.host_firewall,
+        reader: Reader | None = None,
+        full_resync_interval: float = 600.0,
     ) -> None:
         self.db, self.host, self.settings = db, host, settings
         self.ipsets, self.iptables = ipsets, iptables
         self.conntrack = conntrack
         self.nwfilters = nwfilters
         self.verify_interval = verify_interval
-        self.reader = reader
+        self.reader: Reader = reader or db_api.HostFirewallReader(
+            full_resync_interval
+        )
         self.clock: Callable[[], float] = time.monotonic
         self.last: HostFirewall | None = None
         self.commits = 0  # iptables commits made (tests, bench)
@@ -225,8 +230,7 @@ class FirewallReconciler:
     def poll(self) -> Polled:
         generation = db_api.firewall_generation(self.db)
         if self._polled is None or self._polled[0] != generation:
-            uuids = db_api.host_instances(self.db, self.host)
-            self._polled = (generation, uuids)
+            self._polled = (generation, self._host_uuids())
         wanted = {db_api.instance_key(u): generation for u in self._polled[1]}
         wanted[host_key(self.host)] = generation
         now = self.clock()
@@ -236,11 +240,24 @@ class FirewallReconciler:
         self._verify = True
         return Polled(wanted, frozenset(wanted))
 
+    def _host_uuids(self) -> list[str]:
+        """The uuids of the instances placed here: from the incremental
+        reader's state (a delta read, which the sync then reuses), else
+        one query."""
+        if isinstance(self.reader, db_api.HostFirewallReader):
+            _generation, state = self.reader(self.db, self.host)
+            return sorted(i.uuid for i in state.instances)
+        return db_api.host_instances(self.db, self.host)
+
     def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:
         """Apply the whole host once; report each key."""
         generation, state = self.reader(self.db, self.host)
         verify, self._verify = self._verify, False
-        failed = self.apply(state, verify)
+        try:
+            failed = self.apply(state, verify)
+        except exception.FlatnetError:
+            self._full_read_next()
+            raise
         outcomes: dict[str, Outcome] = {}
         for key in keys:
             uuid = key.removeprefix("instance:")
@@ -249,6 +266,12 @@ class FirewallReconciler:
             else:
                 outcomes[key] = Outcome(True, generation)
         return outcomes
+
+    def _full_read_next(self) -> None:
+        """After a failed apply the next sync reads the whole host."""
+        reset = getattr(self.reader, "reset", None)
+        if reset is not None:
+            reset()
 
     def apply(
         self, state: HostFirewall, verify: bool = False

@@ -99,8 +99,8 @@ def test_every_change_bumps_firewall_in_its_transaction(
     before, state = api.firewall_generation(db), _snapshot(db)
     real = secgroups.bump
 
-    def failing(conn: Any) -> None:
-        real(conn)
+    def failing(conn: Any, *stamps: Any, **named: Any) -> None:
+        real(conn, *stamps, **named)
         raise RuntimeError("crash right after the bump")
 
     monkeypatch.setattr(secgroups, "bump", failing)

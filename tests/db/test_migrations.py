@@ -10,6 +10,9 @@ from sqlalchemy import inspect
 
 from flatnet.db import api, migration, models
 
+#: the newest revision (the firewall change log, issue 9)
+HEAD = "0005"
+
 
 @pytest.fixture
 def empty(db_url):
@@ -21,7 +24,7 @@ def empty(db_url):
 def test_upgrade_head_on_empty_db_matches_models(empty) -> None:
     assert migration.current(empty) is None
     api.sync(empty)
-    assert migration.current(empty) == "0004"
+    assert migration.current(empty) == HEAD
     with empty.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
         diff = compare_metadata(
@@ -45,7 +48,7 @@ def test_indexes_and_unique_constraints_exist(empty) -> None:
 def test_sync_twice_is_a_no_op(empty) -> None:
     api.sync(empty)
     api.sync(empty)
-    assert migration.current(empty) == "0004"
+    assert migration.current(empty) == HEAD
 
 
 def test_downgrade_removes_everything_and_upgrade_again(empty) -> None:
@@ -57,7 +60,7 @@ def test_downgrade_removes_everything_and_upgrade_again(empty) -> None:
         command.downgrade(cfg, "base")
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
     api.sync(db)
-    assert migration.current(db) == "0004"
+    assert migration.current(db) == HEAD
     assert {"fixed_ips", "floating_ips", "networks"} <= set(
         inspect(db.engine).get_table_names()
     )
@@ -79,7 +82,7 @@ def test_0002_keeps_readiness_counters_and_journal_offsets(empty) -> None:
             "VALUES ('/j', 5, 120)"
         )
     api.sync(db)
-    assert migration.current(db) == "0004"
+    assert migration.current(db) == HEAD
     assert api.host_state_get(db, "h1", 7, "dhcp") == 41
     state = api.host_state(db, "h1", "dhcp", "network:7")
     assert state is not None
@@ -95,3 +98,17 @@ def test_0002_keeps_readiness_counters_and_journal_offsets(empty) -> None:
             "SELECT network_id, applied_generation FROM host_state"
         ).all()
     assert [tuple(r) for r in back] == [(7, 41)]
+
+
+def test_firewall_change_log_table_upgrades_and_downgrades(empty) -> None:
+    db = empty
+    migration.upgrade(db, "0002")
+    assert "firewall_changes" not in inspect(db.engine).get_table_names()
+    api.sync(db)
+    assert migration.current(db) == HEAD
+    assert "firewall_changes" in inspect(db.engine).get_table_names()
+    cfg = migration.alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    assert "firewall_changes" not in inspect(db.engine).get_table_names()

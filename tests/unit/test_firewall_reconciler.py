@@ -265,3 +265,49 @@ def test_a_restart_cuts_live_flows_the_database_no_longer_admits(
     site.flows.live, site.flows.cut = [], []
     site.daemon.run_once()  # a later sync: no listing, nothing cut
     assert site.flows.cut == []
+
+
+def test_the_reconciler_reads_only_the_change_after_the_first_sync(
+    db, net
+) -> None:
+    web = sg.add_group(db, "web")
+    sg.add_rule(db, web, "tcp", (22, 22), source_group=web)
+    vm1 = make_instance(db, "vm1", net, 1, host="h1")
+    sg.associate(db, web, vm1.instance.uuid)
+    site = Site(db, None)
+    reader = site.rec.reader
+    assert isinstance(reader, api.HostFirewallReader)
+    site.daemon.run_once()
+    vm2 = make_instance(db, "vm2", net, 2, host="h2")  # remote member
+    sg.associate(db, web, vm2.instance.uuid)
+    site.daemon.run_once()
+    assert reader.full_reads == 1  # the start; the rest were deltas
+    assert reader.delta_reads > 0
+    name = f"nova-compute-sg-{web}"
+    assert site.ipsets.sets[name].members == {
+        str(i.address) for i in (vm1, vm2)
+    }
+    assert site.rec.last == api.host_firewall(db, "h1")[1]
+
+
+def test_after_a_failed_apply_the_next_sync_reads_in_full(db, net) -> None:
+    vm1 = make_instance(db, "vm1", net, 1, host="h1")
+    site = Site(db, None)
+    reader = site.rec.reader
+    assert isinstance(reader, api.HostFirewallReader)
+    site.daemon.run_once()
+    real = site.iptables.apply
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise exception.FirewallApplyError(table="filter", reason="test")
+
+    site.iptables.apply = broken  # type: ignore[method-assign]
+    make_instance(db, "vm2", net, 2, host="h1")
+    site.daemon.run_once()
+    assert site.state(api.instance_key(vm1.instance.uuid)) is not None
+    full = reader.full_reads
+    site.iptables.apply = real  # type: ignore[method-assign]
+    site.clock.now += 3600  # past the daemon's back-off
+    site.daemon.run_once()
+    assert reader.full_reads == full + 1
+    assert site.rec.last == api.host_firewall(db, "h1")[1]

@@ -146,3 +146,31 @@ def test_a_locked_database_on_record_is_retried(tmp_path):
     now[0] += 1.0
     assert loop.run_once() == 1
     assert _state(db, network).applied_generation > 0
+
+
+def test_a_round_that_synced_freezes_the_heap_and_unfreezes_later(
+    tmp_path, monkeypatch
+):
+    calls: list[str] = []
+    monkeypatch.setattr(daemon.gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(
+        daemon.gc, "unfreeze", lambda: calls.append("unfreeze")
+    )
+    _db, _network, _rec, loop = _rig(tmp_path)
+    now = [100.0]
+    loop.clock = lambda: now[0]
+    rounds = iter([True, True, True])
+
+    class Stop:
+        """Stops run() after three rounds (no waiting)."""
+
+        def is_set(self) -> bool:
+            return next(rounds, False) is False
+
+        def wait(self, _timeout: float) -> None:
+            now[0] += 1.0
+
+    loop.run(Stop())  # type: ignore[arg-type]
+    # the first round synced (freeze, after giving back nothing); the
+    # others synced nothing: no freeze
+    assert calls == ["unfreeze", "freeze"]
