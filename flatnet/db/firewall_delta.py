@@ -32,8 +32,7 @@ from sqlalchemy import Connection, select
 from flatnet.db import firewall_state as fs
 from flatnet.db import rows
 from flatnet.db.engine import Database
-from flatnet.db.rows import FIXED, INSTANCES
-from flatnet.db.secgroups import CHANGES, FIREWALL_COUNTER, LOG_FLOOR, MEMBERS
+from flatnet.db.secgroups import CHANGES, FIREWALL_COUNTER, LOG_FLOOR
 from flatnet.plan import firewall_model as fw
 
 Addresses = frozenset[netaddr.IPAddress]
@@ -54,37 +53,6 @@ class _Cache:
     members_by: dict[int, dict[str, Addresses]]
     members: dict[int, Addresses]
     state: fw.HostFirewall
-
-
-def _member_rows(
-    conn: Connection, group_ids: Iterable[int], uuids: Iterable[str] | None
-) -> list[Any]:
-    """(group id, instance uuid, address) of the live members of
-    ``group_ids`` (only ``uuids`` when given), as firewall_state reads
-    them."""
-    wanted = sorted(group_ids)
-    if not wanted:
-        return []
-    only = () if uuids is None else (MEMBERS.c.instance_uuid.in_(list(uuids)),)
-    return list(
-        conn.execute(
-            select(
-                MEMBERS.c.security_group_id,
-                MEMBERS.c.instance_uuid,
-                FIXED.c.address,
-            )
-            .join(INSTANCES, INSTANCES.c.uuid == MEMBERS.c.instance_uuid)
-            .join(FIXED, FIXED.c.instance_uuid == INSTANCES.c.uuid)
-            .where(
-                MEMBERS.c.security_group_id.in_(wanted),
-                MEMBERS.c.deleted == 0,
-                INSTANCES.c.deleted == 0,
-                FIXED.c.deleted == 0,
-                FIXED.c.allocated,
-                *only,
-            )
-        ).all()
-    )
 
 
 def _by_member(found: Iterable[Any]) -> dict[int, dict[str, Addresses]]:
@@ -143,7 +111,7 @@ def full_read(conn: Connection, host: str) -> _Cache:
     instances = _read_instances(conn, host, None)
     used = _used(instances.values())
     groups = tuple(fs.groups_closure(conn, set(used)))
-    members_by = _by_member(_member_rows(conn, (g.id for g in groups), None))
+    members_by = _by_member(fs.member_rows(conn, (g.id for g in groups), None))
     cache = _Cache(
         generation=generation,
         instances=instances,
@@ -199,12 +167,12 @@ def _merge_members(
     fresh = needed - old_needed
     for gid in fresh:
         cache.members_by.pop(gid, None)
-    cache.members_by.update(_by_member(_member_rows(conn, fresh, None)))
+    cache.members_by.update(_by_member(fs.member_rows(conn, fresh, None)))
     kept = needed - fresh
     touched = set(fresh)
     if uuids and kept:
         touched |= _drop_changed(cache, kept, uuids)
-        for gid, got in _by_member(_member_rows(conn, kept, uuids)).items():
+        for gid, got in _by_member(fs.member_rows(conn, kept, uuids)).items():
             cache.members_by.setdefault(gid, {}).update(got)
             touched.add(gid)
     for gid in touched:

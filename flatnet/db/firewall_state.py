@@ -209,15 +209,24 @@ def groups_closure(
     ]
 
 
-def _members(
-    conn: Connection, group_ids: Iterable[int]
-) -> dict[int, frozenset[netaddr.IPAddress]]:
-    """group id -> allocated fixed IPs of its live instances (any host)."""
+def member_rows(
+    conn: Connection,
+    group_ids: Iterable[int],
+    uuids: Iterable[str] | None = None,
+) -> list[Any]:
+    """(group id, instance uuid, address) of the live members of
+    ``group_ids`` (only ``uuids`` when given)."""
     wanted = sorted(group_ids)
-    found: dict[int, set[netaddr.IPAddress]] = {}
-    if wanted:
-        result = conn.execute(
-            select(MEMBERS.c.security_group_id, FIXED.c.address)
+    if not wanted:
+        return []
+    only = () if uuids is None else (MEMBERS.c.instance_uuid.in_(list(uuids)),)
+    return list(
+        conn.execute(
+            select(
+                MEMBERS.c.security_group_id,
+                MEMBERS.c.instance_uuid,
+                FIXED.c.address,
+            )
             .join(INSTANCES, INSTANCES.c.uuid == MEMBERS.c.instance_uuid)
             .join(FIXED, FIXED.c.instance_uuid == INSTANCES.c.uuid)
             .where(
@@ -226,12 +235,19 @@ def _members(
                 INSTANCES.c.deleted == 0,
                 FIXED.c.deleted == 0,
                 FIXED.c.allocated,
+                *only,
             )
         ).all()
-        for row in result:
-            found.setdefault(row.security_group_id, set()).add(
-                fw.ip_address(row.address)
-            )
+    )
+
+
+def _members(
+    conn: Connection, group_ids: Iterable[int]
+) -> dict[int, frozenset[netaddr.IPAddress]]:
+    """group id -> allocated fixed IPs of its live instances (any host)."""
+    found: dict[int, set[netaddr.IPAddress]] = {}
+    for gid, _uuid, address in member_rows(conn, group_ids):
+        found.setdefault(gid, set()).add(fw.ip_address(address))
     return {gid: frozenset(addrs) for gid, addrs in found.items()}
 
 

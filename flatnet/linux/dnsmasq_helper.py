@@ -15,18 +15,9 @@ from __future__ import annotations
 
 import os
 
+from flatnet.linux.procfs import real_uid
+
 ROOT_UID = 0
-
-
-def _real_uid(pid: int, proc: str) -> int | None:
-    try:
-        with open(f"{proc}/{pid}/status", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("Uid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def children(pid: int, proc: str = "/proc") -> list[int] | None:
@@ -49,4 +40,4 @@ def has_helper(pid: int, proc: str = "/proc") -> bool:
     """True if ``pid`` has a child running as root (its script helper);
     False if it has none or is gone."""
     found = children(pid, proc) or []
-    return any(_real_uid(child, proc) == ROOT_UID for child in found)
+    return any(real_uid(child, proc) == ROOT_UID for child in found)

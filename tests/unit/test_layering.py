@@ -183,6 +183,8 @@ LINUX_SHARED = {"flatnet.linux.netlink"}
 LINUX_EXTRA = {
     # procfs reads /proc (read only) to prove which process is dnsmasq.
     "flatnet.linux.dnsmasq": {"flatnet.linux.procfs"},
+    # the helper check reads /proc the way procfs does
+    "flatnet.linux.dnsmasq_helper": {"flatnet.linux.procfs"},
     # a DHCP shard's dnsmasq is the dnsmasq executor whose readiness is
     # a DHCPINFORM sent from inside its namespace.
     "flatnet.linux.dhcp_inform": {"flatnet.linux.dnsmasq"},
