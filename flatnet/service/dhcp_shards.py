@@ -35,13 +35,12 @@ from collections.abc import Callable, Sequence
 import netaddr
 
 from flatnet import exception
-from flatnet.db import api as db_api
 from flatnet.linux import dhcp_inform, files, netlink, nftables
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.model import DhcpShard, HostEntry, Lease, Network
 from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
-from flatnet.service import dhcp_dns
+from flatnet.service import dhcp_dns, lease_guard
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
 from flatnet.service.dhcp_keeper import (
@@ -91,6 +90,7 @@ class Shard:
     state: hostsdir.NetState
     proc: dhcp_inform.ShardProcess
     release: DhcpRelease
+    guard: lease_guard.JournalGuard
     members: set[str] = dataclasses.field(default_factory=set)
     addresses: dict[str, str] = dataclasses.field(default_factory=dict)
     linked: bool = False  # namespace and veth checked by this daemon
@@ -124,33 +124,21 @@ class ShardedDhcp:
         self.dns = dhcp_dns.DnsOnly(host_netns, self.tuning.served_timeout)
 
     # --- what the reconciler asks ---------------------------------------
-    def journals(self, network_id: int) -> list[str]:
-        return [s.spec.paths.events for s in self.shards_of(network_id)]
-
     def shards_of(self, network_id: int) -> list[Shard]:
         return [
             s for (n, _k), s in sorted(self._shards.items()) if n == network_id
         ]
 
-    def set_leases(self, network_id: int, leased: Sequence[Lease]) -> None:
-        """Newer leases for each shard's next ``init`` snapshot."""
+    def poll(self, network_id: int, ingest: Callable[[str], int]) -> bool:
+        """Ingest the shards' journals (``ingest(path)``: events read),
+        poll each journal's guard (reserve, lost events: a SIGHUP of
+        that shard replays its leases); True if a shard is dead."""
+        dead = False
         for shard in self.shards_of(network_id):
-            mine = [x for x in leased if x.shard == shard.spec.index]
-            self.keeper.set_leases(
-                keeper_key(network_id, shard.spec.index), mine
-            )
-
-    def poll(
-        self,
-        network_id: int,
-        ingest: Callable[[str], int],
-        db: db_api.Database,
-    ) -> bool:
-        """Ingest the shards' journals (``ingest(path)``: events read)
-        and refresh their ``init`` leases; True if a shard is dead."""
-        if sum(ingest(path) for path in self.journals(network_id)):
-            self.set_leases(network_id, db_api.leases(db, network_id))
-        return any(s.proc.pid() is None for s in self.shards_of(network_id))
+            ingest(shard.spec.paths.events)
+            shard.guard.poll(shard.proc)
+            dead |= shard.proc.pid() is None
+        return dead
 
     # --- reconcile ------------------------------------------------------
     def sync(
@@ -211,6 +199,7 @@ class ShardedDhcp:
                 state=hostsdir.NetState(paths=spec.paths),
                 proc=proc,
                 release=DhcpRelease(netns=spec.netns),
+                guard=lease_guard.JournalGuard(spec.paths.events, proc.bridge),
             )
         return shard
 
@@ -268,13 +257,12 @@ class ShardedDhcp:
             bridge=shard.proc.bridge,
             argv=list(shard.spec.argv),
             listen=str(shard.spec.address),
-            snapshot=shard.spec.paths.init
-            if self.settings.dhcp_script_fast_path
-            else "",
+            snapshot="",  # dnsmasq runs no ``init`` for a Lua script
             marker=hostsdir.marker_path(shard.spec.paths),
             proc=shard.proc,
             lease_time=self.settings.dhcp_lease_time,
             leases=leases,
+            helper=True,  # an error escaping the Lua hook kills it
         )
         self.keeper.watch(keeper_key(network.id, shard.spec.index), watch)
         return watch
@@ -311,6 +299,7 @@ class ShardedDhcp:
             owed = hostsdir.reload_owed(state)
             limit = self.tuning.compact_files
             if pid is None:
+                shard.guard.prepare()  # 0600 before the Lua hook makes it
                 state.pending = []
                 hostsdir.compact(state, wanted)
                 state.starts += 1
