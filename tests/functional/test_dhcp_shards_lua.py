@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """Shards record lease events with the Lua hook (no fork per event),
 through the real DhcpReconciler and database: real dnsmasq-lua shards in
 namespaces of their own, busybox udhcpc clients (root only)."""
@@ -90,7 +91,8 @@ def test_shard_events_reach_the_database_exactly_once(rig, make_netns):
         # the ingest consumed every byte of the journal, once
         found = journal.end(events)
         stored = api.journal_offset(rig["db"], events, host="nethost")
-        assert found is not None and stored == found
+        assert found is not None
+        assert stored == found
     assert rig["rec"].expiry.journals[rig["net"].id][1:] == tuple(
         s.spec.paths.events for s in shards
     )
@@ -108,7 +110,8 @@ def test_kill_9_of_a_shard_loses_nothing_and_renewals_get_no_nak(
     wait_for(lambda: victim.proc.pid() is None, 5, "shard 0 gone")
     assert rec.keeper.check()  # what the keeper thread does every 50 ms
     new = victim.proc.pid()
-    assert new is not None and new != pid
+    assert new is not None
+    assert new != pid
     assert dnsmasq_helper.has_helper(new)
     before = {s.spec.index: len(_lines(s.spec.paths.events)) for s in shards}
     for client in clients:
@@ -118,9 +121,8 @@ def test_kill_9_of_a_shard_loses_nothing_and_renewals_get_no_nak(
     # the restarted shard knew no lease: it ACKed as authoritative and
     # journalled the renewals (add); the database never lost a lease
     new_lines = _lines(victim.spec.paths.events)[before[0] :]
-    assert new_lines and all(
-        x.split()[0] in ("add", "old") for x in new_lines
-    ), new_lines
+    assert new_lines
+    assert all(x.split()[0] in ("add", "old") for x in new_lines), new_lines
     rec.poll()
     assert _leased(rig) == {str(i.address) for i in infos}
 
@@ -160,5 +162,6 @@ def test_a_shard_that_lost_its_lua_helper_is_restarted(rig, make_netns):
     wait_for(lambda: not dnsmasq_helper.has_helper(pid), 5, "helper gone")
     assert rec.keeper.check()
     new = shard.proc.pid()
-    assert new is not None and new != pid
+    assert new is not None
+    assert new != pid
     assert dnsmasq_helper.has_helper(new)
