@@ -37,12 +37,20 @@ import time
 
 import dhcp_client
 import dhcp_storm
-from dhcp_storm import SUBNET, allocate, lease_all, mac_of, run_client
+from dhcp_storm import (
+    SERVER,
+    SUBNET,
+    allocate,
+    lease_all,
+    mac_of,
+    run_client,
+)
 
 from flatnet.db import api as db_api
 from flatnet.ipam import network_layout
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.linux.dnsmasq import DnsmasqProcess
+from flatnet.model import LeaseEvent
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import daemon, dhcp
 
@@ -151,6 +159,59 @@ def storm(
     )
 
 
+def handshakes(
+    args: argparse.Namespace,
+    db: db_api.Database,
+    net_id: int,
+    loop: daemon.Daemon,
+) -> None:
+    """``--dora`` handshakes (raw socket, ``--window`` in flight, each
+    REQUEST to its host's server: its shard's address), with the daemon
+    loop running; their hosts' leases are first released in the database
+    (as if expired), so "every event in the database" is every target
+    leased again, measured from the first DISCOVER."""
+    servers = {s.index: str(s.address) for s in db_api.shard_list(db, net_id)}
+    entries = db_api.host_entries(db, net_id)[1 : args.dora + 1]  # 0 probes
+    forget = [LeaseEvent("del", e.mac, e.address) for e in entries]
+    db_api.apply_lease_events(db, "bench-forget", 1, len(forget), forget)
+    hosts = [
+        (plan.mac_text(e.mac), str(e.address), servers.get(e.shard, SERVER))
+        for e in entries
+    ]
+    total = len(db_api.host_entries(db, net_id))
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    dora = _client(args.cli, "dora", hosts=hosts, window=args.window)
+    result = json.loads(dora.communicate()[0])
+    while len(db_api.leases(db, net_id)) < total:
+        if time.monotonic() - t0 > 300:
+            break
+        time.sleep(0.01)
+    recorded = time.monotonic() - t0
+    stop.set()
+    thread.join()
+    count = len(entries) - (total - len(db_api.leases(db, net_id)))
+    print(
+        f"{args.mode}: {result['handshakes']} handshakes in "
+        f"{result['seconds']:.2f} s = {result['per_second']:.0f}/s "
+        f"(retries {result['retries']}, window {args.window}) ({_load()})"
+    )
+    print(
+        f"{args.mode}: {count} of {len(entries)} add events in the DB "
+        f"{recorded:.2f} s after the first DISCOVER = "
+        f"{count / recorded:.0f}/s end to end ({_load()})"
+    )
+
+
+def _client(cli: str, mode: str, **kw: object) -> subprocess.Popen[str]:
+    """This file's client ``mode`` in the ``cli`` namespace."""
+    argv = ["ip", "netns", "exec", cli, sys.executable, __file__]
+    argv += ["--client", mode, "--client-args", json.dumps(kw)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
 def _journal_bytes(networks: pathlib.Path) -> int:
     return sum(p.stat().st_size for p in networks.glob("*.events"))
 
@@ -192,6 +253,7 @@ def server(args: argparse.Namespace) -> None:
         ),
         dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
         dhcp_shard_hosts=limit,
+        dhcp_lease_hook=args.hook,
     )
     rec = dhcp.DhcpReconciler(
         db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
@@ -207,6 +269,9 @@ def server(args: argparse.Namespace) -> None:
     )
     settle(rec, tmp / "networks")
     try:
+        if args.dora:
+            handshakes(args, db, net.id, loop)
+            settle(rec, tmp / "networks")
         storm(args, db, net.id, loop)
         memory(rec, net.id, args.hosts + args.new, args.mode)
     finally:
@@ -259,6 +324,14 @@ def main() -> None:
     parser.add_argument("--probe", type=float, default=10.0)
     parser.add_argument("--shard-hosts", type=int, default=600)
     parser.add_argument("--modes", default="single,sharded")
+    parser.add_argument("--dora", type=int, default=5000)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument(
+        "--hook",
+        default="lua",
+        choices=["sh", "lua"],
+        help="dhcp_lease_hook of the single dnsmasq (shards: always Lua)",
+    )
     parser.add_argument("--mode")
     parser.add_argument("--log", help="flatnet debug log file")
     parser.add_argument("--server", action="store_true")
@@ -269,7 +342,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.client:  # the raw-socket prober, in the cli namespace
         kw = json.loads(args.client_args)
-        print(json.dumps(dhcp_client.probe("c0", **kw)))
+        if args.client == "dora":
+            hosts = kw["hosts"]
+            result = dhcp_client.dora("c0", hosts, SERVER, kw["window"])
+            print(json.dumps(result))
+        else:
+            print(json.dumps(dhcp_client.probe("c0", **kw)))
         return
     if args.server:
         if args.log:
