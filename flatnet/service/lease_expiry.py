@@ -53,20 +53,28 @@ class LeaseExpiry:
     journals: dict[int, tuple[str, ...]] = dataclasses.field(
         default_factory=dict
     )
+    arming: set[int] = dataclasses.field(default_factory=set)
 
     def track(self, network_id: int, spec: plan.DnsmasqSpec) -> None:
         """Expire ``network_id``'s leases (a Lua hook) or not (sh:
         dnsmasq's ``init`` and ``del`` own the expiry)."""
         if spec.lua_hook:
-            self.track_journals(network_id, [spec.paths.events])
+            self.due.setdefault(network_id, 0.0)
+            self.journals[network_id] = (spec.paths.events,)
         else:
             self.due.pop(network_id, None)
 
     def track_journals(self, network_id: int, paths: Sequence[str]) -> None:
         """Expire ``network_id``'s leases, recorded by Lua hooks into
         ``paths`` (a sharded network: every shard's journal, and the
-        single dnsmasq's it grew from)."""
-        self.due.setdefault(network_id, 0.0)
+        single dnsmasq's it grew from). The first expiry comes one lease
+        time plus grace after the first poll: leases recorded before by
+        an sh hook (no ``old`` per renewal: shards before the Lua hook,
+        a network that just grew) have had a renewal journalled by
+        then."""
+        if network_id not in self.due:
+            self.due[network_id] = 0.0
+            self.arming.add(network_id)
         self.journals[network_id] = tuple(paths)
 
     def caught_up(self, path: str) -> bool:
@@ -89,10 +97,14 @@ class LeaseExpiry:
         ``now``: the caller's monotonic clock."""
         if network_id not in self.due or now < self.due[network_id]:
             return
+        age = self.settings.dhcp_lease_time + tuning.lease_expiry_grace
+        if network_id in self.arming:  # see track_journals
+            self.arming.discard(network_id)
+            self.due[network_id] = now + age
+            return
         if not all(self.caught_up(p) for p in self.journals[network_id]):
             return  # retried at the next poll: a renewal may be unread
         self.due[network_id] = now + tuning.lease_expiry_interval
-        age = self.settings.dhcp_lease_time + tuning.lease_expiry_grace
         older = datetime.datetime.fromtimestamp(
             self.wallclock() - age, datetime.UTC
         )

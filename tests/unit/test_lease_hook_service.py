@@ -181,6 +181,9 @@ def test_sharded_expiry_waits_for_every_shard_journal(tmp_open):  # noqa: F811
     shard1 = os.path.join(rig.np, "nova-br100-s1.events")
     expiry = rig.rec.expiry
     expiry.track_journals(1, [shard0, shard1])
+    expiry.poll(1, rig.now, rig.rec.tuning)  # arms: no expiry yet
+    assert db_api.leases(rig.db, 1)
+    rig.now += 120 + 30  # a lease time plus grace later
     with open(shard1, "a") as handle:
         handle.write("\n" * (300 << 10))  # shard 1's ingest is behind
     expiry.poll(1, rig.now, rig.rec.tuning)
