@@ -183,8 +183,9 @@ def handshakes(
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
     thread.start()
     t0 = time.monotonic()
-    dora = _client(args.cli, "dora", hosts=hosts, window=args.window)
-    result = json.loads(dora.communicate()[0])
+    dora = _client(args.cli, "dora")
+    text = json.dumps({"hosts": hosts, "window": args.window})
+    result = json.loads(dora.communicate(text)[0])
     while len(db_api.leases(db, net_id)) < total:
         if time.monotonic() - t0 > 300:
             break
@@ -205,11 +206,14 @@ def handshakes(
     )
 
 
-def _client(cli: str, mode: str, **kw: object) -> subprocess.Popen[str]:
-    """This file's client ``mode`` in the ``cli`` namespace."""
+def _client(cli: str, mode: str) -> subprocess.Popen[str]:
+    """This file's client ``mode`` in the ``cli`` namespace; its
+    arguments go to its stdin as JSON (10,000 hosts exceed ARG_MAX)."""
     argv = ["ip", "netns", "exec", cli, sys.executable, __file__]
-    argv += ["--client", mode, "--client-args", json.dumps(kw)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    argv += ["--client", mode, "--client-args", "-"]
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
 
 
 def _journal_bytes(networks: pathlib.Path) -> int:
@@ -341,7 +345,8 @@ def main() -> None:
     parser.add_argument("--client-args")
     args = parser.parse_args()
     if args.client:  # the raw-socket prober, in the cli namespace
-        kw = json.loads(args.client_args)
+        raw = args.client_args
+        kw = json.loads(sys.stdin.read() if raw == "-" else raw)
         if args.client == "dora":
             hosts = kw["hosts"]
             result = dhcp_client.dora("c0", hosts, SERVER, kw["window"])
