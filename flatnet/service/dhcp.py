@@ -135,7 +135,7 @@ class DhcpReconciler:
         self.keeper.close()  # dnsmasq keeps running
 
     def state(self, network_id: int) -> hostsdir.NetState | None:
-        return self._nets.get(network_id)
+        return self._nets.get(network_id)  # tests
 
     def _net(
         self, network: Network
@@ -152,16 +152,14 @@ class DhcpReconciler:
 
     def sync_network(self, network: Network) -> bool:
         """Apply ``network``'s DHCP state; True once dnsmasq serves it.
-
-        The database is read first, without the network's lock; the
-        files and the process are then changed under it (shared with the
-        keeper thread). Raises HostNetworkError/DnsmasqError on executor
-        failures, ConfigError if dnsmasq (as ``nobody``) could not read
-        our files.
-        """
+        The database is read without the network's lock, files and
+        process change under it (shared with the keeper thread). Raises
+        HostNetworkError/DnsmasqError, ConfigError if dnsmasq (as
+        ``nobody``) could not read our files. Not served: torn down."""
         if not self.serves(network):
             self.keeper.unwatch(network.id)
-            return True
+            self.expiry.forget(network.id)
+            return self.sharded.drop(network.id)
         state, proc = self._net(network)
         if self._bridge is not None and hostsdir.changed(state, network):
             self._bridge.ensure(network)
@@ -348,6 +346,8 @@ class DhcpReconciler:
         wanted = db_api.network_generations(self.db)
         for gone in set(self._nets) - set(wanted):
             self.keeper.unwatch(gone)
+            self.expiry.forget(gone)
+            self.sharded.drop(gone)
         return Polled(
             {db_api.network_key(n): g for n, g in wanted.items()},
             frozenset(db_api.network_key(n) for n in dirty if n in wanted),

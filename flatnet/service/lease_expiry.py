@@ -77,6 +77,12 @@ class LeaseExpiry:
             self.arming.add(network_id)
         self.journals[network_id] = tuple(paths)
 
+    def forget(self, network_id: int) -> None:
+        """Expire no more of ``network_id`` (deleted, or served
+        elsewhere: its leases are another host's to expire)."""
+        self.due.pop(network_id, None)
+        self.arming.discard(network_id)
+
     def caught_up(self, path: str) -> bool:
         """True if ``host``'s ingest of journal ``path`` is within
         :data:`BEHIND` bytes of its end and no rotated journal waits."""
