@@ -5,16 +5,19 @@ namespaces of their own, busybox udhcpc clients (root only)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import stat
+import subprocess
 
 import pytest
 
 from flatnet.db import api
-from flatnet.linux import dnsmasq_helper, journal
+from flatnet.linux import dnsmasq_helper, journal, netlink
 from flatnet.service.dhcp_keeper import DhcpTuning
 from tests.db.conftest import make_instance
+from tests.functional import netns
 from tests.functional.dhcp_site import wait_for
 from tests.functional.test_dhcp_shards_growth import (  # noqa: F401
     _plug,
@@ -165,3 +168,56 @@ def test_a_shard_that_lost_its_lua_helper_is_restarted(rig, make_netns):
     assert new is not None
     assert new != pid
     assert dnsmasq_helper.has_helper(new)
+
+
+def _leftovers(rig, names: list[str], veths: list[str]) -> list[str]:
+    """Namespaces, veths, the nft table and dnsmasq processes of the
+    network's shards that still exist."""
+    found = [n for n in names if netlink.netns_exists(n)]
+    links = netns.run(["ip", "-o", "link"], rig["host"]).stdout
+    found += [v for v in veths if f" {v}@" in links or f" {v}:" in links]
+    tables = netns.run(["nft", "list", "tables"], rig["host"]).stdout
+    if f"flatnet_{rig['bridge']}" in tables:
+        found.append("nft table")
+    ps = subprocess.run(
+        ["pgrep", "-af", f"nova-{rig['bridge']}-"],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found += [line for line in ps.splitlines() if "dnsmasq" in line]
+    return found
+
+
+def _sharded(rig) -> tuple[list[str], list[str], list]:
+    db, net = rig["db"], rig["net"]
+    infos = [
+        make_instance(db, f"vm{i}", net, mac=0x790020 + i) for i in range(3)
+    ]
+    assert _sync(rig)
+    shards = rig["rec"].sharded.shards_of(net.id)
+    assert len(shards) == 2
+    names = [s.spec.netns for s in shards]
+    veths = [s.spec.veth for s in shards]
+    # 2 namespaces, 2 veths, the table, 2 shards + helpers and the DNS one
+    assert len(_leftovers(rig, names, veths)) == 2 + 2 + 1 + 5
+    return names, veths, infos
+
+
+def test_a_network_no_longer_served_here_loses_its_shards(rig):
+    names, veths, _infos = _sharded(rig)
+    network = api.network_get(rig["db"], rig["net"].id)
+    elsewhere = dataclasses.replace(network, host="another-host")
+    assert rig["rec"].sync_network(elsewhere)
+    assert _leftovers(rig, names, veths) == []
+    assert rig["net"].id not in rig["rec"].expiry.due
+
+
+def test_a_deleted_network_loses_its_shards(rig):
+    names, veths, infos = _sharded(rig)
+    db = rig["db"]
+    for info in infos:
+        api.deallocate_for_instance(db, info.instance.uuid)
+    api.network_delete(db, rig["net"].uuid)
+    rig["rec"].poll()
+    assert _leftovers(rig, names, veths) == []
