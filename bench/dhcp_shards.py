@@ -2,22 +2,29 @@
 root only).
 
     .venv/bin/python bench/dhcp_shards.py [--hosts 10000] [--new 1000]
-        [--modes single,sharded] [--shard-hosts 600]
+        [--modes single,sharded] [--shard-hosts 600] [--dora 5000]
+        [--window 64] [--hook lua|sh]
 
 For each mode, a fresh "host" namespace with bridge br0 (10.240.0.0/16)
 and a "cli" namespace on the same segment, a SQLite database with
 ``--hosts`` allocated instances, ALL leased, and the real reconciler and
-daemon loop (real dnsmasq, sh fast-path hook, journal ingest) in the host
-namespace; ``single`` keeps one dnsmasq (dhcp_shard_hosts above the
-host count), ``sharded`` uses ``--shard-hosts``. Figures, with the load
-average at the time:
+daemon loop (real dnsmasq, journal ingest) in the host namespace;
+``single`` keeps one dnsmasq (dhcp_shard_hosts above the host count,
+``--hook``: its dhcp_lease_hook, default lua), ``sharded`` uses
+``--shard-hosts`` (shards always journal with the Lua hook). Figures,
+with the load average at the time:
 
-1. the longest window in which an existing client's DISCOVER (one every
+1. ``--dora`` DHCP handshakes (raw socket, ``--window`` in flight, each
+   REQUEST to its host's server) of hosts whose leases were first
+   released in the database, with the daemon loop running: handshakes/s,
+   and per second until every ``add`` is in the database (and when every
+   one was in the journals);
+2. the longest window in which an existing client's DISCOVER (one every
    5 ms, raw socket) got no OFFER while ``--new`` allocations are
    committed one by one and served;
-2. ``--new`` allocations to DHCP-ready (host_state "dhcp" reaches the
-   last generation), per second from the first commit;
-3. dnsmasq processes and their resident memory (VmRSS, servers and
+3. ``--new`` allocations to DHCP-ready (host_state "dhcp" reaches the
+   last generation), per second from the daemon's resumption;
+4. dnsmasq processes and their resident memory (VmRSS, servers and
    their script helpers), per 10,000 hosts.
 """
 
