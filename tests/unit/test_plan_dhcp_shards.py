@@ -148,3 +148,14 @@ def test_by_shard_skips_hosts_without_a_shard() -> None:
     grouped = shards.by_shard([entry(2, 0), entry(3, 1), entry(4, None)], 2)
     assert [e.address.words[-1] for e in grouped[0]] == [2]
     assert [e.address.words[-1] for e in grouped[1]] == [3]
+
+
+def test_mac_text_is_netaddrs_unix_expanded_lower_case() -> None:
+    """The fast EUI-48 path renders exactly what netaddr's dialect did."""
+    for value in (0, 1, 0xFA163E000001, 0xFFFFFFFFFFFF, 0x0A0B0C0D0E0F):
+        mac = netaddr.EUI(value)
+        slow = str(netaddr.EUI(mac, dialect=netaddr.mac_unix_expanded))
+        assert plan.mac_text(mac) == slow.lower()
+    assert plan.mac_text(netaddr.EUI("FA-16-3E-AB-CD-EF")) == (
+        "fa:16:3e:ab:cd:ef"
+    )
