@@ -128,9 +128,7 @@ class ShardedPlan:
     table: str
 
 
-def hook_args(
-    spec: plan.DnsmasqSpec, events: str, lua_script: str
-) -> tuple[list[str], list[str]]:
+def hook_args(events: str, lua_script: str) -> tuple[list[str], list[str]]:
     """The lease hook of a shard: (env additions, dnsmasq options).
 
     The ONE place that says how a shard records lease events: always the
@@ -143,7 +141,6 @@ def hook_args(
     (:func:`flatnet.plan.dhcp_hook.hook_args`): a restarted shard ACKs
     its clients' renewals, and the daemon expires what nobody renews.
     """
-    del spec  # every shard journals the same way
     env = [f"{plan.EVENTS_ENV}={events}"]
     return env, dhcp_hook.hook_args(lua_script, lua=True)
 
@@ -155,7 +152,7 @@ def shard_argv(
     lua_script: str,
 ) -> tuple[str, ...]:
     """Shard dnsmasq's command line (run inside its namespace)."""
-    env, hook = hook_args(spec, paths.events, lua_script)
+    env, hook = hook_args(paths.events, lua_script)
     argv = [
         "env",
         f"CONFIG_FILE={json.dumps(list(spec.flagfiles))}",
