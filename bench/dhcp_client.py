@@ -152,13 +152,15 @@ def _drain(
 
 def dora(
     dev: str,
-    hosts: Sequence[tuple[str, str]],
+    hosts: Sequence[Sequence[str]],
     server: str,
     window: int,
     limit: float = 120.0,
     retry: float = 1.0,
 ) -> dict[str, float]:
-    """DORA for every ``(mac, ip)``, ``window`` handshakes in flight.
+    """DORA for every ``(mac, ip)`` or ``(mac, ip, server)`` (the
+    REQUEST's server identifier, default ``server``), ``window``
+    handshakes in flight.
 
     A handshake lost for ``retry`` seconds starts over (counted in
     ``retries``). Gives up after ``limit`` seconds.
@@ -166,13 +168,14 @@ def dora(
     sid = socket.inet_aton(server)
     base = random.getrandbits(20) << 11
     frames = []
-    for n, (mac, ip) in enumerate(hosts):
+    for n, (mac, ip, *own) in enumerate(hosts):
         src = bytes.fromhex(mac.replace(":", ""))
         xid = base + n
+        to = socket.inet_aton(own[0]) if own else sid  # e.g. its shard
         frames.append(
             (
                 dhcp_frame(src, xid, 1),
-                dhcp_frame(src, xid, 3, socket.inet_aton(ip), sid),
+                dhcp_frame(src, xid, 3, socket.inet_aton(ip), to),
             )
         )
     sock = raw_socket(dev)

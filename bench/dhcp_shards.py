@@ -2,22 +2,29 @@
 root only).
 
     .venv/bin/python bench/dhcp_shards.py [--hosts 10000] [--new 1000]
-        [--modes single,sharded] [--shard-hosts 600]
+        [--modes single,sharded] [--shard-hosts 600] [--dora 5000]
+        [--window 64] [--hook lua|sh]
 
 For each mode, a fresh "host" namespace with bridge br0 (10.240.0.0/16)
 and a "cli" namespace on the same segment, a SQLite database with
 ``--hosts`` allocated instances, ALL leased, and the real reconciler and
-daemon loop (real dnsmasq, sh fast-path hook, journal ingest) in the host
-namespace; ``single`` keeps one dnsmasq (dhcp_shard_hosts above the
-host count), ``sharded`` uses ``--shard-hosts``. Figures, with the load
-average at the time:
+daemon loop (real dnsmasq, journal ingest) in the host namespace;
+``single`` keeps one dnsmasq (dhcp_shard_hosts above the host count,
+``--hook``: its dhcp_lease_hook, default lua), ``sharded`` uses
+``--shard-hosts`` (shards always journal with the Lua hook). Figures,
+with the load average at the time:
 
-1. the longest window in which an existing client's DISCOVER (one every
+1. ``--dora`` DHCP handshakes (raw socket, ``--window`` in flight, each
+   REQUEST to its host's server) of hosts whose leases were first
+   released in the database, with the daemon loop running: handshakes/s,
+   and per second until every ``add`` is in the database (and when every
+   one was in the journals);
+2. the longest window in which an existing client's DISCOVER (one every
    5 ms, raw socket) got no OFFER while ``--new`` allocations are
    committed one by one and served;
-2. ``--new`` allocations to DHCP-ready (host_state "dhcp" reaches the
-   last generation), per second from the first commit;
-3. dnsmasq processes and their resident memory (VmRSS, servers and
+3. ``--new`` allocations to DHCP-ready (host_state "dhcp" reaches the
+   last generation), per second from the daemon's resumption;
+4. dnsmasq processes and their resident memory (VmRSS, servers and
    their script helpers), per 10,000 hosts.
 """
 
@@ -37,12 +44,22 @@ import time
 
 import dhcp_client
 import dhcp_storm
-from dhcp_storm import SUBNET, allocate, lease_all, mac_of, run_client
+from dhcp_storm import (
+    SERVER,
+    SUBNET,
+    allocate,
+    lease_all,
+    mac_of,
+    run_client,
+)
+from sqlalchemy import func, select
 
 from flatnet.db import api as db_api
+from flatnet.db.rows import FIXED
 from flatnet.ipam import network_layout
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.linux.dnsmasq import DnsmasqProcess
+from flatnet.model import LeaseEvent
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import daemon, dhcp
 
@@ -151,6 +168,85 @@ def storm(
     )
 
 
+def handshakes(
+    args: argparse.Namespace,
+    db: db_api.Database,
+    net_id: int,
+    loop: daemon.Daemon,
+) -> None:
+    """``--dora`` handshakes (raw socket, ``--window`` in flight, each
+    REQUEST to its host's server: its shard's address), with the daemon
+    loop running; their hosts' leases are first released in the database
+    (as if expired), so "every event in the database" is every target
+    leased again, measured from the first DISCOVER."""
+    servers = {s.index: str(s.address) for s in db_api.shard_list(db, net_id)}
+    entries = db_api.host_entries(db, net_id)[1 : args.dora + 1]  # 0 probes
+    forget = [LeaseEvent("del", e.mac, e.address) for e in entries]
+    db_api.apply_lease_events(db, "bench-forget", 1, len(forget), forget)
+    hosts = [
+        (plan.mac_text(e.mac), str(e.address), servers.get(e.shard, SERVER))
+        for e in entries
+    ]
+    total = len(db_api.host_entries(db, net_id))
+    networks = pathlib.Path(args.state) / "networks"
+    adds = _adds(networks)
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    dora = _client(args.cli, "dora")
+    text = json.dumps({"hosts": hosts, "window": args.window})
+    result = json.loads(dora.communicate(text)[0])
+    journalled = None
+    while _leased(db, net_id) < total:  # a COUNT every 20 ms: cheap
+        if journalled is None and _adds(networks) - adds >= len(entries):
+            journalled = time.monotonic() - t0
+        if time.monotonic() - t0 > 300:
+            break
+        time.sleep(0.02)
+    recorded = time.monotonic() - t0
+    stop.set()
+    thread.join()
+    count = len(entries) - (total - _leased(db, net_id))
+    print(
+        f"{args.mode}: {result['handshakes']} handshakes in "
+        f"{result['seconds']:.2f} s = {result['per_second']:.0f}/s "
+        f"(retries {result['retries']}, window {args.window}) ({_load()})"
+    )
+    print(
+        f"{args.mode}: {count} of {len(entries)} add events in the DB "
+        f"{recorded:.2f} s after the first DISCOVER = "
+        f"{count / recorded:.0f}/s end to end; every add in the journals "
+        f"after {journalled or 0:.2f} s ({_load()})"
+    )
+
+
+def _adds(networks: pathlib.Path) -> int:
+    """``add`` records in the journals (and rotated ones)."""
+    return sum(
+        path.read_bytes().count(b"\nadd ")
+        for path in networks.glob("*.events*")
+    )
+
+
+def _leased(db: db_api.Database, net_id: int) -> int:
+    query = select(func.count()).where(
+        FIXED.c.network_id == net_id, FIXED.c.leased.is_(True)
+    )
+    with db.read() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def _client(cli: str, mode: str) -> subprocess.Popen[str]:
+    """This file's client ``mode`` in the ``cli`` namespace; its
+    arguments go to its stdin as JSON (10,000 hosts exceed ARG_MAX)."""
+    argv = ["ip", "netns", "exec", cli, sys.executable, __file__]
+    argv += ["--client", mode, "--client-args", "-"]
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
 def _journal_bytes(networks: pathlib.Path) -> int:
     return sum(p.stat().st_size for p in networks.glob("*.events"))
 
@@ -192,6 +288,7 @@ def server(args: argparse.Namespace) -> None:
         ),
         dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
         dhcp_shard_hosts=limit,
+        dhcp_lease_hook=args.hook,
     )
     rec = dhcp.DhcpReconciler(
         db, "bench", settings, DnsmasqProcess, release=DhcpRelease()
@@ -207,6 +304,9 @@ def server(args: argparse.Namespace) -> None:
     )
     settle(rec, tmp / "networks")
     try:
+        if args.dora:
+            handshakes(args, db, net.id, loop)
+            settle(rec, tmp / "networks")
         storm(args, db, net.id, loop)
         memory(rec, net.id, args.hosts + args.new, args.mode)
     finally:
@@ -259,6 +359,14 @@ def main() -> None:
     parser.add_argument("--probe", type=float, default=10.0)
     parser.add_argument("--shard-hosts", type=int, default=600)
     parser.add_argument("--modes", default="single,sharded")
+    parser.add_argument("--dora", type=int, default=5000)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument(
+        "--hook",
+        default="lua",
+        choices=["sh", "lua"],
+        help="dhcp_lease_hook of the single dnsmasq (shards: always Lua)",
+    )
     parser.add_argument("--mode")
     parser.add_argument("--log", help="flatnet debug log file")
     parser.add_argument("--server", action="store_true")
@@ -268,8 +376,14 @@ def main() -> None:
     parser.add_argument("--client-args")
     args = parser.parse_args()
     if args.client:  # the raw-socket prober, in the cli namespace
-        kw = json.loads(args.client_args)
-        print(json.dumps(dhcp_client.probe("c0", **kw)))
+        raw = args.client_args
+        kw = json.loads(sys.stdin.read() if raw == "-" else raw)
+        if args.client == "dora":
+            hosts = kw["hosts"]
+            result = dhcp_client.dora("c0", hosts, SERVER, kw["window"])
+            print(json.dumps(result))
+        else:
+            print(json.dumps(dhcp_client.probe("c0", **kw)))
         return
     if args.server:
         if args.log:

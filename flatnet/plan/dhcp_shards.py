@@ -44,6 +44,7 @@ import netaddr
 
 from flatnet import exception
 from flatnet.model import DhcpShard, HostEntry, Network
+from flatnet.plan import dhcp_hook
 from flatnet.plan import dnsmasq as plan
 from flatnet.plan.dnsmasq_files import mac_text
 
@@ -89,6 +90,13 @@ def shard_paths(
     return dataclasses.replace(own, opts=common.opts)
 
 
+def shard_journals(
+    networks_path: str, bridge: str, shards: Iterable[DhcpShard]
+) -> list[str]:
+    """The lease journal of each of ``shards`` (their Lua hooks')."""
+    return [shard_paths(networks_path, bridge, s.index).events for s in shards]
+
+
 def dns_pid_path(networks_path: str, bridge: str) -> str:
     """The pid file of the network's DNS-only dnsmasq."""
     return plan.dnsmasq_paths(networks_path, f"{bridge}-dns").pid
@@ -120,25 +128,31 @@ class ShardedPlan:
     table: str
 
 
-def hook_args(
-    spec: plan.DnsmasqSpec, events: str
-) -> tuple[list[str], list[str]]:
+def hook_args(events: str, lua_script: str) -> tuple[list[str], list[str]]:
     """The lease hook of a shard: (env additions, dnsmasq options).
 
-    The ONE place that says how a shard records lease events (today the
-    sh fast-path hook journalling into ``events``, as for one dnsmasq).
+    The ONE place that says how a shard records lease events: always the
+    Lua hook (``lua_script``, the copy of plan/lease_hook.lua) appending
+    to the shard's own journal ``events``, whatever ``dhcp_lease_hook``
+    says (that option keeps nova's exact argv for one dnsmasq; a shard's
+    argv is flatnet's own). No fork per event (dnsmasq(8)
+    ``--dhcp-luascript``: the script runs in dnsmasq's helper), plus
+    ``--dhcp-authoritative --script-on-renewal``
+    (:func:`flatnet.plan.dhcp_hook.hook_args`): a restarted shard ACKs
+    its clients' renewals, and the daemon expires what nobody renews.
     """
-    env = [f"{plan.EVENTS_ENV}={events}"] if spec.events_env else []
-    return env, [f"--dhcp-script={spec.script}"]
+    env = [f"{plan.EVENTS_ENV}={events}"]
+    return env, dhcp_hook.hook_args(lua_script, lua=True)
 
 
 def shard_argv(
     spec: plan.DnsmasqSpec,
     address: netaddr.IPAddress,
     paths: plan.DnsmasqPaths,
+    lua_script: str,
 ) -> tuple[str, ...]:
     """Shard dnsmasq's command line (run inside its namespace)."""
-    env, hook = hook_args(spec, paths.events)
+    env, hook = hook_args(paths.events, lua_script)
     argv = [
         "env",
         f"CONFIG_FILE={json.dumps(list(spec.flagfiles))}",
@@ -205,6 +219,7 @@ def sharded_plan(
     InvalidInput for a shard address outside the network.
     """
     spec = plan.dnsmasq_spec(network, settings)
+    lua = plan.hook_script_path(settings.networks_path, "lua")
     cidr = netaddr.IPNetwork(network.cidr)
     specs = []
     for shard in shards:
@@ -223,7 +238,7 @@ def sharded_plan(
                 address=shard.address,
                 prefixlen=cidr.prefixlen,
                 paths=paths,
-                argv=shard_argv(spec, shard.address, paths),
+                argv=shard_argv(spec, shard.address, paths, lua),
             )
         )
     pid = dns_pid_path(settings.networks_path, network.bridge)

@@ -8,6 +8,7 @@ comma, ``#`` or blank can never start a new line or field.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Sequence
 
@@ -45,8 +46,19 @@ def safe_hostname(hostname: str | None, address: netaddr.IPAddress) -> str:
 
 
 def mac_text(mac: netaddr.EUI) -> str:
-    """``fa:16:3e:00:00:01``: lower case, colon separated."""
-    return str(netaddr.EUI(mac, dialect=netaddr.mac_unix_expanded)).lower()
+    """``fa:16:3e:00:00:01``: lower case, colon separated. An EUI-48 is
+    formatted from its integer (netaddr's dialect formatting was half of
+    a 10,000-host sharded sync)."""
+    if mac.version != 48:
+        return str(netaddr.EUI(mac, dialect=netaddr.mac_unix_expanded)).lower()
+    return _eui48_text(int(mac))
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _eui48_text(value: int) -> str:
+    """An EUI-48's text (memoised: a sync renders each MAC ~10 times)."""
+    text = f"{value:012x}"
+    return ":".join(text[i : i + 2] for i in range(0, 12, 2))
 
 
 def _unique_by_mac(entries: Iterable[HostEntry]) -> list[HostEntry]:

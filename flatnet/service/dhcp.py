@@ -31,12 +31,9 @@
 The database is read before the network's lock is taken; files and the
 process change only under it. The lock is shared with the keeper thread
 (:mod:`flatnet.service.dhcp_keeper`), which restarts a dead dnsmasq
-without the database or a disk write. Host files and batching:
-:mod:`~flatnet.service.dhcp_hostsdir`; releases: ``dhcp_releases``.
-
-:meth:`poll` runs every loop: it ingests lease journals, reports dead
-(or restarted) dnsmasqs for a resync, and drives lease releases.
-"""
+without the database or a disk write. Host files: ``dhcp_hostsdir``;
+releases: ``dhcp_releases``; shards: ``dhcp_shards``. :meth:`poll` (every
+loop) ingests journals, reports dead dnsmasqs, drives releases."""
 
 from __future__ import annotations
 
@@ -50,6 +47,7 @@ from flatnet.db import api as db_api
 from flatnet.linux import files
 from flatnet.model import DhcpShard, HostEntry, Lease, Network
 from flatnet.plan import dhcp_hook
+from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
@@ -134,11 +132,10 @@ class DhcpReconciler:
         self.keeper.begin()
 
     def close(self) -> None:
-        """Stop the keeper thread (dnsmasq keeps running)."""
-        self.keeper.close()
+        self.keeper.close()  # dnsmasq keeps running
 
     def state(self, network_id: int) -> hostsdir.NetState | None:
-        return self._nets.get(network_id)
+        return self._nets.get(network_id)  # tests
 
     def _net(
         self, network: Network
@@ -155,16 +152,14 @@ class DhcpReconciler:
 
     def sync_network(self, network: Network) -> bool:
         """Apply ``network``'s DHCP state; True once dnsmasq serves it.
-
-        The database is read first, without the network's lock; the
-        files and the process are then changed under it (shared with the
-        keeper thread). Raises HostNetworkError/DnsmasqError on executor
-        failures, ConfigError if dnsmasq (as ``nobody``) could not read
-        our files.
-        """
+        The database is read without the network's lock, files and
+        process change under it (shared with the keeper thread). Raises
+        HostNetworkError/DnsmasqError, ConfigError if dnsmasq (as
+        ``nobody``) could not read our files. Not served: torn down."""
         if not self.serves(network):
             self.keeper.unwatch(network.id)
-            return True
+            self.expiry.forget(network.id)
+            return self.sharded.drop(network.id)
         state, proc = self._net(network)
         if self._bridge is not None and hostsdir.changed(state, network):
             self._bridge.ensure(network)
@@ -203,19 +198,20 @@ class DhcpReconciler:
         shards: list[DhcpShard],
         proc: DnsmasqBackend,
     ) -> bool:
-        """A network with shards: its single dnsmasq (if any: the
-        network just grew past dhcp_shard_hosts) is stopped first and its
-        journal ingested, so every lease it gave is in the shards'
-        ``init`` snapshots; then :meth:`ShardedDhcp.sync`."""
+        """A network with shards: its single dnsmasq (if any: it grew
+        past dhcp_shard_hosts) stopped, every journal ingested and
+        watched for lease expiry; then :meth:`ShardedDhcp.sync`."""
         self.sharded.tuning = self.tuning
         if network.id not in self._sharded_ids:  # once per daemon
             limit = self.settings.dhcp_shard_hosts
             shard_service.stop_single(self.keeper, network, proc, limit)
             self._sharded_ids.add(network.id)
-        for path in [self._nets[network.id].paths.events] + (
-            self.sharded.journals(network.id)
-        ):
+        np, bridge = self.settings.networks_path, network.bridge
+        paths = [self._nets[network.id].paths.events]
+        paths += shard_plan.shard_journals(np, bridge, shards)
+        for path in paths:
             self._ingest(path)
+        self.expiry.track_journals(network.id, paths)
         entries = db_api.host_entries(self.db, network.id)
         leased = db_api.leases(self.db, network.id)
         return self.sharded.sync(network, shards, entries, leased)
@@ -333,8 +329,9 @@ class DhcpReconciler:
         }
         for network_id, state in self._nets.items():
             if network_id in self._sharded_ids:
-                if self.sharded.poll(network_id, self._ingest, self.db):
+                if self.sharded.poll(network_id, self._ingest):
                     dirty.add(network_id)
+                self.expiry.poll(network_id, self.clock(), self.tuning)
                 continue
             if self._ingest(state.paths.events) and state.network is not None:
                 self._refresh_leases(network_id)
@@ -349,6 +346,8 @@ class DhcpReconciler:
         wanted = db_api.network_generations(self.db)
         for gone in set(self._nets) - set(wanted):
             self.keeper.unwatch(gone)
+            self.expiry.forget(gone)
+            self.sharded.drop(gone)
         return Polled(
             {db_api.network_key(n): g for n, g in wanted.items()},
             frozenset(db_api.network_key(n) for n in dirty if n in wanted),

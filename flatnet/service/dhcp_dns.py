@@ -112,10 +112,15 @@ class DnsOnly:
         for name in files.list_dir(paths.dns_hostsdir):
             files.delete_file(os.path.join(paths.dns_hostsdir, name))
 
-    def stop(self, sharded: shard_plan.ShardedPlan) -> None:
-        proc = self._procs.pop(sharded.network_id, None)
+    def stop(
+        self, sharded: shard_plan.ShardedPlan, spec: plan.DnsmasqSpec
+    ) -> None:
+        """Stop the network's DNS-only dnsmasq (found by its pid file,
+        also when this daemon never started it)."""
+        proc = self.proc(sharded, spec)
+        self._procs.pop(sharded.network_id, None)
         self._names.pop(sharded.network_id, None)
-        if proc is not None and (pid := proc.pid()) is not None:
+        if (pid := proc.pid()) is not None:
             proc.stop(pid)
 
 

@@ -9,9 +9,9 @@ state, in this order:
    syncs the network (or adding fails), else only the new MACs. A MAC
    joins its set BEFORE its dhcp-host line is written anywhere;
 3. the shared opts file, then per shard (under its keeper lock): start
-   (all its hosts in its hosts file, an ``init`` snapshot of ITS leases),
-   a compaction + SIGHUP (a host removed or changed), or new hosts
-   queued;
+   (all its hosts in its hosts file, its journal created 0600 first: the
+   Lua hook records its lease events, see ``plan.dhcp_shards.hook_args``),
+   a compaction + SIGHUP (a host removed or changed), or new hosts queued;
 4. the queued hosts in hostsdir batches, at most ``inflight`` shards
    with an unconfirmed batch at a time (about as many as cores: all
    shards reading at once made them all slow together); a batch is
@@ -20,9 +20,8 @@ state, in this order:
    a removal rewrites ``--addn-hosts`` and HUPs it); DHCP never waits
    for DNS.
 
-The keeper thread watches each shard under its own key
-(:func:`keeper_key`): a dead shard is restarted alone, blinding only its
-clients."""
+The keeper thread watches each shard (and its Lua helper) under its own
+key (:func:`keeper_key`): a dead shard is restarted alone."""
 
 from __future__ import annotations
 
@@ -35,13 +34,12 @@ from collections.abc import Callable, Sequence
 import netaddr
 
 from flatnet import exception
-from flatnet.db import api as db_api
 from flatnet.linux import dhcp_inform, files, netlink, nftables
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.model import DhcpShard, HostEntry, Lease, Network
 from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
-from flatnet.service import dhcp_dns
+from flatnet.service import dhcp_dns, lease_guard
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
 from flatnet.service.dhcp_keeper import (
@@ -91,6 +89,7 @@ class Shard:
     state: hostsdir.NetState
     proc: dhcp_inform.ShardProcess
     release: DhcpRelease
+    guard: lease_guard.JournalGuard
     members: set[str] = dataclasses.field(default_factory=set)
     addresses: dict[str, str] = dataclasses.field(default_factory=dict)
     linked: bool = False  # namespace and veth checked by this daemon
@@ -115,6 +114,7 @@ class ShardedDhcp:
         self.clock: Callable[[], float] = time.monotonic
         self._shards: dict[tuple[int, int], Shard] = {}
         self._tables: set[int] = set()
+        self._known: dict[int, tuple[Network, tuple[DhcpShard, ...]]] = {}
         self.place(host_netns)
 
     def place(self, host_netns: str | None) -> None:
@@ -124,33 +124,21 @@ class ShardedDhcp:
         self.dns = dhcp_dns.DnsOnly(host_netns, self.tuning.served_timeout)
 
     # --- what the reconciler asks ---------------------------------------
-    def journals(self, network_id: int) -> list[str]:
-        return [s.spec.paths.events for s in self.shards_of(network_id)]
-
     def shards_of(self, network_id: int) -> list[Shard]:
         return [
             s for (n, _k), s in sorted(self._shards.items()) if n == network_id
         ]
 
-    def set_leases(self, network_id: int, leased: Sequence[Lease]) -> None:
-        """Newer leases for each shard's next ``init`` snapshot."""
+    def poll(self, network_id: int, ingest: Callable[[str], int]) -> bool:
+        """Ingest the shards' journals (``ingest(path)``: events read),
+        poll each journal's guard (reserve, lost events: a SIGHUP of
+        that shard replays its leases); True if a shard is dead."""
+        dead = False
         for shard in self.shards_of(network_id):
-            mine = [x for x in leased if x.shard == shard.spec.index]
-            self.keeper.set_leases(
-                keeper_key(network_id, shard.spec.index), mine
-            )
-
-    def poll(
-        self,
-        network_id: int,
-        ingest: Callable[[str], int],
-        db: db_api.Database,
-    ) -> bool:
-        """Ingest the shards' journals (``ingest(path)``: events read)
-        and refresh their ``init`` leases; True if a shard is dead."""
-        if sum(ingest(path) for path in self.journals(network_id)):
-            self.set_leases(network_id, db_api.leases(db, network_id))
-        return any(s.proc.pid() is None for s in self.shards_of(network_id))
+            ingest(shard.spec.paths.events)
+            shard.guard.poll(shard.proc)
+            dead |= shard.proc.pid() is None
+        return dead
 
     # --- reconcile ------------------------------------------------------
     def sync(
@@ -163,6 +151,7 @@ class ShardedDhcp:
         """Apply ``network``'s sharded state; True once every shard
         serves every host. Raises HostNetworkError subclasses."""
         sharded = shard_plan.sharded_plan(network, self.settings, rows)
+        self._known[network.id] = (network, tuple(rows))
         groups = shard_plan.by_shard(entries, len(rows))
         shards = [self._shard(network, s) for s in sharded.shards]
         for shard in shards:
@@ -172,9 +161,7 @@ class ShardedDhcp:
         hostsdir.check_access(self.settings.networks_path)
         live = True
         for shard in shards:
-            mine = groups[shard.spec.index]
-            leases = [x for x in leased if x.shard == shard.spec.index]
-            live &= self._apply(network, shard, mine, leases)
+            live &= self._apply(network, shard, groups[shard.spec.index])
         live &= self._feed(network, shards)
         self.dns.sync(
             sharded, plan.dnsmasq_spec(network, self.settings), entries
@@ -211,6 +198,7 @@ class ShardedDhcp:
                 state=hostsdir.NetState(paths=spec.paths),
                 proc=proc,
                 release=DhcpRelease(netns=spec.netns),
+                guard=lease_guard.JournalGuard(spec.paths.events, proc.bridge),
             )
         return shard
 
@@ -261,30 +249,22 @@ class ShardedDhcp:
                 hostsdir.owe_reload(shard.state)
             files.replace_file(shards[0].spec.paths.opts, text)
 
-    def _watch(
-        self, network: Network, shard: Shard, leases: list[Lease]
-    ) -> Watch:
+    def _watch(self, network: Network, shard: Shard) -> Watch:
         watch = Watch(
             bridge=shard.proc.bridge,
             argv=list(shard.spec.argv),
             listen=str(shard.spec.address),
-            snapshot=shard.spec.paths.init
-            if self.settings.dhcp_script_fast_path
-            else "",
+            snapshot="",  # dnsmasq runs no ``init`` for a Lua script
             marker=hostsdir.marker_path(shard.spec.paths),
             proc=shard.proc,
             lease_time=self.settings.dhcp_lease_time,
-            leases=leases,
+            helper=True,  # an error escaping the Lua hook kills it
         )
         self.keeper.watch(keeper_key(network.id, shard.spec.index), watch)
         return watch
 
     def _apply(
-        self,
-        network: Network,
-        shard: Shard,
-        entries: list[HostEntry],
-        leases: list[Lease],
+        self, network: Network, shard: Shard, entries: list[HostEntry]
     ) -> bool:
         """One shard's files and process (its keeper lock held)."""
         single = self.settings.use_single_default_gateway
@@ -299,7 +279,7 @@ class ShardedDhcp:
         with self.keeper.lock(keeper_key(network.id, shard.spec.index)):
             # watched only under the lock: the keeper never starts a
             # shard whose files this sync has not written yet
-            watch = self._watch(network, shard, leases)
+            watch = self._watch(network, shard)
             files.ensure_dir(state.paths.hostsdir)
             pid = proc.pid()
             if pid is not None and not proc.matches(pid, watch.argv):
@@ -311,6 +291,7 @@ class ShardedDhcp:
             owed = hostsdir.reload_owed(state)
             limit = self.tuning.compact_files
             if pid is None:
+                shard.guard.prepare()  # 0600 before the Lua hook makes it
                 state.pending = []
                 hostsdir.compact(state, wanted)
                 state.starts += 1
@@ -377,6 +358,21 @@ class ShardedDhcp:
         )
 
     # --- teardown -------------------------------------------------------
+    def drop(self, network_id: int) -> bool:
+        """Tear down the shards this daemon serves for ``network_id`` (it
+        was deleted or is no longer served here), as :meth:`remove`;
+        False if that failed (logged; retried at the next call)."""
+        known = self._known.get(network_id)
+        if known is None:
+            return True
+        LOG.info("network %s: removing its DHCP shards", network_id)
+        try:
+            self.remove(*known)
+        except exception.FlatnetError as exc:
+            LOG.warning("network %s: shard teardown: %s", network_id, exc)
+            return False
+        return True
+
     def remove(self, network: Network, rows: Sequence[DhcpShard]) -> None:
         """Stop every shard and the DNS-only server of ``network``;
         remove their namespaces, veths and nft table."""
@@ -392,7 +388,8 @@ class ShardedDhcp:
                 netlink.delete_link(self.host_netns, spec.veth)
                 netlink.delete_netns(spec.netns)
             self._shards.pop((network.id, spec.index), None)
-        self.dns.stop(sharded)
+        self._known.pop(network.id, None)
+        self.dns.stop(sharded, plan.dnsmasq_spec(network, self.settings))
         self.nft.apply(
             sharded.table, shard_plan.nft_delete_table(sharded.table)
         )

@@ -9,9 +9,9 @@ With ``--script-on-renewal`` every renewal journals ``old``, so a
 leased address not confirmed for the lease time plus a grace is gone:
 :class:`LeaseExpiry` releases it in the database (as a ``del`` without
 MAC), at most every ``interval`` seconds per network, and only while
-the ingest is within :data:`BEHIND` bytes of the journal's end: a
-backlog (the daemon was down, a burst) may hold renewals the database
-has not seen yet.
+the ingest is within :data:`BEHIND` bytes of EVERY journal's end (a
+sharded network has one per shard): a backlog (the daemon was down, a
+burst) may hold renewals the database has not seen yet.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from flatnet import exception
@@ -50,16 +50,38 @@ class LeaseExpiry:
     host: str
     wallclock: Callable[[], float] = time.time
     due: dict[int, float] = dataclasses.field(default_factory=dict)
-    journals: dict[int, str] = dataclasses.field(default_factory=dict)
+    journals: dict[int, tuple[str, ...]] = dataclasses.field(
+        default_factory=dict
+    )
+    arming: set[int] = dataclasses.field(default_factory=set)
 
     def track(self, network_id: int, spec: plan.DnsmasqSpec) -> None:
         """Expire ``network_id``'s leases (a Lua hook) or not (sh:
         dnsmasq's ``init`` and ``del`` own the expiry)."""
         if spec.lua_hook:
             self.due.setdefault(network_id, 0.0)
-            self.journals[network_id] = spec.paths.events
+            self.journals[network_id] = (spec.paths.events,)
         else:
             self.due.pop(network_id, None)
+
+    def track_journals(self, network_id: int, paths: Sequence[str]) -> None:
+        """Expire ``network_id``'s leases, recorded by Lua hooks into
+        ``paths`` (a sharded network: every shard's journal, and the
+        single dnsmasq's it grew from). The first expiry comes one lease
+        time plus grace after the first poll: leases recorded before by
+        an sh hook (no ``old`` per renewal: shards before the Lua hook,
+        a network that just grew) have had a renewal journalled by
+        then."""
+        if network_id not in self.due:
+            self.due[network_id] = 0.0
+            self.arming.add(network_id)
+        self.journals[network_id] = tuple(paths)
+
+    def forget(self, network_id: int) -> None:
+        """Expire no more of ``network_id`` (deleted, or served
+        elsewhere: its leases are another host's to expire)."""
+        self.due.pop(network_id, None)
+        self.arming.discard(network_id)
 
     def caught_up(self, path: str) -> bool:
         """True if ``host``'s ingest of journal ``path`` is within
@@ -81,10 +103,14 @@ class LeaseExpiry:
         ``now``: the caller's monotonic clock."""
         if network_id not in self.due or now < self.due[network_id]:
             return
-        if not self.caught_up(self.journals[network_id]):
-            return  # retried at the next poll
-        self.due[network_id] = now + tuning.lease_expiry_interval
         age = self.settings.dhcp_lease_time + tuning.lease_expiry_grace
+        if network_id in self.arming:  # see track_journals
+            self.arming.discard(network_id)
+            self.due[network_id] = now + age
+            return
+        if not all(self.caught_up(p) for p in self.journals[network_id]):
+            return  # retried at the next poll: a renewal may be unread
+        self.due[network_id] = now + tuning.lease_expiry_interval
         older = datetime.datetime.fromtimestamp(
             self.wallclock() - age, datetime.UTC
         )

@@ -137,6 +137,9 @@ class ShardSite:
         hook = np / plan.HOOK_SCRIPT_NAME
         hook.write_text(dhcp_hook.hook_script("/bin/true"))
         hook.chmod(0o755)
+        lua = pathlib.Path(plan.hook_script_path(str(np), "lua"))
+        lua.write_text(dhcp_hook.lua_script())
+        lua.chmod(0o644)
         self.script = root / "udhcpc.sh"
         self.script.write_text(SCRIPT)
         self.script.chmod(0o755)

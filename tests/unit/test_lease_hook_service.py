@@ -167,3 +167,27 @@ def test_expiry_waits_while_the_ingest_is_behind(tmp_open):  # noqa: F811
     rig.rec.ingest_policy = leases.IngestPolicy()
     rig.rec.poll()  # caught up: expired at once (the check was not spent)
     assert db_api.leases(rig.db, 1) == []
+
+
+def test_sharded_expiry_waits_for_every_shard_journal(tmp_open):  # noqa: F811
+    """A sharded network's renewals are in several journals (one per
+    shard): a backlog in ANY of them holds the expiry back."""
+    rig = Rig(tmp_open, dhcp_lease_time=120)  # sh: the sync tracks none
+    mac = rig.add(1)
+    rig.sync()
+    _lease(rig, mac)
+    _age(rig, 1000)
+    shard0 = os.path.join(rig.np, "nova-br100-s0.events")
+    shard1 = os.path.join(rig.np, "nova-br100-s1.events")
+    expiry = rig.rec.expiry
+    expiry.track_journals(1, [shard0, shard1])
+    expiry.poll(1, rig.now, rig.rec.tuning)  # arms: no expiry yet
+    assert db_api.leases(rig.db, 1)
+    rig.now += 120 + 30  # a lease time plus grace later
+    with open(shard1, "a") as handle:
+        handle.write("\n" * (300 << 10))  # shard 1's ingest is behind
+    expiry.poll(1, rig.now, rig.rec.tuning)
+    assert db_api.leases(rig.db, 1)
+    leases.ingest_journal(rig.db, shard1, host=rig.rec.host)
+    expiry.poll(1, rig.now, rig.rec.tuning)  # every journal caught up
+    assert db_api.leases(rig.db, 1) == []

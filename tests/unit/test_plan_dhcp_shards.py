@@ -45,7 +45,9 @@ def test_shard_argv_is_the_measured_recipe() -> None:
         "--dhcp-range=set:private,10.0.0.2,static,255.255.255.0,86400s",
         "--dhcp-lease-max=256",
         f"--dhcp-hostsfile={NP}/nova-br100-s1.conf",
-        f"--dhcp-script={NP}/flatnet-dhcp-script",
+        f"--dhcp-luascript={NP}/flatnet-lease-hook.lua",
+        "--dhcp-authoritative",
+        "--script-on-renewal",
         "--no-hosts",
         "--leasefile-ro",
         "--domain=novalocal",
@@ -54,6 +56,27 @@ def test_shard_argv_is_the_measured_recipe() -> None:
         "--dhcp-option=6,10.0.0.1",
         f"--dhcp-hostsdir={NP}/nova-br100-s1.d",
     ]
+
+
+@pytest.mark.parametrize(
+    ("hook", "fast"), [("sh", True), ("sh", False), ("lua", True)]
+)
+def test_shards_journal_with_the_lua_hook_whatever_the_option(
+    hook: str, fast: bool
+) -> None:
+    """nova's sh argv is for one dnsmasq; a shard always forks no hook
+    (the issue's "use it for the journal"), into its own journal."""
+    settings = plan.DhcpSettings(
+        networks_path=NP,
+        dhcpbridge="/usr/bin/flatnet-dhcpbridge",
+        dhcp_lease_hook=hook,
+        dhcp_script_fast_path=fast,
+    )
+    rows = [DhcpShard(1, 0, netaddr.IPAddress("10.0.0.254"))]
+    argv = shards.sharded_plan(_network(), settings, rows).shards[0].argv
+    assert f"FLATNET_EVENTS={NP}/nova-br100-s0.events" in argv
+    assert f"--dhcp-luascript={NP}/flatnet-lease-hook.lua" in argv
+    assert not [a for a in argv if a.startswith("--dhcp-script")]
 
 
 def test_dns_only_server_has_no_dhcp_range() -> None:
@@ -125,3 +148,14 @@ def test_by_shard_skips_hosts_without_a_shard() -> None:
     grouped = shards.by_shard([entry(2, 0), entry(3, 1), entry(4, None)], 2)
     assert [e.address.words[-1] for e in grouped[0]] == [2]
     assert [e.address.words[-1] for e in grouped[1]] == [3]
+
+
+def test_mac_text_is_netaddrs_unix_expanded_lower_case() -> None:
+    """The fast EUI-48 path renders exactly what netaddr's dialect did."""
+    for value in (0, 1, 0xFA163E000001, 0xFFFFFFFFFFFF, 0x0A0B0C0D0E0F):
+        mac = netaddr.EUI(value)
+        slow = str(netaddr.EUI(mac, dialect=netaddr.mac_unix_expanded))
+        assert plan.mac_text(mac) == slow.lower()
+    assert plan.mac_text(netaddr.EUI("FA-16-3E-AB-CD-EF")) == (
+        "fa:16:3e:ab:cd:ef"
+    )
