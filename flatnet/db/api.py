@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,7 @@ from flatnet.db.rows import (
     INSTANCES,
     network_key,
 )
+from flatnet.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from flatnet.db.allocation import (
@@ -146,17 +146,7 @@ _LAZY = {
 }  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    home = _LAZY.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"flatnet.db.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, "flatnet.db", _LAZY)
 
 
 __all__ = [

@@ -32,6 +32,7 @@ PURE_ALLOWED = {
     "flatnet.hostname",
     "flatnet.mac",
     "flatnet.ipam",
+    "flatnet.lazy_exports",
 }
 PURE_THIRD_PARTY = {"netaddr"}
 HEAVY = {
@@ -54,6 +55,8 @@ LAYER_RULES: dict[str, set[str]] = {
     "flatnet.hostname": PURE_ALLOWED,
     "flatnet.model": {"flatnet.model"},
     "flatnet.exception": set(),
+    # PEP 562 re-exports for packages' public names (stdlib only)
+    "flatnet.lazy_exports": set(),
     "flatnet.linux": PURE_ALLOWED | {"flatnet.linux"},
     "flatnet.db": PURE_ALLOWED | {"flatnet.db"},
     "flatnet.conf": {"flatnet.conf"},

@@ -26,8 +26,9 @@ per instance). The names below are the public API.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from flatnet.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from flatnet.plan.iptables.applied import AppliedState, TableIO
@@ -121,17 +122,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME})
+__getattr__, __dir__ = lazy_exports(__name__, __name__, _HOME)
 
 
 __all__ = [
