@@ -6,6 +6,8 @@ the source's, and a host that is down blocks nothing it need not."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from flatnet import exception
@@ -38,6 +40,13 @@ def _live(db: api.Database, host: str, uuid: str) -> bool:
     state = api.host_state(db, host, "firewall", api.instance_key(uuid))
     target = api.firewall_generation(db)
     return state is not None and state.applied_generation >= target
+
+
+def _wait_live(db: api.Database, host: str, uuid: str) -> None:
+    deadline = time.monotonic() + 10
+    while not _live(db, host, uuid):
+        assert time.monotonic() < deadline, f"{uuid} not live on {host}"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -99,7 +108,9 @@ def test_rollback_keeps_the_source_filter(db, hosts) -> None:
     dest.setup_networks_on_host(uuid, "c2", teardown=True)
     assert _filtered(db, "c2") == []
     assert _filtered(db, "c1") == [uuid]
-    assert _live(db, "c1", uuid)
+    # the rollback bumped the generation: the source re-applies the
+    # filter it kept (its own pass; nothing waits for the source)
+    _wait_live(db, "c1", uuid)
     # the same through the driver's unfilter_instance on the destination
     FirewallDriver(db, "c2", 0.01).ensure_filtering_rules_for_instance(uuid)
     assert _filtered(db, "c2") == [uuid]

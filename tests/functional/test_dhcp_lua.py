@@ -126,8 +126,9 @@ def test_a_dead_helper_is_seen_and_dnsmasq_restarted(make_dhcp_site):
     assert site.dnsmasq_pid() != pid or not dnsmasq_helper.has_helper(pid)
     assert ip not in _leased(site)
     script.write_text(good)  # repaired: the next restart records again
+    before = site.dnsmasq_pid()  # read before the kill: the keeper is fast
     site.kill_dnsmasqs()
-    _restarted(site, site.dnsmasq_pid())
+    _restarted(site, before)
     assert client.renew(30) == "renew"
     wait_for(lambda: ip in _leased(site), 30, "leased again")
 
