@@ -35,10 +35,8 @@ import json
 import logging
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -318,38 +316,7 @@ def server(args: argparse.Namespace) -> None:
 
 
 def run_mode(mode: str, argv: list[str]) -> None:
-    suffix = str(os.getpid())
-    host, cli = f"fnsh{suffix}", f"fnsc{suffix}"
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fnbench"))
-    tmp.chmod(0o755)
-    (tmp / "flatnet.conf").write_text(
-        f"[DEFAULT]\nnetworks_path = {tmp}/networks\n"
-        f"[database]\nconnection = sqlite:///{tmp}/flatnet.sqlite\n"
-    )
-    try:
-        dhcp_storm.setup_namespaces(host, cli)
-        subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                host,
-                sys.executable,
-                __file__,
-                "--server",
-                "--state",
-                str(tmp),
-                "--cli",
-                cli,
-                "--mode",
-                mode,
-                *argv,
-            ],
-            check=True,
-        )
-    finally:
-        dhcp_storm.teardown_namespaces(host, cli)
-        shutil.rmtree(tmp, ignore_errors=True)
+    dhcp_storm.run_in_host(__file__, ["--mode", mode, *argv], "fns")
 
 
 def main() -> None:

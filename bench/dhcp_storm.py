@@ -95,6 +95,32 @@ def teardown_namespaces(*names: str) -> None:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
 
 
+def run_in_host(script: str, argv: list[str], prefix: str) -> None:
+    """Run ``script --server`` in a fresh "host" namespace (a "cli" one
+    on the same segment) with a throwaway flatnet.conf and state
+    directory; remove them all after."""
+    suffix = str(os.getpid())
+    host, cli = f"{prefix}h{suffix}", f"{prefix}c{suffix}"
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fnbench"))
+    tmp.chmod(0o755)
+    (tmp / "flatnet.conf").write_text(
+        f"[DEFAULT]\nnetworks_path = {tmp}/networks\n"
+        f"[database]\nconnection = sqlite:///{tmp}/flatnet.sqlite\n"
+    )
+    try:
+        setup_namespaces(host, cli)
+        subprocess.run(
+            [
+                "ip", "netns", "exec", host, sys.executable, script,
+                "--server", "--state", str(tmp), "--cli", cli, *argv,
+            ],
+            check=True,
+        )  # fmt: skip
+    finally:
+        teardown_namespaces(host, cli)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def mac_of(n: int) -> str:
     return f"fa:16:3e:{n >> 16 & 0xFF:02x}:{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}"
 
@@ -311,37 +337,7 @@ def main() -> None:
             logging.basicConfig(filename=args.log, level=logging.DEBUG)
         server(args)
         return
-    suffix = str(os.getpid())
-    host, cli = f"fnbh{suffix}", f"fnbc{suffix}"
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fnbench"))
-    tmp.chmod(0o755)
-    (tmp / "flatnet.conf").write_text(
-        f"[DEFAULT]\nnetworks_path = {tmp}/networks\n"
-        f"[database]\nconnection = sqlite:///{tmp}/flatnet.sqlite\n"
-    )
-    try:
-        setup_namespaces(host, cli)
-        argv = [a for a in sys.argv[1:]]
-        subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                host,
-                sys.executable,
-                __file__,
-                "--server",
-                "--state",
-                str(tmp),
-                "--cli",
-                cli,
-                *argv,
-            ],
-            check=True,
-        )
-    finally:
-        teardown_namespaces(host, cli)
-        shutil.rmtree(tmp, ignore_errors=True)
+    run_in_host(__file__, sys.argv[1:], "fnb")
 
 
 if __name__ == "__main__":
