@@ -103,7 +103,7 @@ def test_deallocate_waits_for_the_dhcp_host(db) -> None:
     nova = _api(db, timeout=0.3)
     service = HostService(db, "c1")
     with service:
-        nova.allocate_for_instance("vm1")
+        _api(db).allocate_for_instance("vm1")
     with pytest.raises(exception.NotReady, match="release of 10.0.0."):
         nova.deallocate_for_instance("vm1")  # nobody applies it
 
@@ -129,7 +129,7 @@ def test_migration_moves_the_instance_and_waits_for_the_destination(
             )
         dest.hold.clear()
         with dest:
-            nova.migrate_instance_finish(
+            _api(db, "c2").migrate_instance_finish(
                 uuid, {"source_compute": "c1", "dest_compute": "c2"}
             )
             key = api.instance_key(uuid)

@@ -53,11 +53,14 @@ def test_methods_wait_for_the_service_and_report_its_error(db) -> None:
 
     server = threading.Thread(target=serve)
     server.start()
+    # While the service runs, the calls must succeed: a timeout long
+    # enough for a loaded CI machine (0.2 s was not), still bounded.
+    served = FirewallDriver(db, "h1", interval=0.01, timeout=30)
     try:
-        driver.refresh_security_group_rules(group)
-        driver.refresh_instance_security_rules(vm)
+        served.refresh_security_group_rules(group)
+        served.refresh_instance_security_rules(vm)
         api.deallocate_for_instance(db, vm.uuid)
-        driver.unfilter_instance(vm)
+        served.unfilter_instance(vm)
     finally:
         done.set()
         server.join()
