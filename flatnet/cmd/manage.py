@@ -154,7 +154,9 @@ def _is_dbapi_error(exc: Exception) -> bool:
 def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = None
     try:
-        settings = startup.load_settings(getattr(args, "config_files", None))
+        settings = startup.load_settings(
+            getattr(args, "config_files", None), cached=True
+        )
         return _run(settings, args, out)
     except exception.NotReady as exc:
         startup.report(err, str(exc))

@@ -115,12 +115,15 @@ def run_service(
         return 2
 
 
-def load_settings(config_files: Sequence[str] | None) -> Settings:
+def load_settings(
+    config_files: Sequence[str] | None, *, cached: bool = False
+) -> Settings:
     """Find, read and validate the configuration (the same search for
-    every command). Raises ConfigError."""
+    every command; ``cached``: through the settings cache, for
+    flatnet-manage). Raises ConfigError."""
     from flatnet import settings  # noqa: PLC0415 - after argument parsing
 
-    loaded = settings.load(list(config_files or ()))
+    loaded = settings.load(list(config_files or ()), cached=cached)
     LOG.debug("configuration: %s", loaded.source.describe())
     return loaded
 

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 from oslo_config import cfg
 
-
-def default_my_ip() -> str:
-    """The host's primary IPv4, as nova's ``my_ip`` default.
-
-    NOTE: connect() on a UDP socket only selects a route and source
-    address; no packet is sent. 192.0.2.1 is TEST-NET-1 (RFC 5737).
-    """
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.connect(("192.0.2.1", 9))
-            return str(sock.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
+from flatnet import host_identity
 
 
 def _host_opts() -> list[cfg.Opt]:
@@ -26,13 +12,13 @@ def _host_opts() -> list[cfg.Opt]:
     return [
         cfg.StrOpt(
             "host",
-            default=socket.gethostname(),
+            default=host_identity.hostname(),
             sample_default="<hostname>",
             help="Name of this host (nova's RPC server name).",
         ),
         cfg.StrOpt(
             "my_ip",
-            default=default_my_ip(),
+            default=host_identity.primary_ipv4(),
             sample_default="<host ipv4>",
             help="IPv4 address of this host.",
         ),

@@ -131,23 +131,43 @@ class Settings:
 
 
 def load(
-    config_files: Sequence[str] = (),
+    paths: Sequence[str] = (),
     defaults: Sequence[str] = DEFAULT_CONFIG_FILES,
     *,
     with_origins: bool = False,
+    cached: bool = False,
 ) -> Settings:
     """Find, parse and validate the configuration; the one entry point.
 
-    ``config_files`` are the --config-file arguments; without them the
+    ``paths`` are the --config-file arguments; without them the
     first existing file of ``defaults`` is read (and none is an error).
     ``with_origins`` also records every option's value and the file
-    that set it (``options``). Raises ConfigError naming the file (and
-    the option) of any problem.
+    that set it (``options``). ``cached``: reuse (and keep) the result
+    of an earlier load of the same, unchanged configuration
+    (:mod:`flatnet.settings.cache`; short-lived commands). Raises
+    ConfigError naming the file (and the option) of any problem.
     """
+    # light: the cache must be able to skip oslo.config
+    from flatnet.settings import cache, config_files  # noqa: PLC0415
+
+    source = config_files.find_config(paths, defaults)
+    if not cached or with_origins or not cache.enabled():
+        return _build(source, with_origins)
+    digest = cache.key(source)
+    if digest is None:
+        return _build(source, with_origins)
+    found = cache.lookup(source, digest)
+    if found is not None:
+        return found
+    built = _build(source, with_origins)
+    cache.store(source, digest, built, cache.stamps())
+    return built
+
+
+def _build(source: ConfigSource, with_origins: bool) -> Settings:
     # oslo.config and the layers' settings classes are imported here,
     # not at import: flatnet-manage --help needs neither.
     from flatnet.settings import reader, sections  # noqa: PLC0415
 
-    source = reader.find_config(config_files, defaults)
     options = reader.OptionReader(reader.parse(source), source)
     return sections.build(options, with_origins=with_origins)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 import netaddr
 
 from flatnet import exception, hostname
 from flatnet.service.settings import CacheSettings, MetadataSettings
-from flatnet.settings.reader import OptionReader
+
+if TYPE_CHECKING:  # building needs it; the settings cache does not
+    from flatnet.settings.reader import OptionReader
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -9,48 +9,17 @@ option, its value and the file that set it.
 from __future__ import annotations
 
 import math
-import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from oslo_config import cfg
 
 from flatnet import conf, exception
-from flatnet.settings import (
-    DEFAULT_CONFIG_FILES,
-    ConfigSource,
-    OptionOrigin,
-)
+from flatnet.settings import ConfigSource, OptionOrigin
 
 T = TypeVar("T")
 _INVALID_RE = re.compile(r" is not valid: (?P<reason>.*)$", re.DOTALL)
-
-
-def find_config(
-    given: Sequence[str], defaults: Sequence[str] = DEFAULT_CONFIG_FILES
-) -> ConfigSource:
-    """The files to read: ``given`` (--config-file, repeatable), else
-    the first of ``defaults`` that exists. Raises ConfigError when there
-    is none or one cannot be read: flatnet never runs on bare defaults
-    (they would create a database under /var/lib/flatnet)."""
-    if given:
-        source = ConfigSource(tuple(os.path.abspath(f) for f in given))
-    else:
-        found = [f for f in defaults if os.path.exists(f)]
-        if not found:
-            raise exception.ConfigError(
-                reason=f"no configuration file: {' and '.join(defaults)} "
-                "does not exist; give --config-file PATH"
-            )
-        source = ConfigSource((found[0],), searched=True)
-    for path in source.files:
-        if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            why = "does not exist" if not os.path.exists(path) else (
-                "is not a readable file"
-            )  # fmt: skip
-            raise exception.ConfigError(reason=f"{path} {why}")
-    return source
 
 
 def parse(source: ConfigSource) -> cfg.ConfigOpts:

@@ -59,11 +59,18 @@ LAYER_RULES: dict[str, set[str]] = {
     "flatnet.lazy_exports": set(),
     "flatnet.linux": PURE_ALLOWED | {"flatnet.linux"},
     "flatnet.db": PURE_ALLOWED | {"flatnet.db"},
-    "flatnet.conf": {"flatnet.conf"},
+    # the host's name and IPv4 (defaults of host and my_ip): stdlib only
+    "flatnet.host_identity": set(),
+    "flatnet.conf": {"flatnet.conf", "flatnet.host_identity"},
     "flatnet.service": PURE_ALLOWED
     | {"flatnet.service", "flatnet.db", "flatnet.linux"},
     "flatnet.settings": PURE_ALLOWED
-    | {"flatnet.settings", "flatnet.conf", "flatnet.service"},
+    | {
+        "flatnet.settings",
+        "flatnet.conf",
+        "flatnet.service",
+        "flatnet.host_identity",
+    },
     "flatnet.wiring": PURE_ALLOWED
     | {"flatnet.settings", "flatnet.service", "flatnet.db", "flatnet.linux"},
     # migration edges (nova_import, writer) read/write through db/linux

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from flatnet import exception, settings
-from flatnet.settings import reader, sections
+from flatnet.settings import config_files, reader, sections
 
 NOVA_CONF = str(pathlib.Path(__file__).parent / "data" / "nova.conf")
 
@@ -77,7 +77,7 @@ def test_a_bad_database_url_names_the_section(tmp_path) -> None:
 
 
 def test_every_registered_option_is_read_and_validated(tmp_path) -> None:
-    source = reader.find_config([_write(tmp_path, "")])
+    source = config_files.find_config([_write(tmp_path, "")])
     options = reader.OptionReader(reader.parse(source), source)
     sections.build(options)
     assert options.read == reader.registered_names()
