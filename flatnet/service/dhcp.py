@@ -330,7 +330,7 @@ class DhcpReconciler:
         self._ingested = 0
         for network_id, state in self._nets.items():
             if network_id in self._sharded_ids:
-                if self.sharded.poll(network_id, self._ingest):
+                if self.sharded.poll(network_id, self._ingest_all):
                     dirty.add(network_id)
                 self.expiry.poll(network_id, self.clock(), self.tuning)
                 continue
@@ -356,13 +356,12 @@ class DhcpReconciler:
         )
 
     def _ingest(self, path: str) -> int:
-        try:
-            policy, host = self.ingest_policy, self.host
-            done = leases.ingest_journal(self.db, path, policy, host=host)
-        except exception.HostNetworkError as exc:
-            self.troubles.failed(f"dhcp ingest {path}", exc)
-            return 0
-        self.troubles.ok(f"dhcp ingest {path}")
+        return self._ingest_all([path])
+
+    def _ingest_all(self, paths: list[str]) -> int:
+        """Ingest ``paths`` in one transaction; bytes consumed."""
+        args = (self.db, paths, self.ingest_policy, self.host)
+        done = leases.ingest_reported(*args, self.troubles)
         self._ingested += done
         return done
 
