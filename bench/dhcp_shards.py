@@ -306,7 +306,8 @@ def server(args: argparse.Namespace) -> None:
     print(
         f"{args.mode}: start with {args.hosts} hosts "
         f"{time.monotonic() - t0:.2f} s"
-        f", {len(db_api.shard_list(db, net.id))} shards ({_load()})"
+        f", {len(db_api.shard_list(db, net.id))} shards, not live: "
+        f"{loop.lagging() or 'none'} ({_load()})"
     )
     settle(rec, tmp / "networks")
     try:
