@@ -204,6 +204,7 @@ def dora(
                     sock.send(frames[n][0])
     elapsed = time.monotonic() - start
     return {
+        "start": start,  # CLOCK_MONOTONIC: the first DISCOVER, any netns
         "handshakes": done,
         "offers": offers,
         "seconds": elapsed,

@@ -3,7 +3,7 @@ root only).
 
     .venv/bin/python bench/dhcp_shards.py [--hosts 10000] [--new 1000]
         [--modes single,sharded] [--shard-hosts 600] [--dora 5000]
-        [--window 64] [--hook lua|sh]
+        [--window 64] [--hook lua|sh] [--no-storm]
 
 For each mode, a fresh "host" namespace with bridge br0 (10.240.0.0/16)
 and a "cli" namespace on the same segment, a SQLite database with
@@ -18,7 +18,10 @@ with the load average at the time:
    REQUEST to its host's server) of hosts whose leases were first
    released in the database, with the daemon loop running: handshakes/s,
    and per second until every ``add`` is in the database (and when every
-   one was in the journals);
+   one was in the journals), all from the client's first DISCOVER; a
+   timeline (``j``: adds in the journals, ``db``: in the database) and
+   the CPU each process class used meanwhile (``BENCH_PERF=<file>``:
+   also a ``perf record -a -g`` of 3 s);
 2. the longest window in which an existing client's DISCOVER (one every
    5 ms, raw socket) got no OFFER while ``--new`` allocations are
    committed one by one and served;
@@ -42,6 +45,7 @@ import time
 
 import dhcp_client
 import dhcp_storm
+import proc_cpu
 from dhcp_storm import (
     SERVER,
     SUBNET,
@@ -67,32 +71,6 @@ def _load() -> str:
     return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def _children(pids: set[int]) -> set[int]:
-    found = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = pathlib.Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) in pids:
-            found.add(int(name))
-    return found
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        for line in (
-            pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
-        ):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _server_pids(rec: dhcp.DhcpReconciler, net_id: int) -> set[int]:
     pids = {s.proc.pid() for s in rec.sharded.shards_of(net_id)}
     pids.add(rec._procs[net_id].pid())  # noqa: SLF001 - bench
@@ -105,8 +83,8 @@ def memory(
     rec: dhcp.DhcpReconciler, net_id: int, hosts: int, mode: str
 ) -> None:
     servers = _server_pids(rec, net_id)
-    every = servers | _children(servers)
-    rss = sum(_rss_kib(p) for p in every) / 1024
+    every = servers | proc_cpu.children(servers)
+    rss = sum(proc_cpu.rss_kib(p) for p in every) / 1024
     per = 10000 / hosts
     print(
         f"{mode}: {len(servers)} dnsmasq + {len(every) - len(servers)} "
@@ -185,46 +163,76 @@ def handshakes(
         (plan.mac_text(e.mac), str(e.address), servers.get(e.shard, SERVER))
         for e in entries
     ]
-    total = len(db_api.host_entries(db, net_id))
     networks = pathlib.Path(args.state) / "networks"
-    adds = _adds(networks)
+    counter = proc_cpu.AddCounter(networks)
+    base = _leased(db, net_id)
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
     thread.start()
-    t0 = time.monotonic()
+    classes = proc_cpu.classes(_server_pids(rec_of(loop), net_id), thread)
+    cpu0 = proc_cpu.snapshot(classes)
+    perf = proc_cpu.perf_record(os.environ.get("BENCH_PERF"), 3.0)
     dora = _client(args.cli, "dora")
-    text = json.dumps({"hosts": hosts, "window": args.window})
-    result = json.loads(dora.communicate(text)[0])
-    journalled = None
-    while _leased(db, net_id) < total:  # a COUNT every 20 ms: cheap
-        if journalled is None and _adds(networks) - adds >= len(entries):
-            journalled = time.monotonic() - t0
-        if time.monotonic() - t0 > 300:
+    assert dora.stdin is not None
+    dora.stdin.write(json.dumps({"hosts": hosts, "window": args.window}))
+    dora.stdin.close()
+    samples: list[tuple[float, int, int]] = []
+    while True:  # a COUNT and the journals' size every 20 ms: cheap
+        now = time.monotonic()
+        samples.append((now, counter.more(), _leased(db, net_id) - base))
+        if samples[-1][2] >= len(entries) or now - samples[0][0] > 300:
             break
         time.sleep(0.02)
-    recorded = time.monotonic() - t0
+    cpu1 = proc_cpu.snapshot(classes)
+    if perf is not None:
+        perf.wait()
     stop.set()
     thread.join()
-    count = len(entries) - (total - _leased(db, net_id))
+    assert dora.stdout is not None
+    result = json.loads(dora.stdout.read())
+    dora.wait()
+    _print_handshakes(args, result, samples, len(entries))
+    print(
+        f"{args.mode}: "
+        + proc_cpu.report(cpu0, cpu1)
+        + f"; client {result['client_cpu']:.2f} s ({_load()})"
+    )
+
+
+def rec_of(loop: daemon.Daemon) -> dhcp.DhcpReconciler:
+    rec = loop.reconcilers[0]
+    assert isinstance(rec, dhcp.DhcpReconciler)
+    return rec
+
+
+def _print_handshakes(
+    args: argparse.Namespace,
+    result: dict[str, float],
+    samples: list[tuple[float, int, int]],
+    wanted: int,
+) -> None:
+    """Handshakes/s, then from the first DISCOVER (the client's own
+    CLOCK_MONOTONIC start, not its spawn: its start-up is not DHCP):
+    when every add was in the journals, in the database, and a timeline."""
+    t0 = result["start"]
+    done = t0 + result["seconds"]
+    journalled = next((t for t, j, _ in samples if j >= wanted), None)
+    recorded = samples[-1][0] - t0
+    count = samples[-1][2]
     print(
         f"{args.mode}: {result['handshakes']} handshakes in "
         f"{result['seconds']:.2f} s = {result['per_second']:.0f}/s "
         f"(retries {result['retries']}, window {args.window}) ({_load()})"
     )
     print(
-        f"{args.mode}: {count} of {len(entries)} add events in the DB "
+        f"{args.mode}: {count} of {wanted} add events in the DB "
         f"{recorded:.2f} s after the first DISCOVER = "
         f"{count / recorded:.0f}/s end to end; every add in the journals "
-        f"after {journalled or 0:.2f} s ({_load()})"
+        f"after {(journalled or t0) - t0:.2f} s; client spawn to first "
+        f"DISCOVER {t0 - samples[0][0]:.2f} s ({_load()})"
     )
-
-
-def _adds(networks: pathlib.Path) -> int:
-    """``add`` records in the journals (and rotated ones)."""
-    return sum(
-        path.read_bytes().count(b"\nadd ")
-        for path in networks.glob("*.events*")
-    )
+    tail = proc_cpu.timeline(samples, t0)
+    print(f"{args.mode}: timeline (handshakes done {done - t0:.2f} s): {tail}")
 
 
 def _leased(db: db_api.Database, net_id: int) -> int:
@@ -298,14 +306,16 @@ def server(args: argparse.Namespace) -> None:
     print(
         f"{args.mode}: start with {args.hosts} hosts "
         f"{time.monotonic() - t0:.2f} s"
-        f", {len(db_api.shard_list(db, net.id))} shards ({_load()})"
+        f", {len(db_api.shard_list(db, net.id))} shards, not live: "
+        f"{loop.lagging() or 'none'} ({_load()})"
     )
     settle(rec, tmp / "networks")
     try:
         if args.dora:
             handshakes(args, db, net.id, loop)
             settle(rec, tmp / "networks")
-        storm(args, db, net.id, loop)
+        if args.storm:
+            storm(args, db, net.id, loop)
         memory(rec, net.id, args.hosts + args.new, args.mode)
     finally:
         network = db_api.network_get(db, net.id)
@@ -328,6 +338,12 @@ def main() -> None:
     parser.add_argument("--modes", default="single,sharded")
     parser.add_argument("--dora", type=int, default=5000)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument(
+        "--storm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-storm: handshakes only (no --new allocations)",
+    )
     parser.add_argument(
         "--hook",
         default="lua",

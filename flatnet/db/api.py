@@ -74,12 +74,15 @@ if TYPE_CHECKING:
         rules_generation,
     )
     from flatnet.db.leases import (
+        JournalBatch,
         apply_lease_events,
+        apply_lease_journals,
         disassociate_stale_fixed_ips,
         expire_leases,
         host_entries,
         journal_invalid_lines,
         journal_offset,
+        journal_offsets,
         leases,
     )
     from flatnet.db.live_migration import (
@@ -129,9 +132,9 @@ _LAZY = {
          "floating_associate_from_pool floating_create floating_delete "
          "floating_disassociate floating_for_host floating_list "
          "rules_generation"),
-        ("leases", "apply_lease_events disassociate_stale_fixed_ips "
-         "expire_leases host_entries journal_invalid_lines journal_offset "
-         "leases"),
+        ("leases", "JournalBatch apply_lease_events apply_lease_journals "
+         "disassociate_stale_fixed_ips expire_leases host_entries "
+         "journal_invalid_lines journal_offset journal_offsets leases"),
         ("live_migration", "LiveMigration migration_abort migration_begin "
          "migration_finish migration_get"),
         ("metadata", "instance_metadata metadata_generation"),
@@ -153,6 +156,7 @@ __all__ = [
     "Database", "FixedIpFilter", "FixedIpSummary", "FloatingDeleted",
     "InstanceSpec", "KeyState", "RuleSpec", "SecurityGroupInfo",
     "VifRequest", "allocate_fixed_ip", "apply_lease_events",
+    "JournalBatch", "apply_lease_journals", "journal_offsets",
     "deallocate_for_instance", "disassociate_stale_fixed_ips",
     "ensure_shards", "expire_leases", "shard_list", "LiveMigration",
     "migration_abort", "migration_begin", "migration_finish",

@@ -5,7 +5,9 @@ Private to :mod:`flatnet.db`. The rows of every address (and the owners
 of every released MAC) are read with a few ``IN`` queries, the events
 are played IN ORDER on those rows in memory, with exactly the rules of
 :func:`flatnet.db.leases.lease` and :func:`flatnet.db.leases.release`,
-and each changed row is written once (executemany). The result equals
+and the changed rows are written with one ``UPDATE ... WHERE id IN``
+per outcome (leased or not, disassociated or not; they share
+``updated_at``). The result equals
 applying the events one by one (unit-tested), at a few queries per poll
 instead of two or three per event. Warnings are counted per kind, one
 line per poll each, with the last address as example.
@@ -17,10 +19,10 @@ import collections
 import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import netaddr
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from flatnet import mac as macs
 from flatnet import model
@@ -28,6 +30,7 @@ from flatnet.db import rows
 from flatnet.db.rows import FIXED, VIFS
 
 LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 _CHUNK = 500  # bound parameters per IN query (SQLite's limit is higher)
 _NOTES = {
     "lease_unassociated": "leased that is not associated",
@@ -48,12 +51,12 @@ class _Row:
     instance_uuid: str | None
     allocated: bool
     leased: bool
-    mac: netaddr.EUI | None
+    mac: int | None  # the VIF's MAC as an integer (compared, not shown)
     changed: bool = False
     disassociated: bool = False
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+def _chunks(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 
@@ -74,11 +77,19 @@ def _load_rows(conn: Connection, addresses: Sequence[str]) -> dict[str, _Row]:
             .where(FIXED.c.address.in_(part), FIXED.c.deleted == 0)
         )
         for r in conn.execute(query):
-            mac = None if r.mac is None else netaddr.EUI(r.mac)
+            mac = None if r.mac is None else _mac_value(r.mac)
             found[r.address] = _Row(
                 r.id, r.instance_uuid, bool(r.allocated), bool(r.leased), mac
             )
     return found
+
+
+def _mac_value(text: str) -> int:
+    """The integer of a stored MAC (``fa:16:3e:..``; any netaddr form)."""
+    try:
+        return int(text.replace(":", ""), 16)
+    except ValueError:
+        return int(netaddr.EUI(text))
 
 
 def _load_owners(conn: Connection, macs_text: Sequence[str]) -> dict[str, str]:
@@ -117,7 +128,7 @@ class _Batch:
         if row is None or row.instance_uuid is None:
             self.note("lease_unassociated", address)
             return
-        if not (mac is None or row.mac is None or row.mac == mac):
+        if not (mac is None or row.mac is None or row.mac == int(mac)):
             self.note("lease_other_mac", address)
             return
         if not row.allocated:
@@ -142,22 +153,20 @@ class _Batch:
         row.instance_uuid, row.mac, row.disassociated = None, None, True
 
     def write(self, conn: Connection) -> None:
-        changed = [r for r in self.rows.values() if r.changed]
-        if not changed:
-            return
+        """One UPDATE per outcome and chunk of ids, not one per row."""
+        groups: dict[tuple[bool, bool], list[int]] = {}
+        for row in self.rows.values():
+            if row.changed:
+                key = (row.leased, row.disassociated)
+                groups.setdefault(key, []).append(row.id)
         now = rows.now()
-        plain = [_params(r, now) for r in changed if not r.disassociated]
-        gone = [_params(r, now) for r in changed if r.disassociated]
-        target = FIXED.c.id == bindparam("b_id")
-        values: dict[str, Any] = {
-            "leased": bindparam("b_leased"),
-            "updated_at": bindparam("b_at"),
-        }
-        if plain:
-            conn.execute(update(FIXED).where(target).values(**values), plain)
-        if gone:
-            values.update(instance_uuid=None, virtual_interface_id=None)
-            conn.execute(update(FIXED).where(target).values(**values), gone)
+        for (leased, gone), ids in sorted(groups.items()):
+            values: dict[str, Any] = {"leased": leased, "updated_at": now}
+            if gone:
+                values.update(instance_uuid=None, virtual_interface_id=None)
+            for part in _chunks(ids):
+                target = FIXED.c.id.in_(part)
+                conn.execute(update(FIXED).where(target).values(**values))
 
     def report(self) -> None:
         for kind, count in sorted(self.notes.items()):
@@ -167,10 +176,6 @@ class _Batch:
                 _NOTES[kind],
                 self.example[kind],
             )
-
-
-def _params(row: _Row, now: object) -> dict[str, object]:
-    return {"b_id": row.id, "b_leased": row.leased, "b_at": now}
 
 
 def apply(conn: Connection, events: Sequence[model.LeaseEvent]) -> None:

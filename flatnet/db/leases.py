@@ -12,6 +12,7 @@ also clears ``virtual_interface_id``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Sequence
@@ -123,6 +124,18 @@ def release(
     return disassociate
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class JournalBatch:
+    """New lines of one journal: their events, the ``(inode, offset)``
+    just past them, and how many lines were skipped as invalid."""
+
+    journal: str
+    inode: int
+    offset: int
+    events: Sequence[model.LeaseEvent]
+    invalid: int = 0
+
+
 def apply_lease_events(  # noqa: PLR0913 - positional form kept for bench/tests; host, invalid keyword-only
     db: Database,
     journal: str,
@@ -142,12 +155,22 @@ def apply_lease_events(  # noqa: PLR0913 - positional form kept for bench/tests;
     :mod:`flatnet.db.lease_batch`); other actions (``init``, ``tftp``)
     are ignored.
     """
+    batch = JournalBatch(journal, inode, offset, events, invalid)
+    apply_lease_journals(db, [batch], host=host)
+
+
+def apply_lease_journals(
+    db: Database, batches: Sequence[JournalBatch], *, host: str = ""
+) -> None:
+    """:func:`apply_lease_events` for several journals in ONE
+    transaction (one commit per daemon poll, not one per shard): the
+    events in the order given, then every journal's position."""
     with db.write() as conn:
-        lease_batch.apply(conn, events)
-        position = {"inode": inode, "offset": offset}
-        _record_position(
-            conn, {"host": host, "path": journal}, position, invalid
-        )
+        lease_batch.apply(conn, [e for b in batches for e in b.events])
+        for b in batches:
+            position = {"inode": b.inode, "offset": b.offset}
+            key = {"host": host, "path": b.journal}
+            _record_position(conn, key, position, b.invalid)
 
 
 def _record_position(
@@ -180,6 +203,20 @@ def journal_offset(
             )
         ).first()
     return None if row is None else (int(row.inode), int(row.offset))
+
+
+def journal_offsets(
+    db: Database, host: str = ""
+) -> dict[str, tuple[int, int]]:
+    """Every journal of ``host`` -> its recorded ``(inode, offset)``
+    (one query for a poll of many journals)."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(JOURNALS.c.path, JOURNALS.c.inode, JOURNALS.c.offset).where(
+                JOURNALS.c.host == host
+            )
+        ).all()
+    return {r.path: (int(r.inode), int(r.offset)) for r in found}
 
 
 def journal_invalid_lines(db: Database, host: str) -> dict[str, int]:

@@ -22,6 +22,12 @@ distinct error with periodic reminders (:mod:`flatnet.service.troubles`)
 and never stops the other reconcilers or the next iteration. Every
 ``periodic_interval`` stale fixed IPs are disassociated (nova
 ``_disassociate_stale_fixed_ips``).
+
+While a poll reports ``busy`` (lease events arrived) the loop pauses
+only ``busy_interval`` before the next one: in a DHCP storm the events
+reach the database one poll behind the journals instead of one poll
+plus ``sync_interval`` (bench/dhcp_shards.py), and an idle host still
+polls every ``sync_interval``.
 """
 
 from __future__ import annotations
@@ -49,10 +55,13 @@ T = TypeVar("T")
 class Polled:
     """What a poll found: the wanted generation of every key the
     reconciler keeps, and keys to sync again although their generation
-    did not move (a dead process, a periodic verification)."""
+    did not move (a dead process, a periodic verification). ``busy``:
+    the poll found work arriving (lease events in a journal): the next
+    poll comes after ``busy_interval``, not ``sync_interval``."""
 
     generations: Mapping[str, int]
     dirty: frozenset[str] = frozenset()
+    busy: bool = False  # events flowed (a journal grew): poll again soon
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +110,7 @@ class Daemon:
         self._retry: dict[Slot, tuple[float, float]] = {}
         self._lagging: dict[Slot, str] = {}  # not live, and why
         self._next_periodic = 0.0
+        self._busy = False  # a poll of the last iteration was busy
 
     def lagging(self) -> dict[Slot, str]:
         """Slots (component, key) not live after their last attempt, with
@@ -129,6 +139,7 @@ class Daemon:
     # --- one iteration ----------------------------------------------------
     def run_once(self) -> int:
         """One loop iteration; returns how many keys were synced."""
+        self._busy = False
         synced = sum(self._step(rec) for rec in self.reconcilers)
         self._guard("periodic", self._periodic)
         return synced
@@ -139,6 +150,7 @@ class Daemon:
             self._lagging[(rec.component, "*")] = "poll failed"
             return 0
         self._lagging.pop((rec.component, "*"), None)
+        self._busy |= polled.busy
         comp, now = rec.component, self.clock()
         for slot in [s for s in self._applied if s[0] == comp]:
             if slot[1] not in polled.generations:
@@ -246,12 +258,19 @@ class Daemon:
             while not stop.is_set():
                 if self.run_once():
                     self._settle()
-                pause.wait(self.timing.sync_interval)
+                pause.wait(self.pause())
                 if wake is not None:
                     wake.clear()
         finally:
             for rec in self.reconcilers:
                 rec.close()
+
+    def pause(self) -> float:
+        """Seconds to wait before the next poll: ``busy_interval`` after
+        a busy poll, else ``sync_interval``."""
+        if self._busy:
+            return min(self.timing.busy_interval, self.timing.sync_interval)
+        return self.timing.sync_interval
 
 
 def settle_heap(unfreeze: bool) -> None:

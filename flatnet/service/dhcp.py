@@ -32,8 +32,7 @@ The database is read before the network's lock is taken; files and the
 process change only under it. The lock is shared with the keeper thread
 (:mod:`flatnet.service.dhcp_keeper`), which restarts a dead dnsmasq
 without the database or a disk write. Host files: ``dhcp_hostsdir``;
-releases: ``dhcp_releases``; shards: ``dhcp_shards``. :meth:`poll` (every
-loop) ingests journals, reports dead dnsmasqs, drives releases."""
+releases: ``dhcp_releases``; shards: ``dhcp_shards``; :meth:`poll`."""
 
 from __future__ import annotations
 
@@ -104,6 +103,7 @@ class DhcpReconciler:
         self._procs: dict[int, DnsmasqBackend] = {}
         self._guards: dict[int, lease_guard.JournalGuard] = {}
         self._lease_refresh: dict[int, float] = {}
+        self._ingested = 0  # bytes ingested by the current poll (busy)
         self.troubles = Troubles()
         self.expiry = LeaseExpiry(db, self.troubles, settings, host)
         sharded = shard_service.ShardedDhcp
@@ -320,16 +320,17 @@ class DhcpReconciler:
 
     # --- the daemon's interface (service.daemon.Reconciler) -------------
     def poll(self) -> Polled:
-        """Ingest journals, retry releases; every network's key
-        (``network:<id>``) with its generation, dirty if its dnsmasq
-        died or the keeper restarted it. A journal that cannot be read
-        is logged (once) and does not stop the others."""
+        """Ingest journals, retry releases; each network's key with its
+        generation, dirty if its dnsmasq died or was restarted by the
+        keeper; busy if a journal had events. An unreadable journal is
+        logged (once) and does not stop the others."""
         dirty = {
             shard_service.network_of(k) or k for k in self.keeper.restarted()
         }
+        self._ingested = 0
         for network_id, state in self._nets.items():
             if network_id in self._sharded_ids:
-                if self.sharded.poll(network_id, self._ingest):
+                if self.sharded.poll(network_id, self._ingest_all):
                     dirty.add(network_id)
                 self.expiry.poll(network_id, self.clock(), self.tuning)
                 continue
@@ -351,17 +352,17 @@ class DhcpReconciler:
         return Polled(
             {db_api.network_key(n): g for n, g in wanted.items()},
             frozenset(db_api.network_key(n) for n in dirty if n in wanted),
+            busy=self._ingested > 0,
         )
 
     def _ingest(self, path: str) -> int:
-        try:
-            done = leases.ingest_journal(
-                self.db, path, self.ingest_policy, host=self.host
-            )
-        except exception.HostNetworkError as exc:
-            self.troubles.failed(f"dhcp ingest {path}", exc)
-            return 0
-        self.troubles.ok(f"dhcp ingest {path}")
+        return self._ingest_all([path])
+
+    def _ingest_all(self, paths: list[str]) -> int:
+        """Ingest ``paths`` in one transaction; bytes consumed."""
+        args = (self.db, paths, self.ingest_policy, self.host)
+        done = leases.ingest_reported(*args, self.troubles)
+        self._ingested += done
         return done
 
     def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:
@@ -383,8 +384,7 @@ class DhcpReconciler:
         return outcomes
 
     def _refresh_leases(self, network_id: int) -> None:
-        """The keeper's copy of the leases (its ``init`` snapshot), at
-        most every ``lease_refresh`` seconds while events arrive."""
+        """The keeper's leases (``init``), every ``lease_refresh`` s."""
         now = self.clock()
         if now < self._lease_refresh.get(network_id, 0.0):
             return

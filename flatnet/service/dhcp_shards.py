@@ -129,13 +129,17 @@ class ShardedDhcp:
             s for (n, _k), s in sorted(self._shards.items()) if n == network_id
         ]
 
-    def poll(self, network_id: int, ingest: Callable[[str], int]) -> bool:
-        """Ingest the shards' journals (``ingest(path)``: events read),
-        poll each journal's guard (reserve, lost events: a SIGHUP of
-        that shard replays its leases); True if a shard is dead."""
+    def poll(
+        self, network_id: int, ingest: Callable[[list[str]], int]
+    ) -> bool:
+        """Ingest the shards' journals (``ingest(paths)``: one call, one
+        transaction), poll each journal's guard (reserve, lost events: a
+        SIGHUP of that shard replays its leases); True if a shard is
+        dead."""
         dead = False
-        for shard in self.shards_of(network_id):
-            ingest(shard.spec.paths.events)
+        shards = self.shards_of(network_id)
+        ingest([shard.spec.paths.events for shard in shards])
+        for shard in shards:
             shard.guard.poll(shard.proc)
             dead |= shard.proc.pid() is None
         return dead

@@ -8,6 +8,7 @@ so that path never imports SQLAlchemy or oslo.config.
 from __future__ import annotations
 
 import re
+import socket
 
 import netaddr
 
@@ -24,16 +25,23 @@ def parse_event(
     action: str, mac: str, address: str
 ) -> model.LeaseEvent | None:
     """A validated event, or None if any field is not what dnsmasq sends
-    (wrong action, non-Ethernet MAC, anything but a dotted IPv4)."""
+    (wrong action, non-Ethernet MAC, anything but a dotted IPv4 as
+    inet_pton(3) takes it: four decimal octets, no leading zeros).
+
+    Built from integers (the regexes and inet_pton validate): the
+    daemon parses every journal line, ~4,000/s in a DHCP storm, and
+    netaddr's text parsers cost ~4 us per field."""
     if action not in ACTIONS or not _MAC.match(mac):
         return None
     if not _IPV4.match(address):
         return None
     try:
-        ip = netaddr.IPAddress(address, version=4, flags=netaddr.INET_PTON)
-    except (netaddr.AddrFormatError, ValueError):
+        packed = socket.inet_pton(socket.AF_INET, address)
+    except OSError:
         return None
-    return model.LeaseEvent(action=action, mac=netaddr.EUI(mac), address=ip)
+    ip = netaddr.IPAddress(int.from_bytes(packed, "big"), 4)
+    eui = netaddr.EUI(int(mac.replace(":", ""), 16), 48)
+    return model.LeaseEvent(action=action, mac=eui, address=ip)
 
 
 def parse_line(line: str) -> model.LeaseEvent | None:

@@ -17,6 +17,7 @@ MAC-owner check. ``init`` prints the network's leased addresses.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -34,6 +35,7 @@ from flatnet.service.lease_events import (
 from flatnet.service.settings import (
     IngestPolicy as IngestPolicy,  # noqa: PLC0414
 )
+from flatnet.service.troubles import Troubles
 
 LOG = logging.getLogger(__name__)
 
@@ -50,35 +52,34 @@ def _journal_errors(path: str) -> Iterator[None]:
         ) from exc
 
 
-def _stored_offset(
-    db: db_api.Database, keys: Sequence[str], inode: int, host: str
-) -> int:
+Offsets = dict[str, tuple[int, int]]
+
+
+def _stored_offset(offsets: Offsets, keys: Sequence[str], inode: int) -> int:
     """Offset recorded for ``inode`` under any of ``keys`` (else 0).
 
     Looking at both keys covers a crash between a rotation's rename and
     the recording of the rotated file's offset.
     """
     for key in keys:
-        stored = db_api.journal_offset(db, key, host=host)
+        stored = offsets.get(key)
         if stored is not None and stored[0] == inode:
             return stored[1]
     return 0
 
 
-def _ingest_file(
-    db: db_api.Database,
-    path: str,
-    keys: Sequence[str],
-    policy: IngestPolicy,
-    host: str,
-) -> journal.JournalChunk | None:
+def _read_file(
+    path: str, keys: Sequence[str], offsets: Offsets, policy: IngestPolicy
+) -> tuple[journal.JournalChunk | None, db_api.JournalBatch | None]:
+    """The chunk of ``path`` past its offset, and the batch to apply
+    (None when there is nothing new)."""
     inode = journal.journal_inode(path)
     if inode is None:
-        return None
-    offset = _stored_offset(db, keys, inode, host)
+        return None, None
+    offset = _stored_offset(offsets, keys, inode)
     chunk = journal.read_chunk(path, offset, policy.max_bytes)
     if chunk is None or (chunk.end == offset and chunk.start == offset):
-        return chunk
+        return chunk, None
     events = [e for e in map(parse_line, chunk.lines) if e is not None]
     invalid = len(chunk.lines) - len(events)
     if invalid:
@@ -88,10 +89,31 @@ def _ingest_file(
             path,
             invalid,
         )
-    db_api.apply_lease_events(
-        db, path, chunk.inode, chunk.end, events, host=host, invalid=invalid
+    batch = db_api.JournalBatch(path, chunk.inode, chunk.end, events, invalid)
+    return chunk, batch
+
+
+@dataclasses.dataclass(slots=True)
+class _Read:
+    """What one journal (and its rotated ``.old``) held past its offsets."""
+
+    path: str
+    old: journal.JournalChunk | None = None
+    new: journal.JournalChunk | None = None
+    batches: list[db_api.JournalBatch] = dataclasses.field(
+        default_factory=list
     )
-    return chunk
+
+
+def _read(path: str, offsets: Offsets, policy: IngestPolicy) -> _Read:
+    old = path + journal.OLD_SUFFIX
+    keys = (path, old)
+    found = _Read(path)
+    found.old, batch = _read_file(old, keys, offsets, policy)
+    found.batches += [batch] if batch else []
+    found.new, batch = _read_file(path, keys, offsets, policy)
+    found.batches += [batch] if batch else []
+    return found
 
 
 def ingest_journal(
@@ -109,25 +131,80 @@ def ingest_journal(
     ``.old`` that no writer touched for ``policy.old_grace`` seconds.
     Raises HostNetworkError if a journal cannot be read or rotated.
     """
+    consumed, failed = ingest_journals(db, [path], policy, host)
+    if failed:
+        raise failed[path]
+    return consumed
+
+
+def ingest_journals(
+    db: db_api.Database,
+    paths: Sequence[str],
+    policy: IngestPolicy | None = None,
+    host: str = "",
+) -> tuple[int, dict[str, exception.HostNetworkError]]:
+    """:func:`ingest_journal` for several journals (a sharded network's)
+    with one read of the offsets and ONE transaction for all their
+    events and offsets: a poll costs one commit, not one per journal.
+
+    Returns the bytes consumed and the journals that could not be read
+    or rotated (their error; the others are ingested).
+    """
     policy = policy or IngestPolicy()
-    with _journal_errors(path):
-        return _ingest(db, path, policy, host)
-
-
-def _ingest(
-    db: db_api.Database, path: str, policy: IngestPolicy, host: str
-) -> int:
-    old = path + journal.OLD_SUFFIX
-    keys = (path, old)
+    offsets = db_api.journal_offsets(db, host)
+    reads: list[_Read] = []
+    failed: dict[str, exception.HostNetworkError] = {}
+    for path in paths:
+        try:
+            with _journal_errors(path):
+                reads.append(_read(path, offsets, policy))
+        except exception.HostNetworkError as exc:
+            failed[path] = exc
+    batches = [b for r in reads for b in r.batches]
+    if batches:
+        db_api.apply_lease_journals(db, batches, host=host)
     consumed = 0
-    old_chunk = _ingest_file(db, old, keys, policy, host)
-    if old_chunk is not None:
-        consumed += old_chunk.end - old_chunk.start
+    for read in reads:
+        try:
+            with _journal_errors(read.path):
+                consumed += _tidy(db, read, policy, host)
+        except exception.HostNetworkError as exc:
+            failed[read.path] = exc
+    return consumed, failed
+
+
+def ingest_reported(
+    db: db_api.Database,
+    paths: Sequence[str],
+    policy: IngestPolicy,
+    host: str,
+    troubles: Troubles,
+) -> int:
+    """:func:`ingest_journals`, each journal's failure (or recovery)
+    reported to ``troubles`` as ``dhcp ingest <path>``; bytes consumed."""
+    done, failed = ingest_journals(db, paths, policy, host)
+    for path in paths:
+        if path in failed:
+            troubles.failed(f"dhcp ingest {path}", failed[path])
+        else:
+            troubles.ok(f"dhcp ingest {path}")
+    return done
+
+
+def _tidy(
+    db: db_api.Database, read: _Read, policy: IngestPolicy, host: str
+) -> int:
+    """After the commit: delete a consumed, idle ``.old``; rotate a
+    consumed journal past ``rotate_bytes``. Returns bytes consumed."""
+    path, consumed = read.path, 0
+    old = path + journal.OLD_SUFFIX
+    if read.old is not None:
+        consumed += read.old.end - read.old.start
         idle = journal.age(old) or 0.0
-        if old_chunk.end == old_chunk.size and idle > policy.old_grace:
+        if read.old.end == read.old.size and idle > policy.old_grace:
             journal.delete(old)
             db_api.apply_lease_events(db, old, 0, 0, [], host=host)
-    chunk = _ingest_file(db, path, keys, policy, host)
+    chunk = read.new
     if chunk is None:
         return consumed
     consumed += chunk.end - chunk.start
@@ -152,6 +229,8 @@ __all__ = [
     "IngestPolicy",
     "event_line",
     "ingest_journal",
+    "ingest_journals",
+    "ingest_reported",
     "init_text",
     "parse_event",
     "parse_line",

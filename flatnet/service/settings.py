@@ -22,6 +22,8 @@ from flatnet import ipam
 @dataclasses.dataclass(frozen=True, slots=True)
 class DaemonTiming:
     sync_interval: float = 0.1
+    # after a poll that found lease events (service/daemon.py Polled.busy)
+    busy_interval: float = 0.01
     periodic_interval: float = 60.0
     disassociate_timeout: float = 600.0
     max_backoff: float = 30.0

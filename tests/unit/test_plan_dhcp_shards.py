@@ -50,6 +50,7 @@ def test_shard_argv_is_the_measured_recipe() -> None:
         "--script-on-renewal",
         "--no-hosts",
         "--leasefile-ro",
+        "--quiet-dhcp",
         "--domain=novalocal",
         "--port=0",
         "--dhcp-ignore=tag:!known",
