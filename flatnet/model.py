@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Iterable, Sequence
 
 import netaddr
 
@@ -103,6 +104,7 @@ class DhcpShard:
     network_id: int
     index: int
     address: netaddr.IPAddress
+    generation: int = 0  # what it serves changed (db/shards.bump)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,6 +115,41 @@ class Lease:
     address: netaddr.IPAddress
     hostname: str | None
     shard: int | None = None  # the DHCP shard holding it (if sharded)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShardRead:
+    """Hosts and leases of some DHCP shards of a network, read in one
+    transaction with the generations they were read at (every dict is
+    keyed by the shard indexes that were read)."""
+
+    generations: dict[int, int]
+    entries: dict[int, list[HostEntry]]  # address order
+    leased: dict[int, list[Lease]]  # address order, deallocated included
+
+    @classmethod
+    def full(
+        cls,
+        shards: Sequence[DhcpShard],
+        entries: Iterable[HostEntry],
+        leased: Iterable[Lease],
+    ) -> ShardRead:
+        """Every shard of ``shards`` read (hosts and leases without a
+        valid shard are served by none)."""
+        read = cls({s.index: s.generation for s in shards}, {}, {})
+        for k in read.generations:
+            read.entries[k], read.leased[k] = [], []
+        for entry in sorted(entries, key=_address):
+            if entry.shard in read.entries:
+                read.entries[entry.shard].append(entry)
+        for lease in sorted(leased, key=_address):
+            if lease.shard in read.leased:
+                read.leased[lease.shard].append(lease)
+        return read
+
+
+def _address(item: HostEntry | Lease) -> netaddr.IPAddress:
+    return item.address
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

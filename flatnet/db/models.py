@@ -7,14 +7,12 @@ own id once deleted, so ``UNIQUE(address, deleted)`` allows one live row per
 address plus any number of deleted ones, on SQLite, PostgreSQL and MySQL.
 
 The unique constraints are what make a double allocation impossible at the
-database level: ``fixed_ips(address, deleted)``,
-``virtual_interfaces(address, deleted)`` (MAC),
-``virtual_interfaces(instance_uuid, network_id, deleted)``,
+database level: ``fixed_ips(address, deleted)``, ``virtual_interfaces``
+``(address, deleted)`` (MAC) and ``(instance_uuid, network_id, deleted)``,
 ``floating_ips(address, deleted)``, ``instances(hostname, deleted)``.
 
-Plain ``Table`` objects (Core queries only; the ORM cost every CLI call
-~0.25 s of imports). The allocation query's two partial indexes import
-their dialects, so :func:`schema` attaches them for DDL, not at import.
+Plain ``Table`` objects (the ORM cost every CLI call ~0.25 s of imports);
+:func:`schema` attaches the partial indexes (their dialects) for DDL.
 """
 
 from __future__ import annotations
@@ -320,8 +318,10 @@ DHCP_SHARDS = Table(
     Column("network_id", ForeignKey("networks.id"), primary_key=True),
     Column("shard", Integer, primary_key=True, autoincrement=False),
     Column("address", String(39), nullable=False),
-    # +1 per allocation, re-counted by every ensure_shards
+    # hosts: +1 per allocation, re-counted by every ensure_shards;
+    # generation: +1 by every write that changes what it serves
     Column("hosts", Integer, default=0, nullable=False),
+    Column("generation", BigInteger, default=0, nullable=False),
 )
 
 

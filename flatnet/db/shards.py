@@ -18,13 +18,21 @@ A host's shard is never changed afterwards: adding a shard moves no
 existing host, it only receives the new ones (it is the least loaded).
 A deallocated address keeps its shard until it is claimed again, so
 its lease is released by the dnsmasq that holds it.
+
+Each shard has a ``generation``, bumped (:func:`bump`) in the same
+transaction as every write that changes what it serves: :func:`assign`
+(allocation), :func:`_spread`, deallocation
+(``allocation.deallocate_for_instance``), the stale-lease cleanup
+(``leases.disassociate_stale_fixed_ips``). The network host re-reads
+only the shards whose generation it has not applied
+(:mod:`flatnet.db.dhcp_delta`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import netaddr
 from sqlalchemy import (
@@ -58,6 +66,7 @@ def _rows(conn: Connection, network_id: int) -> list[model.DhcpShard]:
             network_id=r.network_id,
             index=r.shard,
             address=netaddr.IPAddress(r.address),
+            generation=int(r.generation),
         )
         for r in found
     ]
@@ -99,7 +108,8 @@ def _loads(conn: Connection, network_id: int) -> dict[int, int]:
 
 def assign(conn: Connection, network_id: int, address: str) -> int | None:
     """Store the least-loaded shard (lowest index on a tie) on the
-    freshly claimed ``address``; None if the network is not sharded.
+    freshly claimed ``address`` and bump that shard's generation; None
+    if the network is not sharded.
 
     O(shards): the load is the shard's ``hosts`` counter, which
     :func:`ensure_shards` re-counts exactly (the network host calls it
@@ -127,9 +137,24 @@ def assign(conn: Connection, network_id: int, address: str) -> int | None:
     conn.execute(
         update(SHARDS)
         .where(SHARDS.c.network_id == network_id, SHARDS.c.shard == shard)
-        .values(hosts=SHARDS.c.hosts + 1)
+        .values(hosts=SHARDS.c.hosts + 1, generation=SHARDS.c.generation + 1)
     )
     return shard
+
+
+def bump(conn: Connection, served: Iterable[tuple[int, int | None]]) -> None:
+    """Announce that what each ``(network_id, shard)`` serves changed
+    (same transaction as the change): its generation + 1. A host without
+    a shard (None) is served by none: nothing to bump. In key order, so
+    that concurrent PostgreSQL transactions lock rows in one order."""
+    for network_id, shard in sorted(
+        {(n, k) for n, k in served if k is not None}
+    ):
+        conn.execute(
+            update(SHARDS)
+            .where(SHARDS.c.network_id == network_id, SHARDS.c.shard == shard)
+            .values(generation=SHARDS.c.generation + 1)
+        )
 
 
 def _recount(conn: Connection, network_id: int) -> None:
@@ -229,6 +254,7 @@ def _spread(conn: Connection, network_id: int) -> int:
                 .where(FIXED.c.id.in_(members[start : start + 500]))
                 .values(dhcp_shard=shard)
             )
+    bump(conn, ((network_id, k) for k, v in chosen.items() if v))
     return len(ids)
 
 

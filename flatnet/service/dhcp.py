@@ -200,7 +200,8 @@ class DhcpReconciler:
     ) -> bool:
         """A network with shards: its single dnsmasq (if any: it grew
         past dhcp_shard_hosts) stopped, every journal ingested and
-        watched for lease expiry; then :meth:`ShardedDhcp.sync`."""
+        watched for lease expiry; then only the shards that changed
+        (all at the first sync) read and applied (ShardedDhcp.apply)."""
         self.sharded.tuning = self.tuning
         if network.id not in self._sharded_ids:  # once per daemon
             limit = self.settings.dhcp_shard_hosts
@@ -212,9 +213,9 @@ class DhcpReconciler:
         for path in paths:
             self._ingest(path)
         self.expiry.track_journals(network.id, paths)
-        entries = db_api.host_entries(self.db, network.id)
-        leased = db_api.leases(self.db, network.id)
-        return self.sharded.sync(network, shards, entries, leased)
+        stale = self.sharded.stale(network.id, shards)
+        read = db_api.shard_read(self.db, network.id, stale)
+        return self.sharded.apply(network, shards, read)
 
     def _watch(
         self,
