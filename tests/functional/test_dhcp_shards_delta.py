@@ -1,0 +1,164 @@
+# ruff: noqa: F811
+"""A sharded network's sync reads and applies only the shards whose
+generation moved (issue 12), through the real DhcpReconciler, SQLite,
+real dnsmasq-lua shards in namespaces and busybox udhcpc clients (root
+only). A spy records which shards each sync read from the database."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from flatnet.db import api
+from flatnet.service import dhcp
+from tests.db.conftest import make_instance
+from tests.functional.dhcp_site import wait_for
+from tests.functional.test_dhcp_shards_growth import (  # noqa: F401
+    _plug,
+    _sync,
+    rig,
+)
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list:
+    """Every ``shards`` argument the reconciler passed to shard_read
+    (None: a full read); the real function runs."""
+    real = api.shard_read
+    seen: list = []
+
+    def spy(db, network_id, shards):
+        seen.append(None if shards is None else set(shards))
+        return real(db, network_id, shards)
+
+    monkeypatch.setattr(dhcp.db_api, "shard_read", spy)
+    return seen
+
+
+def _files(shard) -> dict[str, float]:
+    """Each file of a shard's hosts (main file and hostsdir) and its
+    modification time: unchanged if the sync did not touch the shard."""
+    paths = [shard.spec.paths.hosts]
+    hostsdir = shard.spec.paths.hostsdir
+    paths += [os.path.join(hostsdir, n) for n in sorted(os.listdir(hostsdir))]
+    return {p: os.stat(p).st_mtime_ns for p in paths}
+
+
+def _lines(shard) -> str:
+    with open(shard.spec.paths.hosts, encoding="utf-8") as handle:
+        text = handle.read()
+    hostsdir = shard.spec.paths.hostsdir
+    for name in sorted(os.listdir(hostsdir)):
+        with open(os.path.join(hostsdir, name), encoding="utf-8") as handle:
+            text += handle.read()
+    return text
+
+
+def _mac(info) -> str:
+    return str(info.vif.address).replace("-", ":").lower()
+
+
+def _three(rig, make_netns):
+    """3 hosts over 2 shards (dhcp_shard_hosts = 2): 2 on shard 0, 1 on
+    shard 1; every client bound."""
+    db, net = rig["db"], rig["net"]
+    infos = [
+        make_instance(db, f"vm{i}", net, mac=0x7A0010 + i) for i in range(3)
+    ]
+    assert _sync(rig)
+    shards = rig["rec"].sharded.shards_of(net.id)
+    assert len(shards) == 2
+    clients = [_plug(rig, make_netns, i.vif.address) for i in infos]
+    for client in clients:
+        client.bound()
+    return infos, clients, shards
+
+
+def test_first_sync_is_a_full_read_then_only_changed_shards(
+    rig, make_netns, reads
+):
+    _infos, _clients, shards = _three(rig, make_netns)
+    assert reads == [None]  # a daemon's first sync of the network
+    assert _sync(rig)  # nothing changed: no shard read
+    assert reads[-1] == set()
+
+
+def test_a_new_host_is_read_written_and_served_in_its_shard_only(
+    rig, make_netns, reads
+):
+    _infos, _clients, shards = _three(rig, make_netns)
+    untouched = _files(shards[0])
+    fourth = make_instance(rig["db"], "vm3", rig["net"], mac=0x7A0020)
+    assert _sync(rig)
+    assert reads[-1] == {1}  # the least-loaded shard, and only it
+    assert _files(shards[0]) == untouched
+    assert _mac(fourth) in _lines(shards[1])
+    assert _mac(fourth) not in _lines(shards[0])
+    got = _plug(rig, make_netns, fourth.vif.address).bound()
+    assert got["ip"] == str(fourth.address)
+    assert got["serverid"] == str(shards[1].spec.address)
+    assert fourth.vif.address in {
+        e.mac for e in rig["rec"].sharded.shards_of(rig["net"].id)[1].entries
+    }
+
+
+def test_a_deleted_host_is_removed_and_its_lease_released_in_its_shard(
+    rig, make_netns, reads
+):
+    infos, clients, shards = _three(rig, make_netns)
+    db, rec = rig["db"], rig["rec"]
+    owner = {e.address: e.shard for e in api.host_entries(db, rig["net"].id)}
+    gone = next(i for i in infos if owner[i.address] == 0)
+    kept = next(i for i in infos if owner[i.address] == 1)
+
+    def leased() -> set:
+        rec.poll()
+        return {x.address for x in api.leases(db, rig["net"].id)}
+
+    wait_for(lambda: gone.address in leased(), 20, "the lease recorded")
+    untouched = _files(shards[1])
+    api.deallocate_for_instance(db, gone.instance.uuid)
+    assert _sync(rig)
+    assert reads[-1] == {0}
+    assert _files(shards[1]) == untouched
+    assert _mac(gone) not in _lines(shards[0])
+    # the stale lease is released by shard 0 (dhcp_release in its
+    # namespace); its "del" reaches the database through the journal
+    wait_for(lambda: gone.address not in leased(), 20, "the lease released")
+    # while the release was in flight shard 0 was re-read; now settled
+    assert _sync(rig)
+    assert reads[-1] in (set(), {0})
+    assert _sync(rig)
+    assert reads[-1] == set()
+    answer = clients[infos.index(kept)].renew(timeout=20)
+    assert answer["event"] == "renew", answer
+
+
+def test_a_restarted_daemon_reads_everything_and_loses_nothing(
+    rig, make_netns, reads
+):
+    """kill -9 between the database write and the apply: the write is
+    committed, nothing of it applied. A new daemon (a new reconciler:
+    no memory, as after a restart) does the full read and serves it."""
+    _infos, _clients, shards = _three(rig, make_netns)
+    old = rig["rec"]
+    late = make_instance(rig["db"], "vm3", rig["net"], mac=0x7A0030)
+    old.close()  # the killed daemon never applied it
+    new = dhcp.DhcpReconciler(old.db, old.host, old.settings, old._factory)
+    new.tuning = old.tuning
+    new.sharded.place(old.sharded.host_netns)
+    new.prepare()
+    rig["rec"] = new
+    try:
+        assert _sync(rig)
+        assert reads[-1] is None
+        restarted = {s.spec.index: s.proc.pid() for s in shards}
+        served = new.sharded.shards_of(rig["net"].id)
+        assert {s.spec.index: s.proc.pid() for s in served} == restarted
+        got = _plug(rig, make_netns, late.vif.address).bound()
+        assert got["ip"] == str(late.address)
+    finally:
+        new.close()
