@@ -119,13 +119,20 @@ class Lease:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ShardRead:
-    """Hosts and leases of some DHCP shards of a network, read in one
-    transaction with the generations they were read at (every dict is
-    keyed by the shard indexes that were read)."""
+    """What changed in some DHCP shards of a network, read in one
+    transaction with the generations it was read at. Every dict is keyed
+    by the shard indexes that were read; a shard in ``complete`` was read
+    whole (``entries`` are all its hosts), any other only its rows
+    changed since the generation asked (``entries`` new or changed
+    hosts, ``removed`` addresses that are no longer hosts)."""
 
     generations: dict[int, int]
+    complete: frozenset[int]
     entries: dict[int, list[HostEntry]]  # address order
-    leased: dict[int, list[Lease]]  # address order, deallocated included
+    removed: dict[int, list[netaddr.IPAddress]]
+    #: leases of addresses that are not hosts (deallocated, still leased:
+    #: to be released by that shard), in address order
+    leased: dict[int, list[Lease]]
 
     @classmethod
     def full(
@@ -134,16 +141,20 @@ class ShardRead:
         entries: Iterable[HostEntry],
         leased: Iterable[Lease],
     ) -> ShardRead:
-        """Every shard of ``shards`` read (hosts and leases without a
-        valid shard are served by none)."""
-        read = cls({s.index: s.generation for s in shards}, {}, {})
-        for k in read.generations:
-            read.entries[k], read.leased[k] = [], []
+        """Every shard of ``shards`` read whole (hosts and leases without
+        a valid shard are served by none)."""
+        generations = {s.index: s.generation for s in shards}
+        read = cls(generations, frozenset(generations), {}, {}, {})
+        for k in generations:
+            read.entries[k], read.removed[k], read.leased[k] = [], [], []
+        hosts = set()
         for entry in sorted(entries, key=_address):
             if entry.shard in read.entries:
                 read.entries[entry.shard].append(entry)
+                hosts.add((entry.address, entry.mac))
         for lease in sorted(leased, key=_address):
-            if lease.shard in read.leased:
+            stale = (lease.address, lease.mac) not in hosts
+            if lease.shard in read.leased and stale:
                 read.leased[lease.shard].append(lease)
         return read
 

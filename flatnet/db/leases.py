@@ -233,7 +233,9 @@ def disassociate_stale_fixed_ips(
                 )
             )
             rows.bump_generations(conn, (r.network_id for r in stale))
-            shards.bump(conn, ((r.network_id, r.dhcp_shard) for r in stale))
+            shards.touch(
+                conn, ((r.id, r.network_id, r.dhcp_shard) for r in stale)
+            )
     if stale:
         LOG.info(
             "disassociated %d stale fixed IPs for host %s", len(stale), host

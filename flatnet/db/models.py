@@ -158,8 +158,10 @@ FIXED = Table(
     Column("reserved", Boolean, default=False, nullable=False),
     Column("host", String(255)),
     # flatnet: the DHCP shard that serves this address (sharded networks
-    # only); stored at allocation, never recomputed.
+    # only; stored at allocation, never recomputed) and that shard's
+    # generation when this row last changed what it serves (db/shards).
     Column("dhcp_shard", Integer),
+    Column("dhcp_gen", BigInteger),
     *_timestamps(),
     *_soft_delete(),
     UniqueConstraint(
@@ -171,10 +173,9 @@ FIXED = Table(
         "deleted",
         name="uniq_fixed_ips0vif0deleted",
     ),
-    # The allocation query's partial indexes are attached by schema()
-    # (fixed_ips_never_used_idx, fixed_ips_lru_idx).
+    # schema() attaches fixed_ips_never_used_idx and fixed_ips_lru_idx.
     Index("fixed_ips_instance_uuid_idx", "instance_uuid"),
-    Index("fixed_ips_dhcp_shard_idx", "network_id", "dhcp_shard"),
+    Index("fixed_ips_dhcp_idx", "network_id", "dhcp_shard", "dhcp_gen"),
     Index(
         "fixed_ips_deleted_allocated_updated_at_idx",
         "deleted",
@@ -318,16 +319,15 @@ DHCP_SHARDS = Table(
     Column("network_id", ForeignKey("networks.id"), primary_key=True),
     Column("shard", Integer, primary_key=True, autoincrement=False),
     Column("address", String(39), nullable=False),
-    # hosts: +1 per allocation, re-counted by every ensure_shards;
-    # generation: +1 by every write that changes what it serves
+    # +1: per allocation (re-counted by ensure_shards) / per change served
     Column("hosts", Integer, default=0, nullable=False),
     Column("generation", BigInteger, default=0, nullable=False),
 )
 
 
-# flatnet: live migrations in progress (nova ``migrations``, reduced).
-# While a row exists the instance is filtered on both ``instances.host``
-# and ``dest_compute`` (nova: pre_live_migration .. _post_live_migration);
+# flatnet: live migrations in progress (nova ``migrations``, reduced): the
+# instance is filtered on both ``instances.host`` and ``dest_compute``
+# (nova: pre_live_migration .. _post_live_migration) until
 # migrate_instance_finish moves the host and deletes it (doc/hooks.md).
 LIVE_MIGRATIONS = Table(
     "live_migrations",

@@ -198,23 +198,23 @@ class DhcpReconciler:
         shards: list[DhcpShard],
         proc: DnsmasqBackend,
     ) -> bool:
-        """A network with shards: its single dnsmasq (if any: it grew
-        past dhcp_shard_hosts) stopped, every journal ingested and
-        watched for lease expiry; then only the shards that changed
-        (all at the first sync) read and applied (ShardedDhcp.apply)."""
+        """A network with shards: first its single dnsmasq (if any: it
+        grew) stopped and every journal ingested (then by :meth:`poll`),
+        watched for lease expiry; only what changed read and applied."""
         self.sharded.tuning = self.tuning
+        np, bridge = self.settings.networks_path, network.bridge
+        paths = [self._nets[network.id].paths.events]
+        paths += shard_plan.shard_journals(np, bridge, shards)
         if network.id not in self._sharded_ids:  # once per daemon
             limit = self.settings.dhcp_shard_hosts
             shard_service.stop_single(self.keeper, network, proc, limit)
             self._sharded_ids.add(network.id)
-        np, bridge = self.settings.networks_path, network.bridge
-        paths = [self._nets[network.id].paths.events]
-        paths += shard_plan.shard_journals(np, bridge, shards)
-        for path in paths:
-            self._ingest(path)
+            for path in paths:
+                self._ingest(path)
         self.expiry.track_journals(network.id, paths)
-        stale = self.sharded.stale(network.id, shards)
-        read = db_api.shard_read(self.db, network.id, stale)
+        since = self.sharded.stale(network.id, shards)
+        read = db_api.shard_read(self.db, network.id, since)
+        LOG.debug("network %s: read %s", network.id, since)  # None: all
         return self.sharded.apply(network, shards, read)
 
     def _watch(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from flatnet.linux import dhcp_inform
 from flatnet.linux.dhcp_release import DhcpRelease
-from flatnet.model import HostEntry, Lease, Network
+from flatnet.model import HostEntry, Lease, Network, ShardRead
 from flatnet.plan import dhcp_shards as shard_plan
+from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases, lease_guard
 from flatnet.service.dhcp_keeper import (
@@ -64,9 +65,10 @@ class Shard:
     members: set[str] = dataclasses.field(default_factory=set)
     addresses: dict[str, str] = dataclasses.field(default_factory=dict)
     linked: bool = False  # namespace and veth checked by this daemon
-    # its hosts and their dhcp-host lines as last read, the generation
-    # they were read at once applied (None: never applied by this daemon)
-    entries: list[HostEntry] = dataclasses.field(default_factory=list)
+    # its hosts (address text -> entry) and their dhcp-host lines (MAC
+    # text -> line) as read, the generation they were read at once
+    # applied (None: not applied by this daemon: read it whole)
+    hosts: dict[str, HostEntry] = dataclasses.field(default_factory=dict)
     wanted: dict[str, str] = dataclasses.field(default_factory=dict)
     generation: int | None = None
     fresh: bool = True  # made by this sync: its process must be checked
@@ -97,7 +99,7 @@ def releases(
     as read), run in its namespace on its ``eth0`` (the shard that holds
     the lease, by its stored shard)."""
     mine = [x for x in leased if x.shard == shard.spec.index]
-    dhcp_releases.track(shard.state, shard.entries, mine)
+    dhcp_releases.track(shard.state, shard.hosts.values(), mine)
     dhcp_releases.forget_released(network, shard.state, mine)
     dhcp_releases.drive(
         shard.release,
@@ -107,3 +109,45 @@ def releases(
         tuning.release_attempts,
         tuning.release_interval,
     )
+
+
+def _drop(shard: Shard, address: str, owner: dict[str, int]) -> None:
+    entry = shard.hosts.pop(address, None)
+    if entry is not None:
+        mac = plan.mac_text(entry.mac)
+        shard.wanted.pop(mac, None)
+        shard.addresses.pop(mac, None)
+    if owner.get(address) == shard.spec.index:
+        del owner[address]
+
+
+def take(
+    shards: Mapping[int, Shard],
+    read: ShardRead,
+    owner: dict[str, int],
+    line: Callable[[HostEntry], str],
+) -> set[int]:
+    """Merge ``read`` into the shards' hosts and lines (``owner``:
+    address text -> shard index, of the whole network; ``line``: a
+    host's dhcp-host line). Returns the shards that changed, including
+    a shard that lost an address claimed again in another shard."""
+    touched = set(read.generations)
+    for index in sorted(read.generations):
+        shard = shards[index]
+        if index in read.complete:
+            for address in list(shard.hosts):
+                _drop(shard, address, owner)
+        for gone in read.removed[index]:
+            _drop(shard, str(gone), owner)
+        for entry in read.entries[index]:
+            address = str(entry.address)
+            before = owner.get(address)
+            if before is not None and before in shards:
+                touched.add(before)
+                _drop(shards[before], address, owner)
+            mac = plan.mac_text(entry.mac)
+            shard.hosts[address] = entry
+            shard.wanted[mac] = line(entry)
+            shard.addresses[mac] = address
+            owner[address] = index
+    return touched

@@ -74,6 +74,7 @@ class ShardedDhcp:
         self._tables: set[int] = set()
         self._known: dict[int, tuple[Network, tuple[DhcpShard, ...]]] = {}
         self._opts: dict[int, netaddr.IPAddress | None] = {}
+        self._owner: dict[int, dict[str, int]] = {}  # address -> shard
         self.place(host_netns)
 
     def place(self, host_netns: str | None) -> None:
@@ -102,22 +103,24 @@ class ShardedDhcp:
     # --- reconcile ------------------------------------------------------
     def stale(
         self, network_id: int, rows: Sequence[DhcpShard]
-    ) -> set[int] | None:
-        """The shards whose hosts and leases :meth:`apply` needs: None
-        (every shard) if this daemon has not applied the network yet
-        (start, or its table failed); else the shards whose generation
-        differs from the one applied, new ones, and those with a release
-        in flight (their leases tell when it is done)."""
+    ) -> dict[int, int | None] | None:
+        """What :meth:`apply` needs read, as ``shard_read``'s ``since``:
+        None (every shard whole) if this daemon has not applied the
+        network yet (start, or its table failed); else each shard whose
+        generation differs from the one applied (with it: only the rows
+        changed since; None: whole), and each with a release in flight
+        (its leases tell when it is done)."""
         known = {s.spec.index: s for s in self.shards_of(network_id)}
         if not known or network_id not in self._tables:
             return None
-        return {
-            r.index
-            for r in rows
-            if (s := known.get(r.index)) is None
-            or s.generation != r.generation
-            or s.state.releases
-        }
+        since: dict[int, int | None] = {}
+        for row in rows:
+            shard = known.get(row.index)
+            if shard is None:
+                since[row.index] = None
+            elif shard.generation != row.generation or shard.state.releases:
+                since[row.index] = shard.generation
+        return since
 
     def sync(
         self,
@@ -141,8 +144,10 @@ class ShardedDhcp:
         self._known[network.id] = (network, tuple(rows))
         shards = [self._shard(network, s) for s in sharded.shards]
         changed = [s for s in shards if s.spec.index in read.generations]
-        for shard in changed:
-            self._take(shard, read.entries[shard.spec.index])
+        owner = self._owner.setdefault(network.id, {})
+        touched = parts.take(
+            {s.spec.index: s for s in shards}, read, owner, self._line
+        )
         running = {s.spec.index: s.proc.pid() is not None for s in shards}
         for shard in shards:
             self._link(network, shard, running[shard.spec.index])
@@ -152,7 +157,7 @@ class ShardedDhcp:
         todo = [
             s
             for s in shards
-            if s.spec.index in read.generations
+            if s.spec.index in touched
             or s.fresh
             or s.state.owed
             or not running[s.spec.index]
@@ -162,7 +167,7 @@ class ShardedDhcp:
         self.dns.sync(
             sharded,
             plan.dnsmasq_spec(network, self.settings),
-            {s.spec.index: s.entries for s in shards},
+            {s.spec.index: list(s.hosts.values()) for s in shards},
             set(read.generations),
         )
         for shard in changed:
@@ -181,15 +186,9 @@ class ShardedDhcp:
                 shard.generation = gen if ok else None
         return all(s.spec.index in served for s in todo)
 
-    def _take(self, shard: Shard, entries: list[HostEntry]) -> None:
-        """A shard's hosts as read: its wanted lines and addresses."""
+    def _line(self, entry: HostEntry) -> str:
         single = self.settings.use_single_default_gateway
-        domain = self.settings.dhcp_domain
-        shard.entries = entries
-        shard.wanted = plan.host_lines(entries, domain, single)
-        shard.addresses = {
-            plan.mac_text(e.mac): str(e.address) for e in entries
-        }
+        return plan.host_line(entry, self.settings.dhcp_domain, single)
 
     def _link(self, network: Network, shard: Shard, running: bool) -> None:
         """Namespace and veth: checked once per shard and daemon, and
@@ -224,7 +223,7 @@ class ShardedDhcp:
         )
         if old is not None:  # e.g. its argv changed: same hosts, same set
             shard.members, shard.addresses = old.members, old.addresses
-            shard.entries, shard.wanted = old.entries, old.wanted
+            shard.hosts, shard.wanted = old.hosts, old.wanted
             shard.generation = old.generation
         return shard
 
@@ -240,18 +239,18 @@ class ShardedDhcp:
         table = sharded.table
         if sharded.network_id not in self._tables:  # whole, once per daemon
             members = {
-                s.spec.index: [e.mac for e in s.entries] for s in shards
+                s.spec.index: [e.mac for e in s.hosts.values()] for s in shards
             }
             self.nft.apply(table, shard_plan.nft_ruleset(sharded, members))
             for shard in shards:
-                shard.members = {plan.mac_text(e.mac) for e in shard.entries}
+                shard.members = set(shard.wanted)
             self._tables.add(sharded.network_id)
             return
         text = ""
         for shard in changed:
             new = [
                 e.mac
-                for e in shard.entries
+                for e in shard.hosts.values()
                 if plan.mac_text(e.mac) not in shard.members
             ]
             text += shard_plan.nft_add_members(table, shard.spec.index, new)
@@ -273,7 +272,9 @@ class ShardedDhcp:
         gateway = plan.opts_gateway(network, self.settings.share_dhcp_address)
         if single and not changed and self._opts.get(network.id) == gateway:
             return
-        entries = [e for s in shards for e in s.entries] if single else []
+        entries = (
+            [e for s in shards for e in s.hosts.values()] if single else []
+        )
         entries.sort(key=lambda e: e.address)
         text = plan.opts_file(gateway, entries, single)
         if files.differs(shards[0].spec.paths.opts, text):
@@ -284,11 +285,9 @@ class ShardedDhcp:
 
     def _apply(self, network: Network, shard: Shard) -> bool:
         """One shard's files and process (its keeper lock held)."""
-        entries, wanted = shard.entries, shard.wanted
+        wanted, first = shard.wanted, next(iter(shard.hosts.values()), None)
         state, proc = shard.state, shard.proc
-        proc.probe = (
-            (str(entries[0].address), entries[0].mac) if entries else None
-        )
+        proc.probe = None if first is None else (str(first.address), first.mac)
         with self.keeper.lock(keeper_key(network.id, shard.spec.index)):
             # watched only under the lock: the keeper never starts a
             # shard whose files this sync has not written yet
@@ -382,6 +381,8 @@ class ShardedDhcp:
                 netlink.delete_netns(spec.netns)
             self._shards.pop((network.id, spec.index), None)
         self._known.pop(network.id, None)
+        self._owner.pop(network.id, None)
+        self._opts.pop(network.id, None)
         self.dns.stop(sharded, plan.dnsmasq_spec(network, self.settings))
         self.nft.apply(
             sharded.table, shard_plan.nft_delete_table(sharded.table)

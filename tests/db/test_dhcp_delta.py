@@ -96,27 +96,45 @@ def test_a_full_read_equals_host_entries_and_leases(db) -> None:
     flat = [e for v in read.entries.values() for e in v]
     assert any(not e.default_route for e in flat)  # two's second VIF
     assert two[1].address in {e.address for e in flat}
-    leased = api.leases(db, net.id)
-    assert (
-        sorted(
-            (x for v in read.leased.values() for x in v),
-            key=lambda x: x.address,
-        )
-        == leased
-    )
-    assert infos[0].address in {x.address for x in leased}
+    assert read.complete == {0, 1, 2}
+    assert read.removed == {0: [], 1: [], 2: []}
+    # leases of addresses that are not hosts: the one to release
+    stale = [
+        x for x in api.leases(db, net.id) if x.address == infos[0].address
+    ]
+    assert [x for v in read.leased.values() for x in v] == stale
 
 
-def test_a_read_of_some_shards_returns_exactly_their_part(db) -> None:
+def test_a_whole_read_of_some_shards_returns_exactly_their_part(db) -> None:
     net, infos = _sharded(db)
     for info in infos:
         api.lease_fixed_ip(db, info.address, info.vif.address)
     full = api.shard_read(db, net.id, None)
-    part = api.shard_read(db, net.id, {1})
+    part = api.shard_read(db, net.id, {1: None})
     assert part.generations == {1: full.generations[1]}
+    assert part.complete == {1}
     assert part.entries == {1: full.entries[1]}
-    assert part.leased == {1: full.leased[1]}
-    assert api.shard_read(db, net.id, set()).entries == {}
+    assert api.shard_read(db, net.id, {}).entries == {}
+
+
+def test_a_read_since_a_generation_returns_only_the_rows_changed(db) -> None:
+    net, infos = _sharded(db)  # loads 3 / 2 / 2
+    since = _generations(db, net.id)
+    assert api.shard_read(db, net.id, since).entries == {0: [], 1: [], 2: []}
+    new = make_instance(db, "new", net, mac=100)  # shard 1
+    owner = _owner(db, net.id)
+    gone = next(i for i in infos if owner[i.address] == 2)
+    api.deallocate_for_instance(db, gone.instance.uuid)  # never leased
+    read = api.shard_read(db, net.id, since)
+    assert read.complete == frozenset()
+    assert [e.address for e in read.entries[1]] == [new.address]
+    assert read.entries[0] == read.entries[2] == []
+    assert read.removed == {0: [], 1: [], 2: [gone.address]}
+    assert read.generations == _generations(db, net.id)
+    # a read at the new generations finds nothing more
+    again = api.shard_read(db, net.id, read.generations)
+    assert again.entries == {0: [], 1: [], 2: []}
+    assert again.removed == {0: [], 1: [], 2: []}
 
 
 def _eui(n: int) -> netaddr.EUI:

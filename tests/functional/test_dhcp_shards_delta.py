@@ -25,14 +25,18 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 @pytest.fixture
 def reads(monkeypatch) -> list:
-    """Every ``shards`` argument the reconciler passed to shard_read
-    (None: a full read); the real function runs."""
+    """For each shard_read of the reconciler: None for a full read, else
+    the shards it read and how many hosts/removals it returned (the
+    real function runs)."""
     real = api.shard_read
     seen: list = []
 
-    def spy(db, network_id, shards):
-        seen.append(None if shards is None else set(shards))
-        return real(db, network_id, shards)
+    def spy(db, network_id, since):
+        read = real(db, network_id, since)
+        rows = sum(len(v) for v in read.entries.values())
+        rows += sum(len(v) for v in read.removed.values())
+        seen.append(None if since is None else (set(since), rows))
+        return read
 
     monkeypatch.setattr(dhcp.db_api, "shard_read", spy)
     return seen
@@ -83,7 +87,7 @@ def test_first_sync_is_a_full_read_then_only_changed_shards(
     _infos, _clients, shards = _three(rig, make_netns)
     assert reads == [None]  # a daemon's first sync of the network
     assert _sync(rig)  # nothing changed: no shard read
-    assert reads[-1] == set()
+    assert reads[-1] == (set(), 0)
 
 
 def test_a_new_host_is_read_written_and_served_in_its_shard_only(
@@ -93,7 +97,7 @@ def test_a_new_host_is_read_written_and_served_in_its_shard_only(
     untouched = _files(shards[0])
     fourth = make_instance(rig["db"], "vm3", rig["net"], mac=0x7A0020)
     assert _sync(rig)
-    assert reads[-1] == {1}  # the least-loaded shard, and only it
+    assert reads[-1] == ({1}, 1)  # its row in the least-loaded shard
     assert _files(shards[0]) == untouched
     assert _mac(fourth) in _lines(shards[1])
     assert _mac(fourth) not in _lines(shards[0])
@@ -101,7 +105,8 @@ def test_a_new_host_is_read_written_and_served_in_its_shard_only(
     assert got["ip"] == str(fourth.address)
     assert got["serverid"] == str(shards[1].spec.address)
     assert fourth.vif.address in {
-        e.mac for e in rig["rec"].sharded.shards_of(rig["net"].id)[1].entries
+        e.mac
+        for e in rig["rec"].sharded.shards_of(rig["net"].id)[1].hosts.values()
     }
 
 
@@ -122,7 +127,7 @@ def test_a_deleted_host_is_removed_and_its_lease_released_in_its_shard(
     untouched = _files(shards[1])
     api.deallocate_for_instance(db, gone.instance.uuid)
     assert _sync(rig)
-    assert reads[-1] == {0}
+    assert reads[-1] == ({0}, 1)  # its row (no longer a host)
     assert _files(shards[1]) == untouched
     assert _mac(gone) not in _lines(shards[0])
     # the stale lease is released by shard 0 (dhcp_release in its
@@ -130,9 +135,9 @@ def test_a_deleted_host_is_removed_and_its_lease_released_in_its_shard(
     wait_for(lambda: gone.address not in leased(), 20, "the lease released")
     # while the release was in flight shard 0 was re-read; now settled
     assert _sync(rig)
-    assert reads[-1] in (set(), {0})
+    assert reads[-1] in ((set(), 0), ({0}, 0))
     assert _sync(rig)
-    assert reads[-1] == set()
+    assert reads[-1] == (set(), 0)
     answer = clients[infos.index(kept)].renew(timeout=20)
     assert answer["event"] == "renew", answer
 
