@@ -32,9 +32,9 @@ from sqlalchemy import (
 )
 
 from flatnet import model
-from flatnet.db import models
+from flatnet.db import models, rows
 from flatnet.db.engine import Database
-from flatnet.db.rows import FIXED, INSTANCES, VIFS
+from flatnet.db.rows import FIXED, INSTANCES, NETWORKS, VIFS
 
 SHARDS = models.DHCP_SHARDS
 #: shard index -> generation applied (None: read it whole); None: all
@@ -179,3 +179,34 @@ def shard_read(db: Database, network_id: int, since: Since) -> model.ShardRead:
     for lease in sorted(leased, key=lambda x: x.address):
         read.leased[int(lease.shard or 0)].append(lease)
     return read
+
+
+def sharded_networks(
+    db: Database,
+) -> list[tuple[model.Network, bool, list[model.DhcpShard]]]:
+    """Every network that has DHCP shards, deleted ones included (their
+    rows stay): ``(network, deleted, shards)``. A daemon start removes
+    the shards it finds of those it does not serve."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(NETWORKS).where(
+                NETWORKS.c.id.in_(select(SHARDS.c.network_id).distinct())
+            )
+        ).all()
+        shards = conn.execute(
+            select(SHARDS).order_by(SHARDS.c.network_id, SHARDS.c.shard)
+        ).all()
+    by_network: dict[int, list[model.DhcpShard]] = {}
+    for r in shards:
+        by_network.setdefault(r.network_id, []).append(
+            model.DhcpShard(
+                r.network_id,
+                r.shard,
+                netaddr.IPAddress(r.address),
+                r.generation,
+            )
+        )
+    return [
+        (rows.to_network(r), r.deleted != 0, by_network.get(r.id, []))
+        for r in found
+    ]

@@ -1,13 +1,11 @@
-"""Keep each network's dnsmasq in line with the database (component
-``dhcp``).
+"""Keep each network's dnsmasq in line with the database (``dhcp``).
 
 :meth:`DhcpReconciler.sync_network` renders the full desired state
 (argv, hosts/opts files) and applies only the difference:
 
-* the running dnsmasq is restarted only if its command line or env
-  prefix differs from the wanted argv (nova linux_net.restart_dhcp
-  restarted it on every change); a pid that is not this network's
-  dnsmasq is never signalled;
+* dnsmasq is restarted only if its command line or env prefix differs
+  (nova linux_net.restart_dhcp restarted it on every change); a pid that
+  is not this network's dnsmasq is never signalled;
 * with ``dhcp_hostsdir`` NEW hosts are written in batches, one file per
   batch in ``nova-<br>.d/`` (names in ``nova-<br>.hd/``) that dnsmasq
   reads by inotify, without a SIGHUP. A removed or changed host, or more
@@ -15,25 +13,22 @@
   written to ``nova-<br>.conf``, the directory emptied, and dnsmasq
   HUPed once (dnsmasq forgets hostsdir entries only on SIGHUP);
 * otherwise (or for opts/addn-hosts changes) files are rewritten
-  atomically and dnsmasq is HUPed only if some content changed;
-* "live" means dnsmasq answered a DNS probe sent after the last write or
-  HUP (see :meth:`DnsmasqProcess.wait_served`);
-* a change that needs a SIGHUP first leaves a "pending reload" marker
-  on disk, removed once dnsmasq answered after the HUP: a daemon killed
-  in between makes the next one HUP (dnsmasq's loaded state is never
-  taken from the files alone);
+  atomically, dnsmasq HUPed only if some content changed;
+* "live": dnsmasq answered a probe sent after the last write or HUP;
+* a change that needs a SIGHUP first leaves a "pending reload" marker,
+  removed once dnsmasq answered after the HUP: a daemon killed in
+  between makes the next one HUP (never trust the files alone);
 * before (re)starting dnsmasq it checks that ``nobody`` can traverse
-  ``networks_path`` (ConfigError naming the directory otherwise) and, with
-  the fast path, writes the ``init`` snapshot the sh hook prints (the
-  journal ingested first, so it is exact); the snapshot is removed once
-  dnsmasq answered or failed to start.
+  ``networks_path`` (else ConfigError) and, with the fast path, writes
+  the exact ``init`` snapshot the sh hook prints (journal ingested
+  first), removed once dnsmasq answered or failed to start.
 
 The database is read before the network's lock is taken; files and the
-process change only under it. The lock is shared with the keeper thread
-(:mod:`flatnet.service.dhcp_keeper`), which restarts a dead dnsmasq
-without the database or a disk write. Host files: ``dhcp_hostsdir``;
-releases: ``dhcp_releases``; shards: ``dhcp_shards``. :meth:`poll` (every
-loop) ingests journals, reports dead dnsmasqs, drives releases."""
+process change only under it (shared with the keeper thread,
+:mod:`flatnet.service.dhcp_keeper`, which restarts a dead dnsmasq from
+disk). Host files: ``dhcp_hostsdir``; releases: ``dhcp_releases``;
+shards: ``dhcp_shards``. :meth:`poll` ingests journals, reports dead
+dnsmasqs, drives releases."""
 
 from __future__ import annotations
 
@@ -51,6 +46,7 @@ from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
+from flatnet.service import dhcp_shard_sweep as sweep
 from flatnet.service import dhcp_shards as shard_service
 from flatnet.service import lease_guard, leases
 from flatnet.service.daemon import Outcome, Polled
@@ -109,6 +105,7 @@ class DhcpReconciler:
         sharded = shard_service.ShardedDhcp
         self.sharded = sharded(settings, self.tuning, self.keeper)
         self._sharded_ids: set[int] = set()
+        self._swept = False
 
     def serves(self, network: Network) -> bool:
         """nova: networks of this host (or multi_host / unclaimed)."""
@@ -324,7 +321,10 @@ class DhcpReconciler:
         """Ingest journals, retry releases; every network's key
         (``network:<id>``) with its generation, dirty if its dnsmasq
         died or the keeper restarted it. A journal that cannot be read
-        is logged (once) and does not stop the others."""
+        is logged (once) and does not stop the others. The first call
+        removes shards left by networks this host no longer serves."""
+        if not self._swept:
+            self._swept = sweep.sweep(self.db, self.sharded, self.serves)
         dirty = {
             shard_service.network_of(k) or k for k in self.keeper.restarted()
         }

@@ -19,6 +19,7 @@ from tests.functional.test_dhcp_shards_growth import (  # noqa: F401
     _sync,
     rig,
 )
+from tests.functional.test_dhcp_shards_lua import _leftovers, _sharded
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -167,3 +168,46 @@ def test_a_restarted_daemon_reads_everything_and_loses_nothing(
         assert got["ip"] == str(late.address)
     finally:
         new.close()
+
+
+def _restarted(rig) -> dhcp.DhcpReconciler:
+    """A new daemon's reconciler (no memory of the old one, which is
+    closed: its keeper thread stops, its dnsmasq keep running)."""
+    old = rig["rec"]
+    old.close()
+    new = dhcp.DhcpReconciler(old.db, old.host, old.settings, old._factory)
+    new.tuning = old.tuning
+    new.sharded.place(old.sharded.host_netns)
+    new.prepare()
+    rig["rec"] = new
+    return new
+
+
+def test_shards_of_a_network_deleted_while_no_daemon_ran_are_removed(rig):
+    names, veths, infos = _sharded(rig)
+    db = rig["db"]
+    rig["rec"].close()  # the daemon stops; its shards keep running
+    for info in infos:
+        api.deallocate_for_instance(db, info.instance.uuid)
+    api.network_delete(db, rig["net"].uuid)
+    assert len(_leftovers(rig, names, veths)) == 10
+    new = _restarted(rig)
+    try:
+        new.poll()  # the first poll of the new daemon
+        assert _leftovers(rig, names, veths) == []
+    finally:
+        new.close()
+
+
+def test_shards_of_a_network_moved_away_are_removed_served_ones_kept(rig):
+    names, veths, _infos = _sharded(rig)
+    new = _restarted(rig)
+    try:
+        new.poll()  # still served here: nothing removed
+        assert len(_leftovers(rig, names, veths)) == 10
+        api.network_set_host(rig["db"], rig["net"].id, "another-host")
+        newer = _restarted(rig)
+        newer.poll()
+        assert _leftovers(rig, names, veths) == []
+    finally:
+        rig["rec"].close()
