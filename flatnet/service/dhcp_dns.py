@@ -20,11 +20,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping
 
 from flatnet.linux import files, netlink
 from flatnet.linux.dnsmasq import DnsmasqProcess
-from flatnet.model import HostEntry
 from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
 
@@ -77,14 +76,14 @@ class DnsOnly:
         self,
         sharded: shard_plan.ShardedPlan,
         spec: plan.DnsmasqSpec,
-        hosts: Mapping[int, Sequence[HostEntry]],
+        names: Mapping[int, Mapping[str, str]],
         changed: Collection[int],
     ) -> None:
-        """Names of ``hosts`` (shard index -> its hosts) served; only the
-        ``changed`` shards' names are rendered again, unless the server
-        must be (re)started or this daemon has none yet: (re)start, HUP
-        (a name removed or changed) or one ``--hostsdir`` file (new
-        names) as needed."""
+        """``names`` (shard index -> MAC text -> hosts line) served;
+        only the ``changed`` shards' are compared with what it serves
+        (all when it must be (re)started or this daemon has none yet):
+        (re)start, HUP (a name removed or changed) or one ``--hostsdir``
+        file (new names) as needed."""
         proc = self.proc(sharded, spec)
         argv = list(sharded.dns_argv)
         known = self._names.get(sharded.network_id)
@@ -94,16 +93,16 @@ class DnsOnly:
             pid = None
         files.ensure_dir(spec.paths.dns_hostsdir)
         if pid is None or known is None:
-            names = {k: _lines(v, spec.domain) for k, v in hosts.items()}
-            self._restart(proc, argv, pid, spec.paths, names)
+            served = {k: dict(v) for k, v in names.items()}
+            self._restart(proc, argv, pid, spec.paths, served)
         else:
-            fresh = {k: _lines(hosts[k], spec.domain) for k in changed}
-            names = {**known, **fresh}
+            fresh = {k: dict(names[k]) for k in changed if k in names}
+            served = {**known, **fresh}
             if any(_changed(known.get(k, {}), v) for k, v in fresh.items()):
-                self._restart(proc, argv, pid, spec.paths, names)
+                self._restart(proc, argv, pid, spec.paths, served)
             else:
                 self._add(spec.paths, known, fresh)
-        self._names[sharded.network_id] = names
+        self._names[sharded.network_id] = served
 
     def _restart(
         self,
@@ -159,10 +158,6 @@ class DnsOnly:
         self._names.pop(sharded.network_id, None)
         if (pid := proc.pid()) is not None:
             proc.stop(pid)
-
-
-def _lines(hosts: Sequence[HostEntry], domain: str) -> dict[str, str]:
-    return plan.dns_host_lines(list(hosts), domain)
 
 
 def _changed(known: dict[str, str], names: dict[str, str]) -> bool:

@@ -70,6 +70,7 @@ class Shard:
     # applied (None: not applied by this daemon: read it whole)
     hosts: dict[str, HostEntry] = dataclasses.field(default_factory=dict)
     wanted: dict[str, str] = dataclasses.field(default_factory=dict)
+    names: dict[str, str] = dataclasses.field(default_factory=dict)  # DNS
     generation: int | None = None
     fresh: bool = True  # made by this sync: its process must be checked
 
@@ -116,6 +117,7 @@ def _drop(shard: Shard, address: str, owner: dict[str, int]) -> None:
     if entry is not None:
         mac = plan.mac_text(entry.mac)
         shard.wanted.pop(mac, None)
+        shard.names.pop(mac, None)
         shard.addresses.pop(mac, None)
     if owner.get(address) == shard.spec.index:
         del owner[address]
@@ -126,11 +128,13 @@ def take(
     read: ShardRead,
     owner: dict[str, int],
     line: Callable[[HostEntry], str],
+    name: Callable[[HostEntry], str],
 ) -> set[int]:
     """Merge ``read`` into the shards' hosts and lines (``owner``:
     address text -> shard index, of the whole network; ``line``: a
-    host's dhcp-host line). Returns the shards that changed, including
-    a shard that lost an address claimed again in another shard."""
+    host's dhcp-host line, ``name`` its DNS line). Returns the shards
+    that changed, including one that lost an address claimed again in
+    another shard."""
     touched = set(read.generations)
     for index in sorted(read.generations):
         shard = shards[index]
@@ -148,6 +152,7 @@ def take(
             mac = plan.mac_text(entry.mac)
             shard.hosts[address] = entry
             shard.wanted[mac] = line(entry)
+            shard.names[mac] = name(entry)
             shard.addresses[mac] = address
             owner[address] = index
     return touched

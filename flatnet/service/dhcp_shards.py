@@ -146,7 +146,11 @@ class ShardedDhcp:
         changed = [s for s in shards if s.spec.index in read.generations]
         owner = self._owner.setdefault(network.id, {})
         touched = parts.take(
-            {s.spec.index: s for s in shards}, read, owner, self._line
+            {s.spec.index: s for s in shards},
+            read,
+            owner,
+            self._line,
+            self._name,
         )
         running = {s.spec.index: s.proc.pid() is not None for s in shards}
         for shard in shards:
@@ -167,8 +171,8 @@ class ShardedDhcp:
         self.dns.sync(
             sharded,
             plan.dnsmasq_spec(network, self.settings),
-            {s.spec.index: list(s.hosts.values()) for s in shards},
-            set(read.generations),
+            {s.spec.index: s.names for s in shards},
+            touched,
         )
         for shard in changed:
             parts.releases(
@@ -189,6 +193,9 @@ class ShardedDhcp:
     def _line(self, entry: HostEntry) -> str:
         single = self.settings.use_single_default_gateway
         return plan.host_line(entry, self.settings.dhcp_domain, single)
+
+    def _name(self, entry: HostEntry) -> str:
+        return plan.addn_hosts_line(entry, self.settings.dhcp_domain, True)
 
     def _link(self, network: Network, shard: Shard, running: bool) -> None:
         """Namespace and veth: checked once per shard and daemon, and
@@ -224,6 +231,7 @@ class ShardedDhcp:
         if old is not None:  # e.g. its argv changed: same hosts, same set
             shard.members, shard.addresses = old.members, old.addresses
             shard.hosts, shard.wanted = old.hosts, old.wanted
+            shard.names = old.names
             shard.generation = old.generation
         return shard
 
