@@ -354,14 +354,14 @@ class DhcpReconciler:
             frozenset(db_api.network_key(n) for n in dirty if n in wanted),
         )
 
-    def _ingest(self, path: str) -> int:
+    def _ingest(self, path: str) -> int | None:  # bytes; None: failed
         try:
             done = leases.ingest_journal(
                 self.db, path, self.ingest_policy, host=self.host
             )
         except exception.HostNetworkError as exc:
             self.troubles.failed(f"dhcp ingest {path}", exc)
-            return 0
+            return None
         self.troubles.ok(f"dhcp ingest {path}")
         return done
 

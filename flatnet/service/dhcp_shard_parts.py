@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 
-from flatnet.linux import dhcp_inform
+from flatnet.linux import dhcp_inform, journal
 from flatnet.linux.dhcp_release import DhcpRelease
 from flatnet.model import HostEntry, Lease, Network, ShardRead
 from flatnet.plan import dhcp_shards as shard_plan
@@ -71,6 +72,7 @@ class Shard:
     hosts: dict[str, HostEntry] = dataclasses.field(default_factory=dict)
     wanted: dict[str, str] = dataclasses.field(default_factory=dict)
     names: dict[str, str] = dataclasses.field(default_factory=dict)  # DNS
+    quiet: tuple[int, int] | None = None  # journal when found consumed
     generation: int | None = None
     fresh: bool = True  # made by this sync: its process must be checked
 
@@ -110,6 +112,21 @@ def releases(
         tuning.release_attempts,
         tuning.release_interval,
     )
+
+
+def quiet(path: str) -> tuple[int, int] | None:
+    """The journal's (inode, size), None if it or its rotated ``.old``
+    is missing or present respectively: the journal is append-only, so
+    the same inode and size as when an ingest consumed nothing means
+    nothing new (a ``.old`` is always ingested: it is deleted only by an
+    ingest, after a grace time)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if os.path.exists(path + journal.OLD_SUFFIX):
+        return None
+    return found.st_ino, found.st_size
 
 
 def _drop(shard: Shard, address: str, owner: dict[str, int]) -> None:

@@ -1,24 +1,24 @@
 """A large network served by several dnsmasq, DNS apart (part of
 component ``dhcp``; the plan is :mod:`flatnet.plan.dhcp_shards`).
 
-:meth:`ShardedDhcp.sync` applies a sharded network's full desired
-state, in this order:
+:meth:`ShardedDhcp.apply` merges what changed (``db.api.shard_read``,
+see :meth:`ShardedDhcp.stale`) into what it applied, then, for the
+shards that changed (all at its first sync), in this order:
 
 1. each shard's namespace and veth (idempotent);
 2. the bridge nftables table: whole and atomic when this daemon first
    syncs the network (or adding fails), else only the new MACs. A MAC
    joins its set BEFORE its dhcp-host line is written anywhere;
 3. the shared opts file, then per shard (under its keeper lock): start
-   (all its hosts in its hosts file, its journal created 0600 first: the
-   Lua hook records its lease events, see ``plan.dhcp_shards.hook_args``),
-   a compaction + SIGHUP (a host removed or changed), or new hosts queued;
+   (all its hosts in its hosts file, its journal created 0600 first for
+   the Lua hook, ``plan.dhcp_shards.hook_args``), a compaction + SIGHUP
+   (a host removed or changed), or new hosts queued;
 4. the queued hosts in hostsdir batches, at most ``inflight`` shards
    with an unconfirmed batch at a time (about as many as cores: all
    shards reading at once made them all slow together); a batch is
    confirmed by a DHCPINFORM for its last MAC (:mod:`linux.dhcp_inform`);
-5. names for the DNS-only dnsmasq (new names in a ``--hostsdir`` file,
-   a removal rewrites ``--addn-hosts`` and HUPs it); DHCP never waits
-   for DNS.
+5. names for the DNS-only dnsmasq (new: a ``--hostsdir`` file, removed:
+   ``--addn-hosts`` rewritten and HUPed); DHCP never waits for DNS.
 
 The keeper thread watches each shard (and its Lua helper) under its own
 key (:func:`keeper_key`): a dead shard is restarted alone."""
@@ -89,13 +89,19 @@ class ShardedDhcp:
             s for (n, _k), s in sorted(self._shards.items()) if n == network_id
         ]
 
-    def poll(self, network_id: int, ingest: Callable[[str], int]) -> bool:
-        """Ingest the shards' journals (``ingest(path)``: events read),
-        poll each journal's guard (reserve, lost events: a SIGHUP of
-        that shard replays its leases); True if a shard is dead."""
+    def poll(
+        self, network_id: int, ingest: Callable[[str], int | None]
+    ) -> bool:
+        """Ingest each shard journal (``ingest``: bytes, None: failed)
+        unless unchanged since an ingest found nothing (``parts.quiet``),
+        poll its guard (lost events: a HUP replays); True if one died."""
         dead = False
         for shard in self.shards_of(network_id):
-            ingest(shard.spec.paths.events)
+            path = shard.spec.paths.events
+            seen = parts.quiet(path)
+            if seen is None or seen != shard.quiet:
+                consumed = ingest(path)
+                shard.quiet = seen if consumed == 0 else None
             shard.guard.poll(shard.proc)
             dead |= shard.proc.pid() is None
         return dead
@@ -104,12 +110,10 @@ class ShardedDhcp:
     def stale(
         self, network_id: int, rows: Sequence[DhcpShard]
     ) -> dict[int, int | None] | None:
-        """What :meth:`apply` needs read, as ``shard_read``'s ``since``:
-        None (every shard whole) if this daemon has not applied the
-        network yet (start, or its table failed); else each shard whose
-        generation differs from the one applied (with it: only the rows
-        changed since; None: whole), and each with a release in flight
-        (its leases tell when it is done)."""
+        """``shard_read``'s ``since``: None (all, whole) if this daemon
+        has not applied the network (start, or its table failed); else
+        each shard whose generation moved (its applied one: the rows
+        changed since; None: whole) or with a release in flight."""
         known = {s.spec.index: s for s in self.shards_of(network_id)}
         if not known or network_id not in self._tables:
             return None
@@ -135,10 +139,9 @@ class ShardedDhcp:
     def apply(
         self, network: Network, rows: Sequence[DhcpShard], read: ShardRead
     ) -> bool:
-        """Apply ``network``'s sharded state, the shards in ``read`` from
-        their new hosts, the others from what this daemon applied last;
-        True once every shard serves every host. A shard read is marked
-        applied at its generation only if it answered. Raises
+        """Apply ``network``'s shards, ``read`` merged into what this
+        daemon applied; True once every shard serves every host (a shard
+        read is applied at its generation only if it answered). Raises
         HostNetworkError subclasses."""
         sharded = shard_plan.sharded_plan(network, self.settings, rows)
         self._known[network.id] = (network, tuple(rows))
@@ -175,13 +178,8 @@ class ShardedDhcp:
             touched,
         )
         for shard in changed:
-            parts.releases(
-                network,
-                shard,
-                read.leased[shard.spec.index],
-                self.clock(),
-                self.tuning,
-            )
+            leased = read.leased[shard.spec.index]
+            parts.releases(network, shard, leased, self.clock(), self.tuning)
         for shard in todo:
             shard.fresh = False
             if shard.spec.index in read.generations:
