@@ -6,7 +6,12 @@ only). A spy records which shards each sync read from the database."""
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -22,6 +27,7 @@ from tests.functional.test_dhcp_shards_growth import (  # noqa: F401
 from tests.functional.test_dhcp_shards_lua import _leftovers, _sharded
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -211,3 +217,56 @@ def test_shards_of_a_network_moved_away_are_removed_served_ones_kept(rig):
         assert _leftovers(rig, names, veths) == []
     finally:
         rig["rec"].close()
+
+
+def _daemon(rig) -> subprocess.Popen:
+    spec = {
+        "db": str(rig["db"].url),
+        "networks_path": rig["rec"].settings.networks_path,
+        "host": rig["host"],
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.functional.shard_reconciler"]
+        + [json.dumps(spec)],
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _ready(rig) -> bool:
+    db, net = rig["db"], rig["net"]
+    wanted = api.network_generations(db)[net.id]
+    return api.host_state_get(db, "nethost", net.id, "dhcp") >= wanted
+
+
+def test_kill_9_of_a_daemon_process_after_a_write_loses_nothing(
+    rig, make_netns
+):
+    """A real daemon process (loop, reconciler) is stopped right after
+    an allocation is committed and before it applies it, then SIGKILLed;
+    the next daemon process reads everything and serves the host."""
+    db, net = rig["db"], rig["net"]
+    for i in range(3):
+        make_instance(db, f"vm{i}", net, mac=0x7A0040 + i)
+    rig["rec"].close()  # the test's own reconciler stays out of the way
+    first = _daemon(rig)
+    try:
+        wait_for(lambda: _ready(rig), 30, "the first daemon ready")
+        first.send_signal(signal.SIGSTOP)  # no apply from now on
+        late = make_instance(db, "vm3", net, mac=0x7A0050)
+        first.kill()
+        first.wait(timeout=10)
+        assert not _ready(rig)  # committed, never applied
+        second = _daemon(rig)
+        try:
+            wait_for(lambda: _ready(rig), 30, "the next daemon ready")
+        finally:
+            second.kill()
+            second.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    got = _plug(rig, make_netns, late.vif.address).bound()
+    assert got["ip"] == str(late.address)
