@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Iterable, Sequence
 
 import netaddr
 
@@ -103,6 +104,7 @@ class DhcpShard:
     network_id: int
     index: int
     address: netaddr.IPAddress
+    generation: int = 0  # what it serves changed (db/shards.bump)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,6 +115,52 @@ class Lease:
     address: netaddr.IPAddress
     hostname: str | None
     shard: int | None = None  # the DHCP shard holding it (if sharded)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShardRead:
+    """What changed in some DHCP shards of a network, read in one
+    transaction with the generations it was read at. Every dict is keyed
+    by the shard indexes that were read; a shard in ``complete`` was read
+    whole (``entries`` are all its hosts), any other only its rows
+    changed since the generation asked (``entries`` new or changed
+    hosts, ``removed`` addresses that are no longer hosts)."""
+
+    generations: dict[int, int]
+    complete: frozenset[int]
+    entries: dict[int, list[HostEntry]]  # address order
+    removed: dict[int, list[netaddr.IPAddress]]
+    #: leases of addresses that are not hosts (deallocated, still leased:
+    #: to be released by that shard), in address order
+    leased: dict[int, list[Lease]]
+
+    @classmethod
+    def full(
+        cls,
+        shards: Sequence[DhcpShard],
+        entries: Iterable[HostEntry],
+        leased: Iterable[Lease],
+    ) -> ShardRead:
+        """Every shard of ``shards`` read whole (hosts and leases without
+        a valid shard are served by none)."""
+        generations = {s.index: s.generation for s in shards}
+        read = cls(generations, frozenset(generations), {}, {}, {})
+        for k in generations:
+            read.entries[k], read.removed[k], read.leased[k] = [], [], []
+        hosts = set()
+        for entry in sorted(entries, key=_address):
+            if entry.shard in read.entries:
+                read.entries[entry.shard].append(entry)
+                hosts.add((entry.address, entry.mac))
+        for lease in sorted(leased, key=_address):
+            stale = (lease.address, lease.mac) not in hosts
+            if lease.shard in read.leased and stale:
+                read.leased[lease.shard].append(lease)
+        return read
+
+
+def _address(item: HostEntry | Lease) -> netaddr.IPAddress:
+    return item.address
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -303,6 +303,7 @@ def _release_rows(conn: Connection, instance_uuid: str) -> list[Any]:
             FIXED.c.address,
             FIXED.c.leased,
             FIXED.c.network_id,
+            FIXED.c.dhcp_shard,
             VIFS.c.address.label("mac"),
             NETWORKS.c.bridge,
         )
@@ -369,6 +370,7 @@ def deallocate_for_instance(
             .values(deleted=instance.id, deleted_at=when)
         )
         rows.bump_generations(conn, (r.network_id for r in releases))
+        shards.touch(conn, ((r.id, r.network_id, r.dhcp_shard) for r in found))
         secgroup_members.detach_all(conn, instance.uuid)
         live_migration.forget(conn, instance.uuid)
         # its chain goes, its addresses leave groups

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         instance_create_allocated,
         network_info,
     )
+    from flatnet.db.dhcp_delta import shard_read, sharded_networks
     from flatnet.db.firewall_delta import HostFirewallReader
     from flatnet.db.firewall_read import host_instances, instance_key
     from flatnet.db.firewall_state import host_firewall
@@ -123,6 +124,7 @@ _LAZY = {
     for home, names in (
         ("allocation", "InstanceSpec VifRequest allocate_fixed_ip "
          "deallocate_for_instance instance_create_allocated network_info"),
+        ("dhcp_delta", "shard_read sharded_networks"),
         ("firewall_delta", "HostFirewallReader"),
         ("firewall_read", "host_instances instance_key"),
         ("firewall_state", "host_firewall"),
@@ -158,7 +160,8 @@ __all__ = [
     "VifRequest", "allocate_fixed_ip", "apply_lease_events",
     "JournalBatch", "apply_lease_journals", "journal_offsets",
     "deallocate_for_instance", "disassociate_stale_fixed_ips",
-    "ensure_shards", "expire_leases", "shard_list", "LiveMigration",
+    "ensure_shards", "expire_leases", "shard_list",
+    "shard_read", "sharded_networks", "LiveMigration",
     "migration_abort", "migration_begin", "migration_finish",
     "migration_get", "HostFirewallReader",
     "firewall_generation", "fixed_ip_list", "fixed_ip_set_reserved",

@@ -34,7 +34,7 @@ from sqlalchemy import (
 
 from flatnet import mac as macs
 from flatnet import model
-from flatnet.db import lease_batch, rows
+from flatnet.db import lease_batch, rows, shards
 from flatnet.db.engine import Database
 from flatnet.db.rows import FIXED, INSTANCES, JOURNALS, NETWORKS, VIFS
 
@@ -245,7 +245,7 @@ def disassociate_stale_fixed_ips(
         and_(NETWORKS.c.host.is_(None), NETWORKS.c.multi_host == false()),
     )
     query = (
-        select(FIXED.c.id, FIXED.c.network_id)
+        select(FIXED.c.id, FIXED.c.network_id, FIXED.c.dhcp_shard)
         .join(NETWORKS, NETWORKS.c.id == FIXED.c.network_id)
         .join(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
         .where(
@@ -270,6 +270,9 @@ def disassociate_stale_fixed_ips(
                 )
             )
             rows.bump_generations(conn, (r.network_id for r in stale))
+            shards.touch(
+                conn, ((r.id, r.network_id, r.dhcp_shard) for r in stale)
+            )
     if stale:
         LOG.info(
             "disassociated %d stale fixed IPs for host %s", len(stale), host

@@ -7,14 +7,12 @@ own id once deleted, so ``UNIQUE(address, deleted)`` allows one live row per
 address plus any number of deleted ones, on SQLite, PostgreSQL and MySQL.
 
 The unique constraints are what make a double allocation impossible at the
-database level: ``fixed_ips(address, deleted)``,
-``virtual_interfaces(address, deleted)`` (MAC),
-``virtual_interfaces(instance_uuid, network_id, deleted)``,
+database level: ``fixed_ips(address, deleted)``, ``virtual_interfaces``
+``(address, deleted)`` (MAC) and ``(instance_uuid, network_id, deleted)``,
 ``floating_ips(address, deleted)``, ``instances(hostname, deleted)``.
 
-Plain ``Table`` objects (Core queries only; the ORM cost every CLI call
-~0.25 s of imports). The allocation query's two partial indexes import
-their dialects, so :func:`schema` attaches them for DDL, not at import.
+Plain ``Table`` objects (the ORM cost every CLI call ~0.25 s of imports);
+:func:`schema` attaches the partial indexes (their dialects) for DDL.
 """
 
 from __future__ import annotations
@@ -160,8 +158,10 @@ FIXED = Table(
     Column("reserved", Boolean, default=False, nullable=False),
     Column("host", String(255)),
     # flatnet: the DHCP shard that serves this address (sharded networks
-    # only); stored at allocation, never recomputed.
+    # only; stored at allocation, never recomputed) and that shard's
+    # generation when this row last changed what it serves (db/shards).
     Column("dhcp_shard", Integer),
+    Column("dhcp_gen", BigInteger),
     *_timestamps(),
     *_soft_delete(),
     UniqueConstraint(
@@ -173,10 +173,9 @@ FIXED = Table(
         "deleted",
         name="uniq_fixed_ips0vif0deleted",
     ),
-    # The allocation query's partial indexes are attached by schema()
-    # (fixed_ips_never_used_idx, fixed_ips_lru_idx).
+    # schema() attaches fixed_ips_never_used_idx and fixed_ips_lru_idx.
     Index("fixed_ips_instance_uuid_idx", "instance_uuid"),
-    Index("fixed_ips_dhcp_shard_idx", "network_id", "dhcp_shard"),
+    Index("fixed_ips_dhcp_idx", "network_id", "dhcp_shard", "dhcp_gen"),
     Index(
         "fixed_ips_deleted_allocated_updated_at_idx",
         "deleted",
@@ -320,14 +319,15 @@ DHCP_SHARDS = Table(
     Column("network_id", ForeignKey("networks.id"), primary_key=True),
     Column("shard", Integer, primary_key=True, autoincrement=False),
     Column("address", String(39), nullable=False),
-    # +1 per allocation, re-counted by every ensure_shards
+    # +1: per allocation (re-counted by ensure_shards) / per change served
     Column("hosts", Integer, default=0, nullable=False),
+    Column("generation", BigInteger, default=0, nullable=False),
 )
 
 
-# flatnet: live migrations in progress (nova ``migrations``, reduced).
-# While a row exists the instance is filtered on both ``instances.host``
-# and ``dest_compute`` (nova: pre_live_migration .. _post_live_migration);
+# flatnet: live migrations in progress (nova ``migrations``, reduced): the
+# instance is filtered on both ``instances.host`` and ``dest_compute``
+# (nova: pre_live_migration .. _post_live_migration) until
 # migrate_instance_finish moves the host and deletes it (doc/hooks.md).
 LIVE_MIGRATIONS = Table(
     "live_migrations",

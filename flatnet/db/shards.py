@@ -18,13 +18,22 @@ A host's shard is never changed afterwards: adding a shard moves no
 existing host, it only receives the new ones (it is the least loaded).
 A deallocated address keeps its shard until it is claimed again, so
 its lease is released by the dnsmasq that holds it.
+
+Each shard has a ``generation``, bumped in the same transaction as every
+write that changes what it serves, and each row so changed is stamped
+with the new generation (``fixed_ips.dhcp_gen``, :func:`touch`):
+:func:`assign` (allocation), :func:`_spread`, deallocation
+(``allocation.deallocate_for_instance``), the stale-lease cleanup
+(``leases.disassociate_stale_fixed_ips``). The network host reads only
+the rows stamped above the generation it applied of each shard
+(:mod:`flatnet.db.dhcp_delta`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import netaddr
 from sqlalchemy import (
@@ -58,6 +67,7 @@ def _rows(conn: Connection, network_id: int) -> list[model.DhcpShard]:
             network_id=r.network_id,
             index=r.shard,
             address=netaddr.IPAddress(r.address),
+            generation=int(r.generation),
         )
         for r in found
     ]
@@ -99,7 +109,8 @@ def _loads(conn: Connection, network_id: int) -> dict[int, int]:
 
 def assign(conn: Connection, network_id: int, address: str) -> int | None:
     """Store the least-loaded shard (lowest index on a tie) on the
-    freshly claimed ``address``; None if the network is not sharded.
+    freshly claimed ``address`` and bump that shard's generation; None
+    if the network is not sharded.
 
     O(shards): the load is the shard's ``hosts`` counter, which
     :func:`ensure_shards` re-counts exactly (the network host calls it
@@ -115,6 +126,7 @@ def assign(conn: Connection, network_id: int, address: str) -> int | None:
     if row is None:
         return None
     shard = int(row.shard)
+    generation = _bump(conn, network_id, shard, hosts=1)
     conn.execute(
         update(FIXED)
         .where(
@@ -122,14 +134,48 @@ def assign(conn: Connection, network_id: int, address: str) -> int | None:
             FIXED.c.address == address,
             FIXED.c.deleted == 0,
         )
-        .values(dhcp_shard=shard)
-    )
-    conn.execute(
-        update(SHARDS)
-        .where(SHARDS.c.network_id == network_id, SHARDS.c.shard == shard)
-        .values(hosts=SHARDS.c.hosts + 1)
+        .values(dhcp_shard=shard, dhcp_gen=generation)
     )
     return shard
+
+
+def _bump(
+    conn: Connection, network_id: int, shard: int, hosts: int = 0
+) -> int:
+    """generation + 1 (and ``hosts`` + ``hosts``); the new generation."""
+    return int(
+        conn.execute(
+            update(SHARDS)
+            .where(SHARDS.c.network_id == network_id, SHARDS.c.shard == shard)
+            .values(
+                hosts=SHARDS.c.hosts + hosts,
+                generation=SHARDS.c.generation + 1,
+            )
+            .returning(SHARDS.c.generation)
+        ).scalar_one()
+    )
+
+
+def touch(
+    conn: Connection, changed: Iterable[tuple[int, int, int | None]]
+) -> None:
+    """Announce that the ``fixed_ips`` rows ``(id, network_id, shard)``
+    changed what their shard serves (same transaction as the change):
+    each shard's generation + 1, each row stamped with it (``dhcp_gen``).
+    A row without a shard is served by none: nothing to do. Shards in
+    key order (one lock order for concurrent PostgreSQL transactions)."""
+    by_shard: dict[tuple[int, int], list[int]] = {}
+    for fixed_id, network_id, shard in changed:
+        if shard is not None:
+            by_shard.setdefault((network_id, shard), []).append(fixed_id)
+    for (network_id, shard), ids in sorted(by_shard.items()):
+        generation = _bump(conn, network_id, shard)
+        for start in range(0, len(ids), 500):
+            conn.execute(
+                update(FIXED)
+                .where(FIXED.c.id.in_(ids[start : start + 500]))
+                .values(dhcp_gen=generation)
+            )
 
 
 def _recount(conn: Connection, network_id: int) -> None:
@@ -229,6 +275,7 @@ def _spread(conn: Connection, network_id: int) -> int:
                 .where(FIXED.c.id.in_(members[start : start + 500]))
                 .values(dhcp_shard=shard)
             )
+    touch(conn, ((i, network_id, k) for k, v in chosen.items() for i in v))
     return len(ids)
 
 

@@ -1,13 +1,10 @@
-"""Keep each network's dnsmasq in line with the database (component
-``dhcp``).
+"""Keep each network's dnsmasq in line with the database (``dhcp``).
 
 :meth:`DhcpReconciler.sync_network` renders the full desired state
 (argv, hosts/opts files) and applies only the difference:
 
-* the running dnsmasq is restarted only if its command line or env
-  prefix differs from the wanted argv (nova linux_net.restart_dhcp
-  restarted it on every change); a pid that is not this network's
-  dnsmasq is never signalled;
+* dnsmasq is restarted only if its argv or env prefix differs (nova
+  linux_net.restart_dhcp: on every change); never a pid not its own;
 * with ``dhcp_hostsdir`` NEW hosts are written in batches, one file per
   batch in ``nova-<br>.d/`` (names in ``nova-<br>.hd/``) that dnsmasq
   reads by inotify, without a SIGHUP. A removed or changed host, or more
@@ -15,24 +12,22 @@
   written to ``nova-<br>.conf``, the directory emptied, and dnsmasq
   HUPed once (dnsmasq forgets hostsdir entries only on SIGHUP);
 * otherwise (or for opts/addn-hosts changes) files are rewritten
-  atomically and dnsmasq is HUPed only if some content changed;
-* "live" means dnsmasq answered a DNS probe sent after the last write or
-  HUP (see :meth:`DnsmasqProcess.wait_served`);
-* a change that needs a SIGHUP first leaves a "pending reload" marker
-  on disk, removed once dnsmasq answered after the HUP: a daemon killed
-  in between makes the next one HUP (dnsmasq's loaded state is never
-  taken from the files alone);
+  atomically, dnsmasq HUPed only if some content changed;
+* "live": dnsmasq answered a probe sent after the last write or HUP;
+* a change that needs a SIGHUP first leaves a "pending reload" marker,
+  removed once dnsmasq answered after the HUP: a daemon killed in
+  between makes the next one HUP (never trust the files alone);
 * before (re)starting dnsmasq it checks that ``nobody`` can traverse
-  ``networks_path`` (ConfigError naming the directory otherwise) and, with
-  the fast path, writes the ``init`` snapshot the sh hook prints (the
-  journal ingested first, so it is exact); the snapshot is removed once
-  dnsmasq answered or failed to start.
+  ``networks_path`` (else ConfigError) and, with the fast path, writes
+  the exact ``init`` snapshot the sh hook prints (journal ingested
+  first), removed once dnsmasq answered or failed to start.
 
 The database is read before the network's lock is taken; files and the
-process change only under it. The lock is shared with the keeper thread
-(:mod:`flatnet.service.dhcp_keeper`), which restarts a dead dnsmasq
-without the database or a disk write. Host files: ``dhcp_hostsdir``;
-releases: ``dhcp_releases``; shards: ``dhcp_shards``; :meth:`poll`."""
+process change only under it (shared with the keeper thread,
+:mod:`flatnet.service.dhcp_keeper`, which restarts a dead dnsmasq from
+disk). Host files: ``dhcp_hostsdir``; releases: ``dhcp_releases``;
+shards: ``dhcp_shards``. :meth:`poll` ingests journals, reports dead
+dnsmasqs, drives releases."""
 
 from __future__ import annotations
 
@@ -50,6 +45,7 @@ from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_hostsdir as hostsdir
 from flatnet.service import dhcp_releases as releases
+from flatnet.service import dhcp_shard_sweep as sweep
 from flatnet.service import dhcp_shards as shard_service
 from flatnet.service import lease_guard, leases
 from flatnet.service.daemon import Outcome, Polled
@@ -109,6 +105,7 @@ class DhcpReconciler:
         sharded = shard_service.ShardedDhcp
         self.sharded = sharded(settings, self.tuning, self.keeper)
         self._sharded_ids: set[int] = set()
+        self._swept = False
 
     def serves(self, network: Network) -> bool:
         """nova: networks of this host (or multi_host / unclaimed)."""
@@ -198,23 +195,23 @@ class DhcpReconciler:
         shards: list[DhcpShard],
         proc: DnsmasqBackend,
     ) -> bool:
-        """A network with shards: its single dnsmasq (if any: it grew
-        past dhcp_shard_hosts) stopped, every journal ingested and
-        watched for lease expiry; then :meth:`ShardedDhcp.sync`."""
+        """A network with shards: first its single dnsmasq (if any: it
+        grew) stopped and every journal ingested (then by :meth:`poll`),
+        watched for lease expiry; only what changed read and applied."""
         self.sharded.tuning = self.tuning
+        np, bridge = self.settings.networks_path, network.bridge
+        paths = [self._nets[network.id].paths.events]
+        paths += shard_plan.shard_journals(np, bridge, shards)
         if network.id not in self._sharded_ids:  # once per daemon
             limit = self.settings.dhcp_shard_hosts
             shard_service.stop_single(self.keeper, network, proc, limit)
             self._sharded_ids.add(network.id)
-        np, bridge = self.settings.networks_path, network.bridge
-        paths = [self._nets[network.id].paths.events]
-        paths += shard_plan.shard_journals(np, bridge, shards)
-        for path in paths:
-            self._ingest(path)
+            self._ingest_all(paths)
         self.expiry.track_journals(network.id, paths)
-        entries = db_api.host_entries(self.db, network.id)
-        leased = db_api.leases(self.db, network.id)
-        return self.sharded.sync(network, shards, entries, leased)
+        since = self.sharded.stale(network.id, shards)
+        read = db_api.shard_read(self.db, network.id, since)
+        LOG.debug("network %s: read %s", network.id, since)  # None: all
+        return self.sharded.apply(network, shards, read)
 
     def _watch(
         self,
@@ -320,10 +317,14 @@ class DhcpReconciler:
 
     # --- the daemon's interface (service.daemon.Reconciler) -------------
     def poll(self) -> Polled:
-        """Ingest journals, retry releases; each network's key with its
-        generation, dirty if its dnsmasq died or was restarted by the
-        keeper; busy if a journal had events. An unreadable journal is
-        logged (once) and does not stop the others."""
+        """Ingest journals, retry releases; every network's key
+        (``network:<id>``) with its generation, dirty if its dnsmasq
+        died or the keeper restarted it; busy if a journal had events. A
+        journal that cannot be read is logged (once) and does not stop
+        the others. The first call removes shards left by networks this
+        host no longer serves."""
+        if not self._swept:
+            self._swept = sweep.sweep(self.db, self.sharded, self.serves)
         dirty = {
             shard_service.network_of(k) or k for k in self.keeper.restarted()
         }
@@ -355,14 +356,14 @@ class DhcpReconciler:
             busy=self._ingested > 0,
         )
 
-    def _ingest(self, path: str) -> int:
-        return self._ingest_all([path])
+    def _ingest(self, path: str) -> int | None:  # bytes; None: failed
+        return self._ingest_all([path])[path]
 
-    def _ingest_all(self, paths: list[str]) -> int:
-        """Ingest ``paths`` in one transaction; bytes consumed."""
+    def _ingest_all(self, paths: list[str]) -> dict[str, int | None]:
+        """``paths`` in one transaction; bytes per journal (None: failed)."""
         args = (self.db, paths, self.ingest_policy, self.host)
         done = leases.ingest_reported(*args, self.troubles)
-        self._ingested += done
+        self._ingested += sum(n or 0 for n in done.values())
         return done
 
     def sync(self, keys: Mapping[str, int]) -> dict[str, Outcome]:

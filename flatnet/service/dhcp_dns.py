@@ -4,7 +4,8 @@
 Instance names are served apart from DHCP, by a dnsmasq with no
 ``--dhcp-range`` (so no DHCP socket) on the network's DHCP address
 (``plan.dhcp_shards.dns_argv``). New names go into one ``--hostsdir``
-file per sync, read by inotify without a reload; a removed or changed
+file per sync (only the shards whose hosts were read are rendered
+again), read by inotify without a reload; a removed or changed
 name rewrites the ``--addn-hosts`` file, empties the directory and HUPs
 it (dnsmasq forgets hostsdir entries only on SIGHUP, dnsmasq(8)
 ``--hostsdir``). Nothing here blocks DHCP: a shard never waits for it.
@@ -19,11 +20,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping
 
 from flatnet.linux import files, netlink
 from flatnet.linux.dnsmasq import DnsmasqProcess
-from flatnet.model import HostEntry
 from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
 
@@ -38,7 +38,7 @@ class DnsOnly:
         self.host_netns = host_netns
         self.timeout = timeout
         self._procs: dict[int, DnsmasqProcess] = {}
-        self._names: dict[int, dict[str, str]] = {}
+        self._names: dict[int, dict[int, dict[str, str]]] = {}
 
     def proc(
         self, sharded: shard_plan.ShardedPlan, spec: plan.DnsmasqSpec
@@ -76,10 +76,14 @@ class DnsOnly:
         self,
         sharded: shard_plan.ShardedPlan,
         spec: plan.DnsmasqSpec,
-        entries: Sequence[HostEntry],
+        names: Mapping[int, Mapping[str, str]],
+        changed: Collection[int],
     ) -> None:
-        """Names of ``entries`` served; (re)start or HUP as needed."""
-        names = plan.dns_host_lines(list(entries), spec.domain)
+        """``names`` (shard index -> MAC text -> hosts line) served;
+        only the ``changed`` shards' are compared with what it serves
+        (all when it must be (re)started or this daemon has none yet):
+        (re)start, HUP (a name removed or changed) or one ``--hostsdir``
+        file (new names) as needed."""
         proc = self.proc(sharded, spec)
         argv = list(sharded.dns_argv)
         known = self._names.get(sharded.network_id)
@@ -88,21 +92,53 @@ class DnsOnly:
             proc.stop(pid)
             pid = None
         files.ensure_dir(spec.paths.dns_hostsdir)
-        if pid is None or known is None or _changed(known, names):
-            self._rewrite(spec.paths, names)
-            if pid is None:
-                proc.start(argv)
+        if pid is None or known is None:
+            served = {k: dict(v) for k, v in names.items()}
+            self._restart(proc, argv, pid, spec.paths, served)
+        else:
+            fresh = {k: dict(names[k]) for k in changed if k in names}
+            served = {**known, **fresh}
+            if any(_changed(known.get(k, {}), v) for k, v in fresh.items()):
+                self._restart(proc, argv, pid, spec.paths, served)
             else:
-                proc.reload(pid)
-        elif new := [m for m in names if m not in known]:
-            text = "".join(names[m] + "\n" for m in new)
-            name = new[0].replace(":", "-")
+                self._add(spec.paths, known, fresh)
+        self._names[sharded.network_id] = served
+
+    def _restart(
+        self,
+        proc: DnsmasqProcess,
+        argv: list[str],
+        pid: int | None,
+        paths: plan.DnsmasqPaths,
+        names: dict[int, dict[str, str]],
+    ) -> None:
+        self._rewrite(
+            paths, {m: x for v in names.values() for m, x in v.items()}
+        )
+        if pid is None:
+            proc.start(argv)
+        else:
+            proc.reload(pid)
+
+    @staticmethod
+    def _add(
+        paths: plan.DnsmasqPaths,
+        known: dict[int, dict[str, str]],
+        fresh: dict[int, dict[str, str]],
+    ) -> None:
+        """The new names in one ``--hostsdir`` file (read by inotify)."""
+        new = [
+            (mac, line)
+            for k, lines in fresh.items()
+            for mac, line in lines.items()
+            if mac not in known.get(k, {})
+        ]
+        if new:
+            text = "".join(line + "\n" for _, line in new)
+            name = new[0][0].replace(":", "-")
             files.replace_file(
-                os.path.join(spec.paths.dns_hostsdir, name),
-                text,
-                durable=False,
+                os.path.join(paths.dns_hostsdir, name), text, durable=False
             )
-        self._names[sharded.network_id] = names
 
     def _rewrite(
         self, paths: plan.DnsmasqPaths, names: dict[str, str]

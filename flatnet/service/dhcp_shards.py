@@ -1,98 +1,55 @@
 """A large network served by several dnsmasq, DNS apart (part of
 component ``dhcp``; the plan is :mod:`flatnet.plan.dhcp_shards`).
 
-:meth:`ShardedDhcp.sync` applies a sharded network's full desired
-state, in this order:
+:meth:`ShardedDhcp.apply` merges what changed (``db.api.shard_read``,
+see :meth:`ShardedDhcp.stale`) into what it applied, then, for the
+shards that changed (all at its first sync), in this order:
 
 1. each shard's namespace and veth (idempotent);
 2. the bridge nftables table: whole and atomic when this daemon first
    syncs the network (or adding fails), else only the new MACs. A MAC
    joins its set BEFORE its dhcp-host line is written anywhere;
 3. the shared opts file, then per shard (under its keeper lock): start
-   (all its hosts in its hosts file, its journal created 0600 first: the
-   Lua hook records its lease events, see ``plan.dhcp_shards.hook_args``),
-   a compaction + SIGHUP (a host removed or changed), or new hosts queued;
+   (all its hosts in its hosts file, its journal created 0600 first for
+   the Lua hook, ``plan.dhcp_shards.hook_args``), a compaction + SIGHUP
+   (a host removed or changed), or new hosts queued;
 4. the queued hosts in hostsdir batches, at most ``inflight`` shards
    with an unconfirmed batch at a time (about as many as cores: all
    shards reading at once made them all slow together); a batch is
    confirmed by a DHCPINFORM for its last MAC (:mod:`linux.dhcp_inform`);
-5. names for the DNS-only dnsmasq (new names in a ``--hostsdir`` file,
-   a removal rewrites ``--addn-hosts`` and HUPs it); DHCP never waits
-   for DNS.
+5. names for the DNS-only dnsmasq (new: a ``--hostsdir`` file, removed:
+   ``--addn-hosts`` rewritten and HUPed); DHCP never waits for DNS.
 
-The keeper thread watches each shard (and its Lua helper) under its own
-key (:func:`keeper_key`): a dead shard is restarted alone."""
+The keeper thread restarts a dead shard (or Lua helper) alone."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import netaddr
 
 from flatnet import exception
 from flatnet.linux import dhcp_inform, files, netlink, nftables
 from flatnet.linux.dhcp_release import DhcpRelease
-from flatnet.model import DhcpShard, HostEntry, Lease, Network
+from flatnet.model import DhcpShard, HostEntry, Lease, Network, ShardRead
 from flatnet.plan import dhcp_shards as shard_plan
 from flatnet.plan import dnsmasq as plan
 from flatnet.service import dhcp_dns, lease_guard
 from flatnet.service import dhcp_hostsdir as hostsdir
-from flatnet.service import dhcp_releases as releases
-from flatnet.service.dhcp_keeper import (
-    DhcpTuning,
-    DnsmasqBackend,
-    DnsmasqKeeper,
-    Watch,
+from flatnet.service import dhcp_shard_parts as parts
+from flatnet.service.dhcp_keeper import DhcpTuning, DnsmasqKeeper
+from flatnet.service.dhcp_shard_parts import (
+    Shard,
+    keeper_key,
+    network_of,
+    stop_single,
 )
 
 LOG = logging.getLogger(__name__)
-_KEY_BASE = 1 << 16
-
-
-def keeper_key(network_id: int, index: int) -> int:
-    """The keeper key of a shard (negative: never a network id)."""
-    return -(network_id * _KEY_BASE + index + 1)
-
-
-def stop_single(
-    keeper: DnsmasqKeeper, network: Network, proc: DnsmasqBackend, limit: int
-) -> None:
-    """Stop the single dnsmasq of a network that grew past ``limit``
-    hosts (nothing if none runs); its keeper watch goes first."""
-    keeper.unwatch(network.id)
-    with keeper.lock(network.id):
-        pid = proc.pid()
-        if pid is not None:
-            LOG.warning(
-                "network %s: more than %d hosts; moving from one dnsmasq "
-                "to shards (every lease is kept)",
-                network.id,
-                limit,
-            )
-            proc.stop(pid)
-
-
-def network_of(key: int) -> int | None:
-    """The network of a shard's keeper key (None for a network key)."""
-    return (-key - 1) // _KEY_BASE if key < 0 else None
-
-
-@dataclasses.dataclass(slots=True)
-class Shard:
-    """What this daemon knows of one shard."""
-
-    spec: shard_plan.ShardSpec
-    state: hostsdir.NetState
-    proc: dhcp_inform.ShardProcess
-    release: DhcpRelease
-    guard: lease_guard.JournalGuard
-    members: set[str] = dataclasses.field(default_factory=set)
-    addresses: dict[str, str] = dataclasses.field(default_factory=dict)
-    linked: bool = False  # namespace and veth checked by this daemon
+__all__ = ["ShardedDhcp", "keeper_key", "network_of", "stop_single"]
 
 
 class ShardedDhcp:
@@ -115,6 +72,8 @@ class ShardedDhcp:
         self._shards: dict[tuple[int, int], Shard] = {}
         self._tables: set[int] = set()
         self._known: dict[int, tuple[Network, tuple[DhcpShard, ...]]] = {}
+        self._opts: dict[int, netaddr.IPAddress | None] = {}
+        self._owner: dict[int, dict[str, int]] = {}  # address -> shard
         self.place(host_netns)
 
     def place(self, host_netns: str | None) -> None:
@@ -130,21 +89,47 @@ class ShardedDhcp:
         ]
 
     def poll(
-        self, network_id: int, ingest: Callable[[list[str]], int]
+        self,
+        network_id: int,
+        ingest: Callable[[list[str]], Mapping[str, int | None]],
     ) -> bool:
-        """Ingest the shards' journals (``ingest(paths)``: one call, one
-        transaction), poll each journal's guard (reserve, lost events: a
-        SIGHUP of that shard replays its leases); True if a shard is
-        dead."""
-        dead = False
-        shards = self.shards_of(network_id)
-        ingest([shard.spec.paths.events for shard in shards])
+        """Ingest in ONE call the journals changed since an ingest found
+        nothing (``parts.quiet``; ``ingest``: bytes each, None: failed);
+        poll each guard (lost events: a HUP replays); True if one died."""
+        dead, shards = False, self.shards_of(network_id)
+        seen = {s.spec.paths.events: parts.quiet(s.spec.paths.events)
+                for s in shards}  # fmt: skip
+        due = [p for p, s in zip(seen, shards, strict=True)
+               if seen[p] is None or seen[p] != s.quiet]  # fmt: skip
+        done = ingest(due) if due else {}
         for shard in shards:
+            path = shard.spec.paths.events
+            if path in done:
+                shard.quiet = seen[path] if done[path] == 0 else None
             shard.guard.poll(shard.proc)
             dead |= shard.proc.pid() is None
         return dead
 
     # --- reconcile ------------------------------------------------------
+    def stale(
+        self, network_id: int, rows: Sequence[DhcpShard]
+    ) -> dict[int, int | None] | None:
+        """``shard_read``'s ``since``: None (all, whole) if this daemon
+        has not applied the network (start, or its table failed); else
+        each shard whose generation moved (its applied one: the rows
+        changed since; None: whole) or with a release in flight."""
+        known = {s.spec.index: s for s in self.shards_of(network_id)}
+        if not known or network_id not in self._tables:
+            return None
+        since: dict[int, int | None] = {}
+        for row in rows:
+            shard = known.get(row.index)
+            if shard is None:
+                since[row.index] = None
+            elif shard.generation != row.generation or shard.state.releases:
+                since[row.index] = shard.generation
+        return since
+
     def sync(
         self,
         network: Network,
@@ -152,33 +137,73 @@ class ShardedDhcp:
         entries: Sequence[HostEntry],
         leased: Sequence[Lease],
     ) -> bool:
-        """Apply ``network``'s sharded state; True once every shard
-        serves every host. Raises HostNetworkError subclasses."""
+        """:meth:`apply` with every shard read (tests, tools)."""
+        return self.apply(network, rows, ShardRead.full(rows, entries, leased))
+
+    def apply(
+        self, network: Network, rows: Sequence[DhcpShard], read: ShardRead
+    ) -> bool:
+        """Apply ``network``'s shards, ``read`` merged into what this
+        daemon applied; True once every shard serves every host (a shard
+        read is applied at its generation only if it answered). Raises
+        HostNetworkError subclasses."""
         sharded = shard_plan.sharded_plan(network, self.settings, rows)
         self._known[network.id] = (network, tuple(rows))
-        groups = shard_plan.by_shard(entries, len(rows))
         shards = [self._shard(network, s) for s in sharded.shards]
-        for shard in shards:
-            self._link(network, shard)
-        self._steer(sharded, shards, groups)
-        self._write_opts(network, entries, shards)
-        hostsdir.check_access(self.settings.networks_path)
-        live = True
-        for shard in shards:
-            live &= self._apply(network, shard, groups[shard.spec.index])
-        live &= self._feed(network, shards)
-        self.dns.sync(
-            sharded, plan.dnsmasq_spec(network, self.settings), entries
+        changed = [s for s in shards if s.spec.index in read.generations]
+        owner = self._owner.setdefault(network.id, {})
+        touched = parts.take(
+            {s.spec.index: s for s in shards},
+            read,
+            owner,
+            self._line,
+            self._name,
         )
+        running = {s.spec.index: s.proc.pid() is not None for s in shards}
         for shard in shards:
-            self._releases(network, shard, groups[shard.spec.index], leased)
-        return live
+            self._link(network, shard, running[shard.spec.index])
+        self._steer(sharded, shards, changed)
+        self._write_opts(network, shards, bool(changed))
+        hostsdir.check_access(self.settings.networks_path)
+        todo = [
+            s
+            for s in shards
+            if s.spec.index in touched
+            or s.fresh
+            or s.state.owed
+            or not running[s.spec.index]
+        ]
+        served = {s.spec.index for s in todo if self._apply(network, s)}
+        served -= self._feed(network, todo)
+        self.dns.sync(
+            sharded,
+            plan.dnsmasq_spec(network, self.settings),
+            {s.spec.index: s.names for s in shards},
+            touched,
+        )
+        for shard in changed:
+            leased = read.leased[shard.spec.index]
+            parts.releases(network, shard, leased, self.clock(), self.tuning)
+        for shard in todo:
+            shard.fresh = False
+            if shard.spec.index in read.generations:
+                ok = shard.spec.index in served
+                gen = read.generations[shard.spec.index]
+                shard.generation = gen if ok else None
+        return all(s.spec.index in served for s in todo)
 
-    def _link(self, network: Network, shard: Shard) -> None:
+    def _line(self, entry: HostEntry) -> str:
+        single = self.settings.use_single_default_gateway
+        return plan.host_line(entry, self.settings.dhcp_domain, single)
+
+    def _name(self, entry: HostEntry) -> str:
+        return plan.addn_hosts_line(entry, self.settings.dhcp_domain, True)
+
+    def _link(self, network: Network, shard: Shard, running: bool) -> None:
         """Namespace and veth: checked once per shard and daemon, and
         again whenever its dnsmasq is not running (netlink sockets cost
         tens of ms each)."""
-        if shard.linked and shard.proc.pid() is not None:
+        if shard.linked and running:
             return
         netlink.ensure_netns(shard.spec.netns)
         netlink.ensure_shard_link(
@@ -192,42 +217,50 @@ class ShardedDhcp:
 
     def _shard(self, network: Network, spec: shard_plan.ShardSpec) -> Shard:
         key = (network.id, spec.index)
-        shard = self._shards.get(key)
-        if shard is None or shard.spec != spec:
-            proc = dhcp_inform.ShardProcess(
-                f"{network.bridge}-s{spec.index}", spec.paths, spec.netns
-            )
-            shard = self._shards[key] = Shard(
-                spec=spec,
-                state=hostsdir.NetState(paths=spec.paths),
-                proc=proc,
-                release=DhcpRelease(netns=spec.netns),
-                guard=lease_guard.JournalGuard(spec.paths.events, proc.bridge),
-            )
+        old = self._shards.get(key)
+        if old is not None and old.spec == spec:
+            return old
+        proc = dhcp_inform.ShardProcess(
+            f"{network.bridge}-s{spec.index}", spec.paths, spec.netns
+        )
+        shard = self._shards[key] = Shard(
+            spec=spec,
+            state=hostsdir.NetState(paths=spec.paths),
+            proc=proc,
+            release=DhcpRelease(netns=spec.netns),
+            guard=lease_guard.JournalGuard(spec.paths.events, proc.bridge),
+        )
+        if old is not None:  # e.g. its argv changed: same hosts, same set
+            shard.members, shard.addresses = old.members, old.addresses
+            shard.hosts, shard.wanted = old.hosts, old.wanted
+            shard.names = old.names
+            shard.generation = old.generation
         return shard
 
     def _steer(
         self,
         sharded: shard_plan.ShardedPlan,
         shards: list[Shard],
-        groups: dict[int, list[HostEntry]],
+        changed: list[Shard],
     ) -> None:
-        """MACs into their shard's set, before any host line is written."""
+        """MACs into their shard's set, before any host line is written:
+        the whole table once per daemon (or when adding failed), else
+        the new MACs of the shards read."""
         table = sharded.table
         if sharded.network_id not in self._tables:  # whole, once per daemon
-            members = {k: [e.mac for e in v] for k, v in groups.items()}
+            members = {
+                s.spec.index: [e.mac for e in s.hosts.values()] for s in shards
+            }
             self.nft.apply(table, shard_plan.nft_ruleset(sharded, members))
             for shard in shards:
-                shard.members = {
-                    plan.mac_text(m) for m in members[shard.spec.index]
-                }
+                shard.members = set(shard.wanted)
             self._tables.add(sharded.network_id)
             return
         text = ""
-        for shard in shards:
+        for shard in changed:
             new = [
                 e.mac
-                for e in groups[shard.spec.index]
+                for e in shard.hosts.values()
                 if plan.mac_text(e.mac) not in shard.members
             ]
             text += shard_plan.nft_add_members(table, shard.spec.index, new)
@@ -237,53 +270,39 @@ class ShardedDhcp:
         except exception.FirewallApplyError:  # e.g. deleted by hand
             LOG.warning("nft %s: adding failed, replacing the table", table)
             self._tables.discard(sharded.network_id)
-            self._steer(sharded, shards, groups)
+            self._steer(sharded, shards, changed)
 
     def _write_opts(
-        self,
-        network: Network,
-        entries: Sequence[HostEntry],
-        shards: list[Shard],
+        self, network: Network, shards: list[Shard], changed: bool
     ) -> None:
+        """The shared opts file; every host's with
+        use_single_default_gateway (rendered only when a shard changed
+        or the gateway did), else only the router."""
         single = self.settings.use_single_default_gateway
         gateway = plan.opts_gateway(network, self.settings.share_dhcp_address)
-        text = plan.opts_file(gateway, list(entries), single)
+        if single and not changed and self._opts.get(network.id) == gateway:
+            return
+        entries = (
+            [e for s in shards for e in s.hosts.values()] if single else []
+        )
+        entries.sort(key=lambda e: e.address)
+        text = plan.opts_file(gateway, entries, single)
         if files.differs(shards[0].spec.paths.opts, text):
             for shard in shards:  # each shard must re-read it
                 hostsdir.owe_reload(shard.state)
             files.replace_file(shards[0].spec.paths.opts, text)
+        self._opts[network.id] = gateway
 
-    def _watch(self, network: Network, shard: Shard) -> Watch:
-        watch = Watch(
-            bridge=shard.proc.bridge,
-            argv=list(shard.spec.argv),
-            listen=str(shard.spec.address),
-            snapshot="",  # dnsmasq runs no ``init`` for a Lua script
-            marker=hostsdir.marker_path(shard.spec.paths),
-            proc=shard.proc,
-            lease_time=self.settings.dhcp_lease_time,
-            helper=True,  # an error escaping the Lua hook kills it
-        )
-        self.keeper.watch(keeper_key(network.id, shard.spec.index), watch)
-        return watch
-
-    def _apply(
-        self, network: Network, shard: Shard, entries: list[HostEntry]
-    ) -> bool:
+    def _apply(self, network: Network, shard: Shard) -> bool:
         """One shard's files and process (its keeper lock held)."""
-        single = self.settings.use_single_default_gateway
-        wanted = plan.host_lines(entries, self.settings.dhcp_domain, single)
-        shard.addresses = {
-            plan.mac_text(e.mac): str(e.address) for e in entries
-        }
+        wanted, first = shard.wanted, next(iter(shard.hosts.values()), None)
         state, proc = shard.state, shard.proc
-        proc.probe = (
-            (str(entries[0].address), entries[0].mac) if entries else None
-        )
+        proc.probe = None if first is None else (str(first.address), first.mac)
         with self.keeper.lock(keeper_key(network.id, shard.spec.index)):
             # watched only under the lock: the keeper never starts a
             # shard whose files this sync has not written yet
-            watch = self._watch(network, shard)
+            watch = parts.watch(shard, self.settings.dhcp_lease_time)
+            self.keeper.watch(keeper_key(network.id, shard.spec.index), watch)
             files.ensure_dir(state.paths.hostsdir)
             pid = proc.pid()
             if pid is not None and not proc.matches(pid, watch.argv):
@@ -314,10 +333,10 @@ class ShardedDhcp:
             hostsdir.queue_new(state, wanted)
             return True
 
-    def _feed(self, network: Network, shards: list[Shard]) -> bool:
+    def _feed(self, network: Network, shards: list[Shard]) -> set[int]:
         """Write the queued hosts, at most ``inflight`` shards with an
-        unconfirmed batch at a time."""
-        live = True
+        unconfirmed batch at a time; the shards that did not answer."""
+        failed: set[int] = set()
         while busy := [s for s in shards if s.state.pending]:
             wave = busy[: self.inflight]
             written = []
@@ -334,32 +353,11 @@ class ShardedDhcp:
                     shard.proc.probe = (shard.addresses[mac], netaddr.EUI(mac))
                     written.append(shard)
             for shard in written:
-                live &= shard.proc.wait_served(
+                if not shard.proc.wait_served(
                     str(shard.spec.address), self.tuning.served_timeout
-                )
-        return live
-
-    def _releases(
-        self,
-        network: Network,
-        shard: Shard,
-        entries: list[HostEntry],
-        leased: Sequence[Lease],
-    ) -> None:
-        """dhcp_release of stale leases, run in the owner's namespace on
-        its ``eth0`` (the shard that holds the lease, by its stored
-        shard)."""
-        mine = [x for x in leased if x.shard == shard.spec.index]
-        releases.track(shard.state, entries, mine)
-        releases.forget_released(network, shard.state, mine)
-        releases.drive(
-            shard.release,
-            dataclasses.replace(network, bridge=shard_plan.SHARD_IFNAME),
-            shard.state,
-            self.clock(),
-            self.tuning.release_attempts,
-            self.tuning.release_interval,
-        )
+                ):
+                    failed.add(shard.spec.index)
+        return failed
 
     # --- teardown -------------------------------------------------------
     def drop(self, network_id: int) -> bool:
@@ -393,6 +391,8 @@ class ShardedDhcp:
                 netlink.delete_netns(spec.netns)
             self._shards.pop((network.id, spec.index), None)
         self._known.pop(network.id, None)
+        self._owner.pop(network.id, None)
+        self._opts.pop(network.id, None)
         self.dns.stop(sharded, plan.dnsmasq_spec(network, self.settings))
         self.nft.apply(
             sharded.table, shard_plan.nft_delete_table(sharded.table)

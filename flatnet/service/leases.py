@@ -134,7 +134,7 @@ def ingest_journal(
     consumed, failed = ingest_journals(db, [path], policy, host)
     if failed:
         raise failed[path]
-    return consumed
+    return consumed[path]
 
 
 def ingest_journals(
@@ -142,13 +142,13 @@ def ingest_journals(
     paths: Sequence[str],
     policy: IngestPolicy | None = None,
     host: str = "",
-) -> tuple[int, dict[str, exception.HostNetworkError]]:
+) -> tuple[dict[str, int], dict[str, exception.HostNetworkError]]:
     """:func:`ingest_journal` for several journals (a sharded network's)
     with one read of the offsets and ONE transaction for all their
     events and offsets: a poll costs one commit, not one per journal.
 
-    Returns the bytes consumed and the journals that could not be read
-    or rotated (their error; the others are ingested).
+    Returns the bytes consumed per journal read and the journals that
+    could not be read or rotated (their error; the others are ingested).
     """
     policy = policy or IngestPolicy()
     offsets = db_api.journal_offsets(db, host)
@@ -163,11 +163,11 @@ def ingest_journals(
     batches = [b for r in reads for b in r.batches]
     if batches:
         db_api.apply_lease_journals(db, batches, host=host)
-    consumed = 0
+    consumed: dict[str, int] = {}
     for read in reads:
         try:
             with _journal_errors(read.path):
-                consumed += _tidy(db, read, policy, host)
+                consumed[read.path] = _tidy(db, read, policy, host)
         except exception.HostNetworkError as exc:
             failed[read.path] = exc
     return consumed, failed
@@ -179,16 +179,20 @@ def ingest_reported(
     policy: IngestPolicy,
     host: str,
     troubles: Troubles,
-) -> int:
+) -> dict[str, int | None]:
     """:func:`ingest_journals`, each journal's failure (or recovery)
-    reported to ``troubles`` as ``dhcp ingest <path>``; bytes consumed."""
+    reported to ``troubles`` as ``dhcp ingest <path>``; bytes consumed
+    per journal (None: it failed)."""
     done, failed = ingest_journals(db, paths, policy, host)
+    result: dict[str, int | None] = {}
     for path in paths:
         if path in failed:
             troubles.failed(f"dhcp ingest {path}", failed[path])
+            result[path] = None
         else:
             troubles.ok(f"dhcp ingest {path}")
-    return done
+            result[path] = done.get(path, 0)
+    return result
 
 
 def _tidy(

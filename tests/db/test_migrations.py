@@ -10,8 +10,8 @@ from sqlalchemy import inspect
 
 from flatnet.db import api, migration, models
 
-#: the newest revision (the firewall change log, issue 9)
-HEAD = "0005"
+#: the newest revision (the DHCP shard generation, issue 12)
+HEAD = "0006"
 
 
 @pytest.fixture

@@ -41,6 +41,11 @@ def _leased(db: db_api.Database, net_id: int) -> int:
     return len(db_api.leases(db, net_id))
 
 
+def _none(paths: list[str]) -> dict[str, int]:
+    """Nothing consumed from any of ``paths``."""
+    return dict.fromkeys(paths, 0)
+
+
 def test_every_journal_once_in_one_transaction(tmp_path, monkeypatch) -> None:
     db, net_id, paths = _rig(tmp_path, 4)
     _journal(db, net_id, paths[0], 0, 1)
@@ -51,15 +56,16 @@ def test_every_journal_once_in_one_transaction(tmp_path, monkeypatch) -> None:
     done, failed = leases.ingest_journals(db, paths, host=HOST)
     assert len(writes) == 1  # one commit for both journals
     assert failed == {}
-    assert done == sum(os.path.getsize(p) for p in paths)
+    assert done == {p: os.path.getsize(p) for p in paths}
     assert _leased(db, net_id) == 3
     offsets = db_api.journal_offsets(db, HOST)
     for path in paths:
         assert offsets[path] == (os.stat(path).st_ino, os.path.getsize(path))
-    assert leases.ingest_journals(db, paths, host=HOST) == (0, {})
+    assert leases.ingest_journals(db, paths, host=HOST) == (_none(paths), {})
     _journal(db, net_id, paths[1], 3)
     done, _ = leases.ingest_journals(db, paths, host=HOST)
-    assert done == len("\nadd fa:16:3e:00:00:04 10.210.0.5\n")
+    added = len("\nadd fa:16:3e:00:00:04 10.210.0.5\n")
+    assert done == {paths[0]: 0, paths[1]: added}
     assert _leased(db, net_id) == 4
 
 
@@ -83,9 +89,9 @@ def test_a_failed_commit_records_nothing_then_all_once(
     monkeypatch.setattr(lease_batch, "apply", real)
     done, failed = leases.ingest_journals(db, paths, host=HOST)
     assert failed == {}
-    assert done > 0
+    assert all(done[p] > 0 for p in paths)
     assert _leased(db, net_id) == 2
-    assert leases.ingest_journals(db, paths, host=HOST) == (0, {})
+    assert leases.ingest_journals(db, paths, host=HOST) == (_none(paths), {})
 
 
 def test_an_unreadable_journal_does_not_hold_back_the_others(
@@ -97,7 +103,8 @@ def test_an_unreadable_journal_does_not_hold_back_the_others(
     done, failed = leases.ingest_journals(db, paths, host=HOST)
     assert list(failed) == [paths[0]]
     assert paths[0] in str(failed[paths[0]])
-    assert done > 0
+    assert list(done) == [paths[1]]
+    assert done[paths[1]] > 0
     assert _leased(db, net_id) == 1
     with pytest.raises(type(failed[paths[0]])):
         leases.ingest_journal(db, paths[0], host=HOST)

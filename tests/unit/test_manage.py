@@ -12,7 +12,7 @@ def test_db_sync_creates_the_database_under_state_path(tmp_path, capsys):
     c = Cli(tmp_path, capsys)
     assert c.ok("db", "sync") == ""
     assert (c.state / "flatnet.sqlite").exists()
-    assert c.ok("db", "version").strip() == "0005"
+    assert c.ok("db", "version").strip() == "0006"
     assert c.ok("db", "sync") == ""  # idempotent
 
 
