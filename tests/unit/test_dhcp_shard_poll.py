@@ -47,16 +47,18 @@ def _rig(tmp_path):
 
 
 class _Ingest:
-    """What the reconciler's ingest returns: bytes consumed, None when
-    it failed; records each call."""
+    """What the reconciler's ingest returns: bytes consumed per journal,
+    None when it failed; counts the journals it was given."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.answers: list[int | None] = []
 
-    def __call__(self, path: str) -> int | None:
-        self.calls += 1
-        return self.answers.pop(0) if self.answers else 0
+    def __call__(self, paths: list[str]) -> dict[str, int | None]:
+        self.calls += len(paths)
+        return {
+            p: self.answers.pop(0) if self.answers else 0 for p in paths
+        }
 
 
 def test_an_unchanged_consumed_journal_is_not_read_again(tmp_path) -> None:
