@@ -5,8 +5,8 @@ root only).
         [--modes single,sharded] [--shard-hosts 600] [--dora 5000]
         [--window 64] [--hook lua|sh] [--no-storm]
 
-For each mode, a fresh "host" namespace with bridge br0 (10.240.0.0/16)
-and a "cli" namespace on the same segment, a SQLite database with
+For each mode, a fresh "host" namespace with a bridge named per run
+(10.240.0.0/16) and a "cli" namespace on the same segment, a SQLite database with
 ``--hosts`` allocated instances, ALL leased, and the real reconciler and
 daemon loop (real dnsmasq, journal ingest) in the host namespace;
 ``single`` keeps one dnsmasq (dhcp_shard_hosts above the host count,
@@ -47,6 +47,7 @@ import dhcp_client
 import dhcp_storm
 import proc_cpu
 from dhcp_storm import (
+    BRIDGE,
     SERVER,
     SUBNET,
     allocate,
@@ -277,7 +278,7 @@ def server(args: argparse.Namespace) -> None:
     db = db_api.Database(f"sqlite:///{tmp}/flatnet.sqlite")
     db_api.sync(db)
     net = db_api.network_create(
-        db, network_layout(SUBNET), label="bench", bridge="br0"
+        db, network_layout(SUBNET), label="bench", bridge=BRIDGE
     )
     t0 = time.monotonic()
     allocate(db, net.id, 0, args.hosts)

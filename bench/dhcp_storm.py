@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/dhcp_storm.py [--hosts 10000] [--new 1000]
 
-Builds a "host" namespace with bridge br0 (10.240.0.0/16) and a "cli"
-namespace on the same L2 segment, a SQLite database with ``--hosts``
+Builds a "host" namespace with a bridge named per run (``BRIDGE``,
+10.240.0.0/16) and a "cli" namespace on the same L2 segment, a SQLite database with ``--hosts``
 allocated instances, and runs the real DHCP reconciler + daemon loop
 (real dnsmasq, sh fast-path hook, journal ingest) in the host namespace.
 Figures:
@@ -45,6 +45,9 @@ from flatnet.service import daemon, dhcp
 
 SUBNET = "10.240.0.0/16"
 SERVER = "10.240.0.1"
+#: Unique per run: the shards' namespaces (fn-<bridge>-s<k>) are global,
+#: so two benches at once must not share a bridge name.
+BRIDGE = f"brb{os.getpid() % 100000}"
 
 
 # --- server side (runs inside the host namespace) ------------------------
@@ -57,9 +60,9 @@ def setup_namespaces(host: str, cli: str) -> None:
     for ns in (host, cli):
         _sh("ip", "netns", "add", ns)
         _sh("ip", "link", "set", "lo", "up", ns=ns)
-    _sh("ip", "link", "add", "br0", "type", "bridge", ns=host)
-    _sh("ip", "addr", "add", f"{SERVER}/16", "dev", "br0", ns=host)
-    _sh("ip", "link", "set", "br0", "up", ns=host)
+    _sh("ip", "link", "add", BRIDGE, "type", "bridge", ns=host)
+    _sh("ip", "addr", "add", f"{SERVER}/16", "dev", BRIDGE, ns=host)
+    _sh("ip", "link", "set", BRIDGE, "up", ns=host)
     _sh(
         "ip",
         "link",
@@ -74,7 +77,7 @@ def setup_namespaces(host: str, cli: str) -> None:
         cli,
         ns=host,
     )
-    _sh("ip", "link", "set", "v0", "master", "br0", "up", ns=host)
+    _sh("ip", "link", "set", "v0", "master", BRIDGE, "up", ns=host)
     _sh("ip", "link", "set", "c0", "up", ns=cli)
 
 
@@ -245,7 +248,7 @@ def server(args: argparse.Namespace) -> None:
     db = db_api.Database(f"sqlite:///{tmp}/flatnet.sqlite")
     db_api.sync(db)
     net = db_api.network_create(
-        db, network_layout(SUBNET), label="bench", bridge="br0"
+        db, network_layout(SUBNET), label="bench", bridge=BRIDGE
     )
     t0 = time.monotonic()
     allocate(db, net.id, 0, args.hosts)
