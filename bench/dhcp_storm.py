@@ -3,8 +3,8 @@
     .venv/bin/python bench/dhcp_storm.py [--hosts 10000] [--new 1000]
 
 Builds a "host" namespace with a bridge named per run (``BRIDGE``,
-10.240.0.0/16) and a "cli" namespace on the same L2 segment, a SQLite database with ``--hosts``
-allocated instances, and runs the real DHCP reconciler + daemon loop
+10.240.0.0/16) and a "cli" namespace on the same L2 segment, a SQLite
+database with ``--hosts`` allocated instances, and runs the real DHCP reconciler + daemon loop
 (real dnsmasq, sh fast-path hook, journal ingest) in the host namespace.
 Figures:
 
