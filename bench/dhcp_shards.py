@@ -7,10 +7,10 @@ root only).
 
 For each mode, a fresh "host" namespace with a bridge named per run
 (10.240.0.0/16) and a "cli" namespace on the same segment, a SQLite
-database with ``--hosts`` allocated instances, ALL leased, and the real reconciler and
-daemon loop (real dnsmasq, journal ingest) in the host namespace;
-``single`` keeps one dnsmasq (dhcp_shard_hosts above the host count,
-``--hook``: its dhcp_lease_hook, default lua), ``sharded`` uses
+database with ``--hosts`` allocated instances, ALL leased, and the real
+reconciler and daemon loop (real dnsmasq, journal ingest) in the host
+namespace; ``single`` keeps one dnsmasq (dhcp_shard_hosts above the host
+count, ``--hook``: its dhcp_lease_hook, default lua), ``sharded`` uses
 ``--shard-hosts`` (shards always journal with the Lua hook). Figures,
 with the load average at the time:
 

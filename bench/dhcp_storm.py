@@ -4,9 +4,9 @@
 
 Builds a "host" namespace with a bridge named per run (``BRIDGE``,
 10.240.0.0/16) and a "cli" namespace on the same L2 segment, a SQLite
-database with ``--hosts`` allocated instances, and runs the real DHCP reconciler + daemon loop
-(real dnsmasq, sh fast-path hook, journal ingest) in the host namespace.
-Figures:
+database with ``--hosts`` allocated instances, and runs the real DHCP
+reconciler + daemon loop (real dnsmasq, sh fast-path hook, journal
+ingest) in the host namespace. Figures:
 
 1. time for ``--new`` allocations (committed one by one) to become DHCP
    ready (host_state "dhcp" reaches the last generation), dnsmasq
