@@ -46,8 +46,11 @@ from flatnet.service import daemon, dhcp
 SUBNET = "10.240.0.0/16"
 SERVER = "10.240.0.1"
 #: Unique per run: the shards' namespaces (fn-<bridge>-s<k>) are global,
-#: so two benches at once must not share a bridge name.
-BRIDGE = f"brb{os.getpid() % 100000}"
+#: so two benches at once must not share a bridge name (the environment
+#: hands it to the --server process in the host namespace).
+BRIDGE = os.environ.setdefault(
+    "FLATNET_BENCH_BRIDGE", f"brb{os.getpid() % 100000}"
+)
 
 
 # --- server side (runs inside the host namespace) ------------------------

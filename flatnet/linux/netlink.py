@@ -157,18 +157,25 @@ def ensure_shard_link(
                 )
             finally:
                 os.close(ns_fd)
-        (index,) = ipr.link_lookup(ifname=veth)
-        (master,) = ipr.link_lookup(ifname=bridge)
+        index, master = _index(ipr, veth), _index(ipr, bridge)
         ipr.link("set", index=index, master=master, state="up")
     with (
         netlink_errors("eth0"),
         contextlib.closing(open_iproute(netns)) as ipr,
     ):
-        (index,) = ipr.link_lookup(ifname="eth0")
+        index = _index(ipr, "eth0")
         have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
         if ip not in have:
             ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
         ipr.link("set", index=index, state="up")
+
+
+def _index(ipr: IPRoute, name: str) -> int:
+    """The index of link ``name``; DeviceNotFound if there is none."""
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise exception.DeviceNotFound(device=name)
+    return int(found[0])
 
 
 def delete_link(host_netns: str | None, name: str) -> None:

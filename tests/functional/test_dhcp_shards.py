@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from flatnet import exception
 from flatnet.linux import dhcp_inform, netlink
 from flatnet.model import Lease
 from tests.functional import netns
@@ -184,3 +185,15 @@ def test_kill_9_of_the_daemon_mid_batch_loses_nothing(site) -> None:
         site.host,
     ).stdout
     assert "fa:16:3e:77:00:db" in out  # the last host of shard 1
+
+
+def test_a_missing_bridge_is_named_not_a_traceback() -> None:
+    """The shard's veth cannot join a bridge that is not there: one
+    DeviceNotFound naming the bridge (was a ValueError from unpacking an
+    empty netlink lookup)."""
+    with netns.namespace("host") as host, netns.namespace("shard") as inner:
+        with pytest.raises(exception.DeviceNotFound, match="brnothere") as err:
+            netlink.ensure_shard_link(
+                host, "brnothere", "vshtest0", inner, "10.99.0.2/24"
+            )
+        assert "brnothere" in str(err.value)

@@ -56,9 +56,7 @@ class _Ingest:
 
     def __call__(self, paths: list[str]) -> dict[str, int | None]:
         self.calls += len(paths)
-        return {
-            p: self.answers.pop(0) if self.answers else 0 for p in paths
-        }
+        return {p: self.answers.pop(0) if self.answers else 0 for p in paths}
 
 
 def test_an_unchanged_consumed_journal_is_not_read_again(tmp_path) -> None:
