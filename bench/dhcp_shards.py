@@ -2,7 +2,8 @@
 root only).
 
     .venv/bin/python bench/dhcp_shards.py [--hosts 10000] [--new 1000]
-        [--modes single,sharded] [--shard-hosts 600] [--dora 5000]
+        [--modes single,sharded] [--shard-hosts 600] [--max-shards 20]
+        [--dora 5000]
         [--window 64] [--hook lua|sh] [--no-storm]
 
 For each mode, a fresh "host" namespace with a bridge named per run
@@ -295,6 +296,7 @@ def server(args: argparse.Namespace) -> None:
         ),
         dhcpbridge_flagfile=(str(tmp / "flatnet.conf"),),
         dhcp_shard_hosts=limit,
+        dhcp_max_shards=args.max_shards,
         dhcp_lease_hook=args.hook,
     )
     rec = dhcp.DhcpReconciler(
@@ -336,6 +338,9 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=1000)
     parser.add_argument("--probe", type=float, default=10.0)
     parser.add_argument("--shard-hosts", type=int, default=600)
+    parser.add_argument(
+        "--max-shards", type=int, default=20, help="dhcp_max_shards"
+    )
     parser.add_argument("--modes", default="single,sharded")
     parser.add_argument("--dora", type=int, default=5000)
     parser.add_argument("--window", type=int, default=64)

@@ -192,15 +192,19 @@ def _recount(conn: Connection, network_id: int) -> None:
         )
 
 
-def shards_needed(hosts: int, existing: int, shard_hosts: int) -> int:
+def shards_needed(
+    hosts: int, existing: int, shard_hosts: int, max_shards: int = 20
+) -> int:
     """How many shards a network with ``hosts`` hosts should have: none
-    up to ``shard_hosts``, else enough for ``shard_hosts`` each; never
-    fewer than it has (a shard is never removed while it may hold
-    leases)."""
-    if shard_hosts < 1:
-        raise exception.InvalidInput(reason="dhcp_shard_hosts must be >= 1")
+    up to ``shard_hosts``, else enough for ``shard_hosts`` each but at
+    most ``max_shards`` (then they grow); never fewer than it has (a
+    shard is never removed while it may hold leases)."""
+    if shard_hosts < 1 or max_shards < 1:
+        raise exception.InvalidInput(
+            reason="dhcp_shard_hosts and dhcp_max_shards must be >= 1"
+        )
     needed = math.ceil(hosts / shard_hosts) if hosts > shard_hosts else 0
-    return max(existing, needed)
+    return max(existing, min(needed, max_shards))
 
 
 def _reserve(conn: Connection, network_id: int, count: int) -> list[str]:
@@ -289,7 +293,9 @@ def _host_count(conn: Connection, network_id: int) -> int:
     )
 
 
-def _settled(conn: Connection, network_id: int, shard_hosts: int) -> bool:
+def _settled(
+    conn: Connection, network_id: int, shard_hosts: int, max_shards: int
+) -> bool:
     """True if nothing is to do: enough shards, every host has one and
     every ``hosts`` counter is exact (read only, no write lock)."""
     rows = conn.execute(
@@ -298,7 +304,7 @@ def _settled(conn: Connection, network_id: int, shard_hosts: int) -> bool:
         )
     ).all()
     hosts = _host_count(conn, network_id)
-    if shards_needed(hosts, len(rows), shard_hosts) != len(rows):
+    if shards_needed(hosts, len(rows), shard_hosts, max_shards) != len(rows):
         return False
     if not rows:
         return True
@@ -308,24 +314,25 @@ def _settled(conn: Connection, network_id: int, shard_hosts: int) -> bool:
 
 
 def ensure_shards(
-    db: Database, network_id: int, shard_hosts: int
+    db: Database, network_id: int, shard_hosts: int, max_shards: int = 20
 ) -> list[model.DhcpShard]:
     """Add the shards ``network_id`` needs with ``shard_hosts`` hosts
-    per shard, give every host without a shard one and re-count each
-    shard's load; bumps the network's generation if a shard was added
-    or a host assigned. Returns the shards. Only reads when there is
-    nothing to do (the network host calls it before every sync).
+    per shard (at most ``max_shards``), give every host without a shard
+    one and re-count each shard's load; bumps the network's generation
+    if a shard was added or a host assigned. Returns the shards. Only
+    reads when there is nothing to do (the network host calls it before
+    every sync).
 
     Raises NoMoreFixedIps if no free address is left for a shard,
-    InvalidInput if ``shard_hosts`` < 1.
+    InvalidInput if ``shard_hosts`` or ``max_shards`` < 1.
     """
     with db.read() as conn:
-        if _settled(conn, network_id, shard_hosts):
+        if _settled(conn, network_id, shard_hosts, max_shards):
             return _rows(conn, network_id)
     with db.write() as conn:
         hosts = _host_count(conn, network_id)
         existing = len(_rows(conn, network_id))
-        wanted = shards_needed(hosts, existing, shard_hosts)
+        wanted = shards_needed(hosts, existing, shard_hosts, max_shards)
         if wanted > existing:
             _add_shards(conn, network_id, existing, wanted - existing)
         moved = _spread(conn, network_id) if wanted else 0

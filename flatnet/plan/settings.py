@@ -98,6 +98,7 @@ class DhcpSettings:
     dhcp_script_fast_path: bool = True
     dhcp_lease_hook: str = "sh"
     dhcp_shard_hosts: int = 600
+    dhcp_max_shards: int = 20
 
 
 #: nova's compute binary name, hence its chains' prefix

@@ -161,9 +161,8 @@ class DhcpReconciler:
         if self._bridge is not None and hostsdir.changed(state, network):
             self._bridge.ensure(network)
         state.network = network
-        shards = db_api.ensure_shards(
-            self.db, network.id, self.settings.dhcp_shard_hosts
-        )
+        limits = self.settings.dhcp_shard_hosts, self.settings.dhcp_max_shards
+        shards = db_api.ensure_shards(self.db, network.id, *limits)
         if shards:
             return self._sync_sharded(network, shards, proc)
         spec = plan.dnsmasq_spec(network, self.settings)

@@ -200,6 +200,7 @@ def _dhcp(r: OptionReader) -> tuple[DhcpSettings, list[str]]:
         dhcp_script_fast_path=r.get("dhcp_script_fast_path"),
         dhcp_lease_hook=r.get("dhcp_lease_hook"),
         dhcp_shard_hosts=r.get("dhcp_shard_hosts"),
+        dhcp_max_shards=r.get("dhcp_max_shards"),
     )
     return dhcp, notes
 

@@ -113,8 +113,28 @@ def test_shards_needed() -> None:
     assert shards_needed(601, 0, 600) == 2
     assert shards_needed(10_000, 0, 600) == 17
     assert shards_needed(10, 4, 600) == 4
+    # at most dhcp_max_shards (default 20): then the shards grow
+    assert shards_needed(50_000, 0, 625) == 20
+    assert shards_needed(50_000, 0, 625, max_shards=80) == 80
+    assert shards_needed(50_000, 30, 625) == 30  # never fewer than it has
     with pytest.raises(exception.InvalidInput):
         shards_needed(1, 0, 0)
+    with pytest.raises(exception.InvalidInput):
+        shards_needed(1, 0, 1, max_shards=0)
+
+
+def test_past_max_shards_the_shards_grow(db) -> None:
+    """dhcp_max_shards: a network of 9 hosts with 2 per shard and at
+    most 3 shards has 3 shards of 3, and is settled (no write)."""
+    net = make_network(db)
+    _fill(db, net, 9)
+    shards = api.ensure_shards(db, net.id, 2, 3)
+    assert len(shards) == 3
+    loads = collections.Counter(_hosts(db, net.id).values())
+    assert loads == {0: 3, 1: 3, 2: 3}
+    generation = api.network_get(db, net.id).generation
+    assert api.ensure_shards(db, net.id, 2, 3) == shards
+    assert api.network_get(db, net.id).generation == generation
 
 
 def test_counters_are_recounted_after_deallocations(db) -> None:
