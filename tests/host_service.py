@@ -27,6 +27,27 @@ def _direct(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+class _Hold:
+    """``set()`` returns once no pass is in flight, so nothing written
+    after it is applied until ``clear()`` (a bare Event let a pass that
+    had started before read, and record, the test's next write)."""
+
+    def __init__(self, passing: threading.Lock) -> None:
+        self._event = threading.Event()
+        self._passing = passing
+
+    def set(self) -> None:
+        self._event.set()
+        with self._passing:
+            pass
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
 class HostService:
     """``roles``: "network" (DHCP for the networks whose host is this
     one, or every network when ``all_networks``) and/or "compute"."""
@@ -44,20 +65,22 @@ class HostService:
         self.db, self.host, self.roles = db, host, roles
         self.all_networks, self.interval = all_networks, interval
         self.execute = executor
-        self.hold = threading.Event()
+        self._passing = threading.Lock()
+        self.hold = _Hold(self._passing)
         self.error: str | None = None
         self.passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> None:
-        if self.hold.is_set():
-            return
-        if "network" in self.roles:
-            self.execute(self._dhcp)
-        if "compute" in self.roles:
-            self.execute(self._firewall)
-        self.passes += 1
+        with self._passing:
+            if self.hold.is_set():
+                return
+            if "network" in self.roles:
+                self.execute(self._dhcp)
+            if "compute" in self.roles:
+                self.execute(self._firewall)
+            self.passes += 1
 
     def _record(self, component: str, keys: dict[str, int]) -> None:
         if self.error is not None:
