@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         network_info,
     )
     from flatnet.db.dhcp_delta import shard_read, sharded_networks
+    from flatnet.db.dhcp_reads import host_entries, leases
     from flatnet.db.firewall_delta import HostFirewallReader
     from flatnet.db.firewall_read import host_instances, instance_key
     from flatnet.db.firewall_state import host_firewall
@@ -80,11 +81,9 @@ if TYPE_CHECKING:
         apply_lease_journals,
         disassociate_stale_fixed_ips,
         expire_leases,
-        host_entries,
         journal_invalid_lines,
         journal_offset,
         journal_offsets,
-        leases,
     )
     from flatnet.db.live_migration import (
         LiveMigration,
@@ -135,8 +134,9 @@ _LAZY = {
          "floating_disassociate floating_for_host floating_list "
          "rules_generation"),
         ("leases", "JournalBatch apply_lease_events apply_lease_journals "
-         "disassociate_stale_fixed_ips expire_leases host_entries "
-         "journal_invalid_lines journal_offset journal_offsets leases"),
+         "disassociate_stale_fixed_ips expire_leases "
+         "journal_invalid_lines journal_offset journal_offsets"),
+        ("dhcp_reads", "host_entries leases"),
         ("live_migration", "LiveMigration migration_abort migration_begin "
          "migration_finish migration_get"),
         ("metadata", "instance_metadata metadata_generation"),

@@ -28,11 +28,10 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    true,
 )
 
 from flatnet import model
-from flatnet.db import models, rows
+from flatnet.db import dhcp_reads, models, rows
 from flatnet.db.engine import Database
 from flatnet.db.rows import FIXED, INSTANCES, NETWORKS, VIFS
 
@@ -71,7 +70,7 @@ def _generations(
 
 
 def _changed(conn: Connection, network_id: int, since: Since) -> list[Any]:
-    """The rows to read, as :func:`flatnet.db.leases.host_entries` sees
+    """The rows to read, as :func:`flatnet.db.dhcp_reads.host_entries` sees
     them (the instance's first VIF by a per-row index lookup, not a
     GROUP BY of every VIF); VIF and instance outer-joined, so a row that
     is no longer a host is seen too."""
@@ -107,33 +106,11 @@ def _stale_leases(
     conn: Connection, network_id: int, shards: list[int]
 ) -> list[model.Lease]:
     """Leases of ``shards`` on addresses that are not hosts (as
-    :func:`flatnet.db.leases.leases` sees them)."""
-    query = (
-        select(
-            FIXED.c.address,
-            VIFS.c.address.label("mac"),
-            INSTANCES.c.hostname,
-            FIXED.c.dhcp_shard,
-        )
-        .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
-        .outerjoin(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
-        .where(
-            FIXED.c.network_id == network_id,
-            FIXED.c.deleted == 0,
-            FIXED.c.dhcp_shard.in_(shards),
-            FIXED.c.leased == true(),
-            FIXED.c.allocated == false(),
-        )
+    :func:`flatnet.db.dhcp_reads.leases` sees them)."""
+    query = dhcp_reads.leased_query(network_id).where(
+        FIXED.c.dhcp_shard.in_(shards), FIXED.c.allocated == false()
     )
-    return [
-        model.Lease(
-            mac=netaddr.EUI(r.mac),
-            address=netaddr.IPAddress(r.address),
-            hostname=r.hostname,
-            shard=r.dhcp_shard,
-        )
-        for r in conn.execute(query)
-    ]
+    return [dhcp_reads.lease_of(r) for r in conn.execute(query)]
 
 
 def _entry(r: Any) -> model.HostEntry | None:

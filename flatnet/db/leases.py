@@ -23,7 +23,6 @@ from sqlalchemy import (
     Connection,
     and_,
     false,
-    func,
     insert,
     not_,
     or_,
@@ -312,90 +311,3 @@ def expire_leases(
             stale[0],
         )
     return stale
-
-
-def host_entries(
-    db: Database, network_id: int, host: str | None = None
-) -> list[model.HostEntry]:
-    """The allocated addresses of a network (dnsmasq dhcp-host lines),
-    in address order.
-
-    ``host`` limits them to instances on that host (nova's ``update_dhcp``
-    does so for multi_host networks). ``default_route`` is set on each
-    instance's first live VIF (lowest id, across all networks), the only
-    one that gets a router with ``use_single_default_gateway``.
-    """
-    first_vif = (
-        select(VIFS.c.instance_uuid, func.min(VIFS.c.id).label("vif_id"))
-        .where(VIFS.c.deleted == 0)
-        .group_by(VIFS.c.instance_uuid)
-        .subquery()
-    )
-    query = (
-        select(
-            FIXED.c.address,
-            VIFS.c.address.label("mac"),
-            VIFS.c.id,
-            INSTANCES.c.hostname,
-            first_vif.c.vif_id.label("first_vif"),
-            FIXED.c.dhcp_shard,
-        )
-        .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
-        .join(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
-        .outerjoin(
-            first_vif, first_vif.c.instance_uuid == FIXED.c.instance_uuid
-        )
-        .where(
-            FIXED.c.network_id == network_id,
-            FIXED.c.deleted == 0,
-            FIXED.c.allocated == true(),
-        )
-    )
-    if host is not None:
-        query = query.where(INSTANCES.c.host == host)
-    with db.read() as conn:
-        found = conn.execute(query).all()
-    entries = [
-        model.HostEntry(
-            mac=netaddr.EUI(r.mac),
-            address=netaddr.IPAddress(r.address),
-            hostname=r.hostname,
-            vif_id=r.id,
-            default_route=r.first_vif in (None, r.id),
-            shard=r.dhcp_shard,
-        )
-        for r in found
-    ]
-    return sorted(entries, key=lambda e: e.address)
-
-
-def leases(db: Database, network_id: int) -> list[model.Lease]:
-    """Leased addresses of a network (what dnsmasq ``init`` reports),
-    including deallocated ones still waiting for their release."""
-    query = (
-        select(
-            FIXED.c.address,
-            VIFS.c.address.label("mac"),
-            INSTANCES.c.hostname,
-            FIXED.c.dhcp_shard,
-        )
-        .join(VIFS, VIFS.c.id == FIXED.c.virtual_interface_id)
-        .outerjoin(INSTANCES, INSTANCES.c.uuid == FIXED.c.instance_uuid)
-        .where(
-            FIXED.c.network_id == network_id,
-            FIXED.c.deleted == 0,
-            FIXED.c.leased == true(),
-        )
-    )
-    with db.read() as conn:
-        found = conn.execute(query).all()
-    result = [
-        model.Lease(
-            mac=netaddr.EUI(r.mac),
-            address=netaddr.IPAddress(r.address),
-            hostname=r.hostname,
-            shard=r.dhcp_shard,
-        )
-        for r in found
-    ]
-    return sorted(result, key=lambda lease: lease.address)

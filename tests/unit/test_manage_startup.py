@@ -217,13 +217,15 @@ NOT_FOR_THE_CLI = {
 #: db.api's query modules and the manager: a read needs one of them.
 QUERIES = {
     "flatnet.db.allocation", "flatnet.db.fixed", "flatnet.db.floating",
-    "flatnet.db.leases", "flatnet.db.metadata", "flatnet.db.secgroups",
+    "flatnet.db.leases", "flatnet.db.dhcp_reads", "flatnet.db.metadata",
+    "flatnet.db.secgroups",
     "flatnet.db.secgroup_members", "flatnet.db.secgroup_rules",
     "flatnet.db.firewall_state", "flatnet.db.firewall_read",
     "flatnet.service.manager",
 }  # fmt: skip
 NOT_FOR_CREATE = {
     "flatnet.db.fixed", "flatnet.db.floating", "flatnet.db.leases",
+    "flatnet.db.dhcp_reads",
     "flatnet.db.metadata", "flatnet.db.secgroup_rules",
 }  # fmt: skip
 
