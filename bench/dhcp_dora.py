@@ -44,6 +44,7 @@ import time
 import dhcp_client
 import dhcp_storm
 import netaddr
+import proc_cpu
 
 from flatnet.db import api as db_api
 from flatnet.ipam import network_layout
@@ -163,16 +164,9 @@ def cpu_of(pid: int, children: bool = False) -> float:
 
 
 def helper_of(pid: int) -> int | None:
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = pathlib.Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            return int(name)
-    return None
+    """dnsmasq's script helper: its child."""
+    found = proc_cpu.children({pid})
+    return min(found) if found else None
 
 
 def wait_lines(path: pathlib.Path, count: int, limit: float) -> float | None:

@@ -3,25 +3,16 @@ and the database is unchanged (a tiny tmpfs the test mounts)."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from flatnet.cmd import manage
+from tests import tmpfs
 
 
 @pytest.fixture
 def tiny(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        check=True,
-    )
-    try:
+    with tmpfs.mounted(tmp_path / "tiny", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.root

@@ -24,7 +24,11 @@ from tests.functional.test_dhcp_shards_growth import (  # noqa: F401
     _sync,
     rig,
 )
-from tests.functional.test_dhcp_shards_lua import _leftovers, _sharded
+from tests.functional.test_dhcp_shards_lua import (
+    _bind_three,
+    _leftovers,
+    _sharded,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -75,17 +79,7 @@ def _mac(info) -> str:
 def _three(rig, make_netns):
     """3 hosts over 2 shards (dhcp_shard_hosts = 2): 2 on shard 0, 1 on
     shard 1; every client bound."""
-    db, net = rig["db"], rig["net"]
-    infos = [
-        make_instance(db, f"vm{i}", net, mac=0x7A0010 + i) for i in range(3)
-    ]
-    assert _sync(rig)
-    shards = rig["rec"].sharded.shards_of(net.id)
-    assert len(shards) == 2
-    clients = [_plug(rig, make_netns, i.vif.address) for i in infos]
-    for client in clients:
-        client.bound()
-    return infos, clients, shards
+    return _bind_three(rig, make_netns, mac_base=0x7A0010)
 
 
 def test_first_sync_is_a_full_read_then_only_changed_shards(

@@ -45,12 +45,12 @@ def _leased(rig) -> set[str]:
     return {str(x.address) for x in api.leases(rig["db"], rig["net"].id)}
 
 
-def _serve_three(rig, make_netns):
-    """Three hosts (> dhcp_shard_hosts = 2): two shards from the start;
-    every client bound and every lease in the database."""
+def _bind_three(rig, make_netns, mac_base=0x790010):
+    """Three hosts (> dhcp_shard_hosts = 2): two shards from the start
+    (2 on shard 0, 1 on shard 1); every client bound."""
     db, net = rig["db"], rig["net"]
     infos = [
-        make_instance(db, f"vm{i}", net, mac=0x790010 + i) for i in range(3)
+        make_instance(db, f"vm{i}", net, mac=mac_base + i) for i in range(3)
     ]
     assert _sync(rig)
     shards = rig["rec"].sharded.shards_of(net.id)
@@ -58,6 +58,12 @@ def _serve_three(rig, make_netns):
     clients = [_plug(rig, make_netns, i.vif.address) for i in infos]
     for client in clients:
         client.bound()
+    return infos, clients, shards
+
+
+def _serve_three(rig, make_netns):
+    """:func:`_bind_three`, then every lease in the database."""
+    infos, clients, shards = _bind_three(rig, make_netns)
     want = {str(i.address) for i in infos}
 
     def recorded() -> bool:

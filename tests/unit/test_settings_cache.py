@@ -17,6 +17,7 @@ import pytest
 
 from flatnet import exception, settings
 from flatnet.settings import cache, config_files
+from tests import tmpfs
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -229,13 +230,7 @@ def test_old_entries_are_pruned(tmp_path, monkeypatch) -> None:
 def test_a_full_disk_costs_only_speed(conf, tmp_path, monkeypatch) -> None:
     """The cache on a full tmpfs: every load still answers, and no
     partial or temporary file is left."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)],
-        check=True,
-    )
-    try:
+    with tmpfs.mounted(tmp_path / "tiny", "8k") as mnt:
         (mnt / "flatnet").mkdir(mode=0o700)
         with pytest.raises(OSError, match="No space"):
             (mnt / "filler").write_bytes(b"x" * 65536)
@@ -243,8 +238,6 @@ def test_a_full_disk_costs_only_speed(conf, tmp_path, monkeypatch) -> None:
         for _ in range(2):
             assert settings.load([str(conf)], cached=True).host == "node1"
         assert os.listdir(mnt / "flatnet") == []
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_a_warm_cache_runs_a_command_without_oslo_config(conf) -> None:
