@@ -116,14 +116,7 @@ def _stale_leases(
 def _entry(r: Any) -> model.HostEntry | None:
     if not r.allocated or r.mac is None or r.hostname is None:
         return None
-    return model.HostEntry(
-        mac=netaddr.EUI(r.mac),
-        address=netaddr.IPAddress(r.address),
-        hostname=r.hostname,
-        vif_id=r.id,
-        default_route=r.first_vif in (None, r.id),
-        shard=r.dhcp_shard,
-    )
+    return dhcp_reads.entry_of(r)
 
 
 def shard_read(db: Database, network_id: int, since: Since) -> model.ShardRead:

@@ -58,18 +58,19 @@ def host_entries(
         query = query.where(INSTANCES.c.host == host)
     with db.read() as conn:
         found = conn.execute(query).all()
-    entries = [
-        model.HostEntry(
-            mac=netaddr.EUI(r.mac),
-            address=netaddr.IPAddress(r.address),
-            hostname=r.hostname,
-            vif_id=r.id,
-            default_route=r.first_vif in (None, r.id),
-            shard=r.dhcp_shard,
-        )
-        for r in found
-    ]
-    return sorted(entries, key=lambda e: e.address)
+    return sorted(map(entry_of, found), key=lambda e: e.address)
+
+
+def entry_of(r: Any) -> model.HostEntry:
+    """A host row (address, mac, id, hostname, first_vif, dhcp_shard)."""
+    return model.HostEntry(
+        mac=netaddr.EUI(r.mac),
+        address=netaddr.IPAddress(r.address),
+        hostname=r.hostname,
+        vif_id=r.id,
+        default_route=r.first_vif in (None, r.id),
+        shard=r.dhcp_shard,
+    )
 
 
 def leased_query(network_id: int) -> Select[Any]:
