@@ -142,9 +142,14 @@ def test_kill_mid_write_and_mid_start_leaves_nothing_after_restart(
     wait_killed(site, arm)
     assert "nova-br100.init" in _leftovers(site)
     site.start_daemon()
+    # host_state still says ready (the killed daemon recorded it), so
+    # wait_ready alone does not show that the new daemon ran yet
+    wait_for(
+        lambda: not _leftovers(site), 20, "the killed daemon's files removed"
+    )
     wait_ready(site)
-    assert _leftovers(site) == []
     assert try_lease(site, MAC1) is not None
+    assert _leftovers(site) == []
 
 
 @pytest.fixture
