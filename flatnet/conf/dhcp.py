@@ -109,6 +109,12 @@ def _dnsmasq_opts() -> list[cfg.Opt]:
             "by inotify without a reload and every host name is a hosts "
             "entry (keeps dnsmasq's per-lease DNS work linear).",
         ),
+    ]
+
+
+def _shard_opts() -> list[cfg.Opt]:
+    """Large networks: several dnsmasq (shards)."""
+    return [
         cfg.IntOpt(
             "dhcp_shard_hosts",
             default=600,
@@ -136,4 +142,4 @@ def _dnsmasq_opts() -> list[cfg.Opt]:
 
 def opts() -> list[cfg.Opt]:
     """Every DHCP option, in sample-file order."""
-    return [*_hook_opts(), *_dnsmasq_opts()]
+    return [*_hook_opts(), *_dnsmasq_opts(), *_shard_opts()]
