@@ -35,10 +35,14 @@ sock.bind(("127.0.0.1", 0))
 pid_file = os.environ.get("PID_FILE")
 print("ready", flush=True)
 while True:
-    if pid_file:  # dnsmasq chowned it to nobody: rewrite it
+    if pid_file:  # dnsmasq chowned it to nobody: rewrite it, in place
+        # (no truncate first: a reader must never see it empty)
+        data = f"{os.getpid()}\\n".encode()
         try:
-            with open(pid_file, "w") as handle:
-                handle.write(f"{os.getpid()}\\n")
+            fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT, 0o644)
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            os.close(fd)
         except OSError:
             pass
     time.sleep(0.01)
